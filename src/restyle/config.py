@@ -1,0 +1,155 @@
+"""The typed run configuration behind the CLI, the Python API and the PNG's saved config."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from restyle.errors import ConfigError
+
+GATYS_CONTENT = ["block4_conv2"]
+GATYS_STYLE = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"]
+
+#: Named style-layer sets: the Gatys 2016 paper's and the three of the seed notebook's table.
+LAYER_SETS: dict[str, list[str]] = {
+    "gatys": GATYS_STYLE,
+    "seed": ["block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3"],
+    "seed-conv1": ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"],
+    "seed-mixed": ["block1_conv1", "block2_conv1", "block3_conv2", "block4_conv2", "block5_conv2"],
+}
+
+#: Presets: option overrides applied before the user's own options.
+PRESETS: dict[str, dict[str, Any]] = {
+    "gatys": {"model": "vgg19", "content_layers": GATYS_CONTENT, "style_layers": LAYER_SETS["gatys"]},
+    "seed": {"model": "vgg16", "content_layers": ["block2_conv2"], "style_layers": LAYER_SETS["seed"]},
+    "seed-conv1": {"model": "vgg16", "content_layers": ["block2_conv2"], "style_layers": LAYER_SETS["seed-conv1"]},
+    "seed-mixed": {"model": "vgg16", "content_layers": ["block2_conv2"], "style_layers": LAYER_SETS["seed-mixed"]},
+}
+
+OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("content", "noise")  # or a path to an image file
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "tf32", "bf16")
+
+
+def parse_layers(spec: str | Iterable[str] | Mapping[str, float] | None) -> dict[str, float]:
+    """``"a,b:2"`` / ``["a", "b:2"]`` / ``{"a": 1, "b": 2}`` / a layer-set name -> ``{"a": 1.0, "b": 2.0}``."""
+    if spec is None:
+        return {}
+    if isinstance(spec, Mapping):
+        return {str(k): float(v) for k, v in spec.items()}
+    if isinstance(spec, str):
+        if spec.strip() in LAYER_SETS:
+            spec = LAYER_SETS[spec.strip()]
+        else:
+            spec = [s for s in spec.split(",") if s.strip()]
+    out: dict[str, float] = {}
+    for item in spec:
+        name, _, weight = str(item).partition(":")
+        try:
+            out[name.strip()] = float(weight) if weight else 1.0
+        except ValueError:
+            raise ConfigError(f"layer weight in '{item}' is not a number (write name:weight, e.g. block1_conv1:0.5)") from None
+    if not out:
+        raise ConfigError("empty layer list")
+    return out
+
+
+@dataclass
+class Config:
+    """Everything that determines a run's output (together with the input images)."""
+
+    # Images
+    size: int | None = 512  # longest side of the output; None keeps the content image's size
+    style_scale: float = 1.0  # style images are resized to size * style_scale (longest side)
+    style_blend: list[float] | None = None  # one weight per style image; None = equal
+    max_pixels: int | None = 178_956_970  # refuse inputs larger than this (decompression bombs)
+    # Backbone
+    model: str = "vgg19"
+    weights: str | None = None  # None = default source for the model (embedded VGG19)
+    pooling: str = "max"
+    fallback_vgg19: bool = False  # use the embedded VGG19 when VGG16 weights are unavailable
+    # Losses
+    content_layers: dict[str, float] = field(default_factory=lambda: parse_layers(GATYS_CONTENT))
+    style_layers: dict[str, float] = field(default_factory=lambda: parse_layers(GATYS_STYLE))
+    content_weight: float = 1.0
+    style_weight: float = 50.0
+    tv_weight: float = 1.0
+    # Optimisation
+    optimizer: str = "lbfgs"
+    iterations: int = 300
+    lr: float | None = None  # None: 1.0 for L-BFGS, 0.02 for Adam
+    line_search: bool = False  # strong-Wolfe line search for L-BFGS
+    init: str = "content"  # content | noise | path to an image
+    seed: int = 0
+    # Execution
+    device: str = "auto"
+    precision: str = "auto"
+    preset: str | None = None  # recorded for the report; already applied to the fields
+
+    def __post_init__(self) -> None:
+        self.content_layers = parse_layers(self.content_layers)
+        self.style_layers = parse_layers(self.style_layers)
+        self.validate()
+
+    def validate(self) -> None:
+        def choice(name: str, value: Any, options: Iterable[str]) -> None:
+            if value not in options:
+                raise ConfigError(f"unknown {name} '{value}'; choose one of: {', '.join(options)}")
+
+        from restyle.models import ARCHS, canonical_layer
+
+        choice("model", self.model, ARCHS)
+        choice("pooling", self.pooling, ("max", "avg"))
+        choice("optimizer", self.optimizer, OPTIMIZERS)
+        choice("device", self.device, DEVICES)
+        choice("precision", self.precision, PRECISIONS)
+        if self.size is not None and self.size < 16:
+            raise ConfigError(f"--size {self.size} is too small; use at least 16 (pixels, longest side)")
+        if self.iterations < 0:
+            raise ConfigError("--iterations must be >= 0")
+        if not self.style_scale > 0:
+            raise ConfigError("--style-scale must be > 0")
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            value = getattr(self, name)
+            if not (value >= 0 and value < float("inf")):
+                raise ConfigError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+        if self.style_blend is not None and any(not (w >= 0) for w in self.style_blend):
+            raise ConfigError("--style-blend weights must be >= 0")
+        if self.style_blend is not None and sum(self.style_blend) <= 0:
+            raise ConfigError("--style-blend weights must not all be 0")
+        self.content_layers = {canonical_layer(self.model, k): v for k, v in self.content_layers.items()}
+        self.style_layers = {canonical_layer(self.model, k): v for k, v in self.style_layers.items()}
+
+    # ---- construction -------------------------------------------------------------------
+    @classmethod
+    def from_options(cls, preset: str | None = None, **options: Any) -> "Config":
+        """Build from keyword options, a preset's values applying first (explicit options win)."""
+        values: dict[str, Any] = {}
+        if preset is not None:
+            if preset not in PRESETS:
+                raise ConfigError(f"unknown preset '{preset}'; choose one of: {', '.join(PRESETS)}")
+            values.update(PRESETS[preset])
+            values["preset"] = preset
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(f"unknown option(s): {', '.join(unknown)}")
+        values.update({k: v for k, v in options.items() if v is not None})  # None = "not given"
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Config":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

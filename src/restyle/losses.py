@@ -1,0 +1,60 @@
+"""Loss terms: content (feature MSE), style (Gram matrices), total variation.
+
+Content and style terms are *relative*: each layer's squared error is divided by the squared
+norm of its target, so a layer's loss is 1.0 when the output is as far from the target as
+zero is, whatever the layer's feature scale or the backbone's input convention. The weights
+``content_weight``/``style_weight``/``tv_weight`` therefore keep their meaning when the model,
+the layers or the image size change.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+EPS = 1e-8
+
+
+def gram(features: torch.Tensor) -> torch.Tensor:
+    """Gram matrix normalised by feature size: ``F Fᵀ / (C·H·W)``, computed in fp32 (batch kept)."""
+    b, c, h, w = features.shape
+    f = features.float().reshape(b, c, h * w)
+    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+
+
+class ContentLoss(nn.Module):
+    """``‖F − P‖² / ‖P‖²`` at one layer (P: the content image's features)."""
+
+    def __init__(self, target: torch.Tensor):
+        super().__init__()
+        target = target.detach().float()
+        self.register_buffer("target", target)
+        self.register_buffer("scale", 1.0 / (target.pow(2).sum() + EPS))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return (features.float() - self.target).pow(2).sum() * self.scale
+
+
+class StyleLoss(nn.Module):
+    """``‖G(F) − A‖² / ‖A‖²`` at one layer, A the (blended) Gram matrix of the style image(s)."""
+
+    def __init__(self, target_gram: torch.Tensor):
+        super().__init__()
+        target_gram = target_gram.detach().float()
+        self.register_buffer("target", target_gram)
+        self.register_buffer("scale", 1.0 / (target_gram.pow(2).sum() + EPS))
+
+    @staticmethod
+    def blended_target(grams: list[torch.Tensor], blend: list[float]) -> torch.Tensor:
+        total = sum(blend)
+        return sum(g * (w / total) for g, w in zip(grams, blend))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return (gram(features) - self.target).pow(2).sum() * self.scale
+
+
+def tv_loss(image: torch.Tensor) -> torch.Tensor:
+    """Total variation: mean squared difference between neighbouring pixels (image in [0,1])."""
+    dx = image[..., :, 1:] - image[..., :, :-1]
+    dy = image[..., 1:, :] - image[..., :-1, :]
+    return dx.pow(2).mean() + dy.pow(2).mean()

@@ -1,0 +1,141 @@
+"""Backbones: VGG16/VGG19 built from a config list, every layer addressable by its Keras name.
+
+``blockN_convM`` is the output of that convolution *after* its ReLU (as in Keras, where the
+activation is part of the conv layer); ``poolN`` (or Keras' ``blockN_pool``) is the output of
+block N's pooling layer. The network takes RGB images in [0, 1] and applies the input
+convention its weights were trained with (Caffe: BGR, 0-255, mean-subtracted; torchvision:
+RGB, 0-1, mean/std) itself, so every caller works in one image space.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable, Mapping
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from restyle.errors import ConfigError
+
+# Channels per conv, one list per block (as torchvision's ``cfgs``, grouped by block).
+CONFIGS: dict[str, list[list[int]]] = {
+    "vgg16": [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]],
+    "vgg19": [[64, 64], [128, 128], [256, 256, 256, 256], [512, 512, 512, 512], [512, 512, 512, 512]],
+}
+ARCHS = tuple(CONFIGS)
+
+CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+TORCH_RGB_MEAN = (0.485, 0.456, 0.406)
+TORCH_RGB_STD = (0.229, 0.224, 0.225)
+
+
+def layer_names(arch: str) -> list[str]:
+    """All addressable layers of ``arch`` in network order (convs after ReLU, then the pool)."""
+    names: list[str] = []
+    for b, block in enumerate(_config(arch), start=1):
+        names += [f"block{b}_conv{c}" for c in range(1, len(block) + 1)]
+        names.append(f"pool{b}")
+    return names
+
+
+def conv_names(arch: str) -> list[str]:
+    return [n for n in layer_names(arch) if "_conv" in n]
+
+
+def canonical_layer(arch: str, name: str) -> str:
+    """Map a user-written layer name to its canonical form, or raise listing the valid ones."""
+    name = name.strip()
+    m = re.fullmatch(r"block(\d)_pool", name)
+    if m:
+        name = f"pool{m.group(1)}"
+    valid = layer_names(arch)
+    if name not in valid:
+        raise ConfigError(f"unknown layer '{name}' for {arch.upper()}; valid layers: {', '.join(valid)}")
+    return name
+
+
+def _config(arch: str) -> list[list[int]]:
+    try:
+        return CONFIGS[arch]
+    except KeyError:
+        raise ConfigError(f"unknown model '{arch}'; choose one of: {', '.join(ARCHS)}") from None
+
+
+class VGGFeatures(nn.Module):
+    """VGG feature extractor that stops after the deepest layer asked for.
+
+    ``forward(image, layers)`` returns ``{name: activation}`` for the requested layers only.
+    """
+
+    def __init__(self, arch: str = "vgg19", pooling: str = "max", convention: str = "caffe"):
+        super().__init__()
+        if pooling not in ("max", "avg"):
+            raise ConfigError(f"unknown pooling '{pooling}'; choose max or avg")
+        if convention not in ("caffe", "torch"):
+            raise ValueError(f"unknown input convention {convention!r}")
+        self.arch, self.pooling, self.convention = arch, pooling, convention
+        self.names = layer_names(arch)
+        self.convs = nn.ModuleDict()
+        in_ch = 3
+        for b, block in enumerate(_config(arch), start=1):
+            for c, out_ch in enumerate(block, start=1):
+                self.convs[f"block{b}_conv{c}"] = nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1)
+                in_ch = out_ch
+        if convention == "caffe":
+            # x_caffe = 255 * x_rgb[::-1] - mean_bgr
+            scale = torch.full((3,), 255.0)
+            shift = -torch.tensor(CAFFE_BGR_MEAN)
+            perm = [2, 1, 0]
+        else:
+            scale = 1.0 / torch.tensor(TORCH_RGB_STD)
+            shift = -torch.tensor(TORCH_RGB_MEAN) / torch.tensor(TORCH_RGB_STD)
+            perm = [0, 1, 2]
+        self.register_buffer("in_scale", scale.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("in_shift", shift.view(1, 3, 1, 1), persistent=False)
+        self.perm = perm
+        self.requires_grad_(False)
+        self.eval()
+
+    def load(self, convs: Mapping[str, tuple[torch.Tensor, torch.Tensor]]) -> "VGGFeatures":
+        """Copy weights given as ``{keras_conv_name: (W [out,in,3,3], b [out])}``."""
+        for name, conv in self.convs.items():
+            w, b = convs[name]
+            if tuple(w.shape) != tuple(conv.weight.shape) or tuple(b.shape) != tuple(conv.bias.shape):
+                raise ValueError(f"{name}: expected {tuple(conv.weight.shape)}, got {tuple(w.shape)}")
+            with torch.no_grad():
+                conv.weight.copy_(w)
+                conv.bias.copy_(b)
+        return self
+
+    def preprocess(self, image: torch.Tensor) -> torch.Tensor:
+        """RGB [0,1] -> the input convention of the weights."""
+        if self.perm != [0, 1, 2]:
+            image = image[:, self.perm]
+        return image * self.in_scale + self.in_shift
+
+    def forward(self, image: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
+        wanted = set(layers)
+        order = {n: i for i, n in enumerate(self.names)}
+        last = max(order[n] for n in wanted)
+        out: dict[str, torch.Tensor] = {}
+        x = self.preprocess(image)
+        for name in self.names[: last + 1]:
+            if name.startswith("pool"):
+                x = F.max_pool2d(x, 2, 2) if self.pooling == "max" else F.avg_pool2d(x, 2, 2)
+            else:
+                x = F.relu(self.convs[name](x))
+            if name in wanted:
+                out[name] = x
+        return out
+
+
+def build_backbone(arch: str = "vgg19", weights: str | None = None, pooling: str = "max") -> VGGFeatures:
+    """A VGG with ImageNet weights from ``weights`` (None: the default source for ``arch``)."""
+    from restyle.weights import load_weights
+
+    _config(arch)
+    w = load_weights(arch, weights)
+    if w.arch != arch:
+        raise ConfigError(f"weights '{w.source}' are {w.arch.upper()}, but the model is {arch.upper()}")
+    return VGGFeatures(arch, pooling=pooling, convention=w.convention).load(w.convs)
