@@ -79,7 +79,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float, help="step size (default 1 for L-BFGS, 0.02 for Adam)")
     g.add_argument("--line-search", action="store_true", default=None, help="strong-Wolfe line search (L-BFGS)")
     g.add_argument("--seed", type=int, help="random seed (default 0): same seed, same image on CPU")
-    g.add_argument("--device", choices=list(DEVICES), help="default auto (CUDA when present)")
+    g.add_argument("--device", metavar="|".join(DEVICES) + "|cuda:N", help="default auto (CUDA when present)")
     g.add_argument("--precision", choices=list(PRECISIONS),
                    help="auto (default): bf16 where the hardware has it natively, else fp32")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -104,7 +105,8 @@ class Config:
         choice("model", self.model, ARCHS)
         choice("pooling", self.pooling, ("max", "avg"))
         choice("optimizer", self.optimizer, OPTIMIZERS)
-        choice("device", self.device, DEVICES)
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(self.device)):
+            raise ConfigError(f"unknown device '{self.device}'; choose auto, cpu, cuda or cuda:N")
         choice("precision", self.precision, PRECISIONS)
         if self.size is not None and self.size < 16:
             raise ConfigError(f"--size {self.size} is too small; use at least 16 (pixels, longest side)")

@@ -62,7 +62,7 @@ def _bf16_cpu_ok() -> bool:
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+    if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("--device cuda asked for, but no CUDA GPU is available (use --device cpu or auto)")
     return torch.device(name)
 
