@@ -247,6 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RestyleError as err:
         print(f"restyle: error: {err}", file=sys.stderr)
         return err.exit_code
+    except BrokenPipeError:  # e.g. `restyle layers | head`
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except KeyboardInterrupt:
         print("restyle: interrupted; no output written", file=sys.stderr)
         return 130
