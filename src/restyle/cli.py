@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -82,12 +83,50 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", metavar="|".join(DEVICES) + "|cuda:N", help="default auto (CUDA when present)")
     g.add_argument("--precision", choices=list(PRECISIONS),
                    help="auto (default): bf16 where the hardware has it natively, else fp32")
+    _add_control_options(p)
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got '{text}'") from None
+
+
+def _add_control_options(p: argparse.ArgumentParser) -> None:
+    """Artistic controls (docs/controls.md): colour, regions, photorealism, coarse-to-fine."""
+    from restyle.controls import COLOR_MODES, DEFAULT_PHOTO_WEIGHT
+
+    g = p.add_argument_group("artistic controls (docs/controls.md)")
+    g.add_argument("--preserve-color", choices=list(COLOR_MODES),
+                   help="keep the content's colours: luminance (transfer on luminance, content chroma kept) or "
+                        "histogram (style images recoloured to the content's colour mean and covariance first)")
+    g.add_argument("--mask", dest="masks", action="append", metavar="MASK",
+                   help="one per style image, in order: grayscale image, white = that style applies; pixels no mask "
+                        "covers keep content only (a black mask: that style nowhere)")
+    g.add_argument("--style-mask", dest="style_masks", action="append", metavar="MASK|none",
+                   help="one per style image: the part of that style image its style comes from (none = all of it)")
+    g.add_argument("--label-image", metavar="LABELS",
+                   help="regions by colour: each non-black colour, in reading order, gets the next style image; "
+                        "black regions keep content only")
+    g.add_argument("--photo", dest="photo_weight", action="store_const", const=DEFAULT_PHOTO_WEIGHT,
+                   help=f"photorealism: matting-Laplacian term of Luan et al. 2017 (weight {DEFAULT_PHOTO_WEIGHT:g})")
+    g.add_argument("--photo-weight", dest="photo_weight", type=float, metavar="W",
+                   help="weight of the photorealism term (0 = off, the default)")
+    g.add_argument("--photo-filter", action="store_true", default=None,
+                   help="guided-filter the output with the content photo as guide (removes leftover texture)")
+    g.add_argument("--scales", type=_ints, metavar="S1,S2,..",
+                   help="coarse-to-fine longest sides, e.g. 512,1024,2048 (the last is the output's; overrides "
+                        "--size); --iterations applies to each")
+    g.add_argument("--multiscale", action="store_true", default=None,
+                   help="coarse-to-fine from --size, halving down to >= 256 px (e.g. 2048: 256,512,1024,2048)")
 
 
 RUN_FIELDS = (
     "size", "style_scale", "style_blend", "max_pixels", "init", "model", "weights", "fallback_vgg19", "pooling",
     "content_layers", "style_layers", "content_weight", "style_weight", "tv_weight", "iterations", "optimizer",
     "lr", "line_search", "seed", "device", "precision",
+    "preserve_color", "masks", "style_masks", "label_image", "photo_weight", "photo_filter", "scales", "multiscale",
 )
 
 
@@ -128,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Modules adding subcommands: each exposes ``add_parser(subparsers)``; loaded lazily.
 EXTRA_COMMANDS: list[Callable[[], Any]] = []
+EXTRA_COMMANDS.append(lambda: importlib.import_module("restyle.study"))
+EXTRA_COMMANDS.append(lambda: importlib.import_module("restyle.metrics"))
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
@@ -198,20 +239,25 @@ def _run(config: Any, content: Any, styles: Sequence[Any], output: Path, args: a
 
     engine = StyleTransfer(config)
     bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=config.iterations + 1, unit="it", dynamic_ncols=True, mininterval=0.25, file=sys.stderr,
-                   desc=f"{engine.config.model} {engine.device.type} {engine.precision}")
     stem = output.with_suffix("")
 
     def on_iteration(row: dict[str, float], image: Any) -> None:
+        nonlocal bar
+        if bar is None and not args.quiet:
+            # Started on the first iteration, once the inputs have loaded: an input error is then
+            # the only line the user sees, not an empty progress bar before it.
+            from tqdm import tqdm
+
+            steps = getattr(engine, "planned_steps", config.iterations + 1)  # all coarse-to-fine stages
+            bar = tqdm(total=steps, unit="it", dynamic_ncols=True, mininterval=0.25, file=sys.stderr,
+                       desc=f"{engine.config.model} {engine.device.type} {engine.precision}")
         if bar is not None:
             bar.set_postfix_str(f"loss {row['total']:.4g} (c {row['content']:.3g} s {row['style']:.3g} tv {row['tv']:.3g})",
                                 refresh=False)
             bar.update(1)
         i = int(row["iteration"])
-        if args.save_every and i and i % args.save_every == 0 and i < config.iterations:
+        last = getattr(engine, "planned_steps", config.iterations + 1) - 1
+        if args.save_every and i and i % args.save_every == 0 and i < last:
             images.save_png(images.to_image(image.float().cpu()), f"{stem}.iter{i:04d}.png")
 
     try:
@@ -238,8 +284,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_OneLine())
     log = logging.getLogger("restyle")
+    saved = log.handlers[:], log.propagate
     log.handlers[:] = [handler]
     log.propagate = False
+    try:
+        return _main(argv)
+    finally:  # called in-process (tests, scripts): leave logging as it was, not tied to this stderr
+        log.handlers[:], log.propagate = saved
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -257,6 +311,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("restyle: error: out of memory; try a smaller --size", file=sys.stderr)
         return 2
     except Exception as err:  # a bug: one line unless the user asks for the traceback
+        if type(err).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError (CUDA), without importing torch here
+            print("restyle: error: out of GPU memory; try a smaller --size, --precision bf16, or --device cpu",
+                  file=sys.stderr)
+            return 2
         if os.environ.get("RESTYLE_DEBUG"):
             raise
         print(f"restyle: internal error: {type(err).__name__}: {err} (set RESTYLE_DEBUG=1 for the traceback)",

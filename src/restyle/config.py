@@ -85,6 +85,15 @@ class Config:
     line_search: bool = False  # strong-Wolfe line search for L-BFGS
     init: str = "content"  # content | noise | path to an image
     seed: int = 0
+    # Artistic controls (Gatys et al. 2017, Luan et al. 2017; docs/controls.md)
+    preserve_color: str | None = None  # luminance | histogram | None (off)
+    masks: list[str] | None = None  # one grayscale mask per style image (white = it applies); uncovered = content only
+    style_masks: list[str] | None = None  # per style image, the part of it the style comes from ("none" = all of it)
+    label_image: str | None = None  # regions by colour: non-black colours -> style images in reading order
+    photo_weight: float = 0.0  # matting-Laplacian photorealism term (Luan et al.); 0 = off
+    photo_filter: bool = False  # guided-filter the output with the content photo as guide
+    scales: list[int] | None = None  # coarse-to-fine longest sides; the last is the output's (overrides size)
+    multiscale: bool = False  # coarse-to-fine from size, halving down to >= 256 px
     # Execution
     device: str = "auto"
     precision: str = "auto"
@@ -122,8 +131,43 @@ class Config:
             raise ConfigError("--style-blend weights must be >= 0")
         if self.style_blend is not None and sum(self.style_blend) <= 0:
             raise ConfigError("--style-blend weights must not all be 0")
+        self._validate_controls()
         self.content_layers = {canonical_layer(self.model, k): v for k, v in self.content_layers.items()}
         self.style_layers = {canonical_layer(self.model, k): v for k, v in self.style_layers.items()}
+
+    def _validate_controls(self) -> None:
+        from pathlib import Path
+
+        if self.preserve_color is not None and self.preserve_color not in ("luminance", "histogram"):
+            raise ConfigError(f"unknown --preserve-color '{self.preserve_color}'; choose luminance or histogram")
+        if not (self.photo_weight >= 0 and self.photo_weight < float("inf")):
+            raise ConfigError(f"--photo-weight must be a finite number >= 0, got {self.photo_weight}")
+        if self.masks is not None and self.label_image is not None:
+            raise ConfigError("give either --mask (one per style image) or --label-image, not both")
+        if (self.masks is not None or self.label_image is not None) and self.style_blend is not None:
+            raise ConfigError("--style-blend cannot be combined with --mask/--label-image (each style has its own region)")
+
+        def absolute(p: str) -> str:  # mask paths are recorded absolute, as the inputs are, for --from-image
+            return p if p.lower() == "none" else str(Path(p).expanduser().resolve())
+
+        if self.masks is not None:
+            if not self.masks or any(str(m).lower() == "none" for m in self.masks):
+                raise ConfigError("--mask takes one image per style image (a black mask: that style nowhere)")
+            self.masks = [absolute(str(m)) for m in self.masks]
+        if self.style_masks is not None:
+            self.style_masks = [absolute(str(m)) for m in self.style_masks]
+        if self.label_image is not None:
+            self.label_image = absolute(str(self.label_image))
+        if self.scales is not None:
+            try:
+                scales = [int(s) for s in self.scales if float(s) == int(s)]
+            except (TypeError, ValueError):
+                scales = []
+            if len(scales) != len(self.scales) or not scales:
+                raise ConfigError(f"--scales takes whole numbers of pixels, e.g. 512,1024,2048; got {self.scales}")
+            if any(s < 16 for s in scales) or any(b <= a for a, b in zip(scales, scales[1:])):
+                raise ConfigError(f"--scales must increase (coarse to fine), each at least 16 px; got {scales}")
+            self.scales = scales
 
     # ---- construction -------------------------------------------------------------------
     @classmethod

@@ -10,13 +10,16 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from restyle import images
+from restyle import controls, images
 from restyle.config import Config
 from restyle.errors import ConfigError, WeightsError, notice
-from restyle.losses import ContentLoss, StyleLoss, gram, tv_loss
+from restyle.losses import ContentLoss, GuidedStyleLoss, StyleLoss, gram, masked_gram, tv_loss
 from restyle.models import VGGFeatures, build_backbone
 
-HISTORY_FIELDS = ("iteration", "total", "content", "style", "tv", "seconds")
+#: Columns of the loss history: ``iteration`` counts optimiser steps over all scales (it keeps
+#: increasing from one coarse-to-fine stage to the next); ``scale`` is the stage's longest side.
+HISTORY_FIELDS = ("iteration", "scale", "total", "content", "style", "tv", "photo", "seconds")
+LOSS_FIELDS = ("total", "content", "style", "tv", "photo")
 
 
 @dataclass
@@ -122,33 +125,129 @@ class StyleTransfer:
             return self.backbone(self._prepare_tensor(image), layers)
 
     def load_inputs(self, content: Any, styles: Sequence[Any]) -> tuple[Any, list[Any]]:
+        """The content and style images at the working size (the last stage's, with --scales)."""
+        content_src, style_srcs = self.load_sources(content, styles)
+        return self.resize_inputs(content_src, style_srcs, self.stage_sizes(content_src)[-1])
+
+    def load_sources(self, content: Any, styles: Sequence[Any]) -> tuple[Any, list[Any]]:
+        """The content and style images as given (8-bit RGB, full size)."""
         c = self.config
-        content_img = images.resize_longest(images.load_image(content, max_pixels=c.max_pixels, role="content image"), c.size)
-        style_size = max(2, round(max(content_img.size) * c.style_scale))
-        style_imgs = [
-            images.resize_longest(images.load_image(s, max_pixels=c.max_pixels, role=f"style image {i + 1}"), style_size)
-            for i, s in enumerate(styles)
-        ]
+        content_img = images.load_image(content, max_pixels=c.max_pixels, role="content image")
+        style_imgs = [images.load_image(s, max_pixels=c.max_pixels, role=f"style image {i + 1}") for i, s in enumerate(styles)]
         return content_img, style_imgs
 
-    def set_targets(self, content_img: Any, style_imgs: Sequence[Any]) -> None:
-        """Compute the content features and (blended) style Grams once."""
+    def stage_sizes(self, content_src: Any) -> list[int | None]:
+        """Longest side of each coarse-to-fine stage (one stage without --scales/--multiscale;
+        ``None`` = the content image's own size)."""
         c = self.config
+        if c.scales is None and not c.multiscale:
+            return [c.size]
+        return controls.stage_sizes(c.size if c.size is not None else max(content_src.size), c.scales, c.multiscale)
+
+    def resize_inputs(self, content_src: Any, style_srcs: Sequence[Any], size: int | None) -> tuple[Any, list[Any]]:
+        """Content at longest side ``size``; styles at that size times ``style_scale``."""
+        content_img = images.resize_longest(content_src, size)
+        style_size = max(2, round(max(content_img.size) * self.config.style_scale))
+        return content_img, [images.resize_longest(s, style_size) for s in style_srcs]
+
+    def set_targets(self, content_img: Any, style_imgs: Sequence[Any]) -> None:
+        """Compute the content features, the (blended or region-guided) style Grams and, in photo
+        mode, the matting Laplacian, once per stage. Colour preservation changes what the
+        network sees here: luminance only (luminance mode), or styles recoloured (histogram)."""
+        c = self.config
+        self.photo = None  # free the previous stage's matting Laplacian first
         if not style_imgs:
             raise ConfigError("give at least one style image")
         blend = c.style_blend if c.style_blend is not None else [1.0] * len(style_imgs)
         if len(blend) != len(style_imgs):
             raise ConfigError(f"--style-blend has {len(blend)} weight(s) for {len(style_imgs)} style image(s)")
-        self.content = images.to_tensor(content_img).to(self.device)
+        self.content_rgb = _as_tensor(content_img).to(self.device)
+        styles = [_as_tensor(img).to(self.device) for img in style_imgs]
+        self.content = self.content_rgb
+        if c.preserve_color == "luminance":
+            content_y = controls.luminance(self.content_rgb)
+            self.content = controls.gray3(content_y)
+            styles = [controls.gray3(controls.match_luminance(controls.luminance(s), content_y)) for s in styles]
+        elif c.preserve_color == "histogram":
+            styles = [controls.match_color(s, self.content_rgb) for s in styles]
         feats = self.features(self.content, list(c.content_layers))
         self.content_losses = {n: ContentLoss(feats[n]) for n in c.content_layers}
-        grams: dict[str, list[torch.Tensor]] = {n: [] for n in c.style_layers}
-        for img in style_imgs:
-            feats = self.features(images.to_tensor(img), list(c.style_layers))
+        regions = self._content_regions(len(styles))
+        style_masks = self._style_masks(styles)
+        names = self.backbone.names
+        targets: dict[str, list[torch.Tensor]] = {n: [] for n in c.style_layers}
+        for style, smask in zip(styles, style_masks):
+            feats = self.features(style, list(c.style_layers))
             for n in c.style_layers:
-                grams[n].append(gram(feats[n]))
-        self.style_losses = {n: StyleLoss(StyleLoss.blended_target(g, blend)) for n, g in grams.items()}
+                if smask is None:
+                    targets[n].append(gram(feats[n]))
+                else:
+                    targets[n].append(masked_gram(feats[n], controls.layer_mask(smask, controls.pools_before(names, n))))
+        if regions is None:
+            self.style_losses = {n: StyleLoss(StyleLoss.blended_target(t, blend)) for n, t in targets.items()}
+        else:
+            used = [i for i, m in enumerate(regions) if float(m.sum()) > 0]
+            self.style_losses = {
+                n: GuidedStyleLoss([controls.layer_mask(regions[i], controls.pools_before(names, n)) for i in used],
+                                   [t[i] for i in used])
+                for n, t in targets.items()
+            }
         self.layers = list(dict.fromkeys(list(c.content_layers) + list(c.style_layers)))
+        self.photo = None
+        if c.photo_weight > 0:
+            from restyle.matting import MattingLoss
+
+            self.photo = MattingLoss(self.content_rgb)
+
+    def _mask_source(self, path: str, role: str) -> torch.Tensor:
+        cache = self.__dict__.setdefault("_masks", {})
+        if (path, role) not in cache:
+            img = images.load_image(path, max_pixels=self.config.max_pixels, role=role)
+            cache[(path, role)] = controls.image_to_mask(img)
+        return cache[(path, role)]
+
+    def _content_regions(self, n_styles: int) -> list[torch.Tensor] | None:
+        """Per style image, the content-pixel mask where it applies (None: everywhere)."""
+        c = self.config
+        size = tuple(self.content.shape[-2:])
+        if c.masks is not None:
+            if len(c.masks) != n_styles:
+                raise ConfigError(f"{len(c.masks)} --mask image(s) for {n_styles} style image(s); give one per style image")
+            masks = [self._mask_source(p, f"mask {i + 1}") for i, p in enumerate(c.masks)]
+        elif c.label_image is not None:
+            cache = self.__dict__.setdefault("_labels", {})
+            if c.label_image not in cache:
+                img = images.load_image(c.label_image, max_pixels=c.max_pixels, role="label image")
+                cache[c.label_image] = controls.label_masks(img, n_styles)
+                regions = ", ".join(f"#{r:02x}{g:02x}{b:02x} -> style {i + 1}" for i, (r, g, b) in enumerate(cache[c.label_image][1]))
+                self.notes.append(f"label image regions: {regions}; black: no style")
+            masks = cache[c.label_image][0]
+        else:
+            return None
+        out = [controls.resize_mask(m, size).to(self.device) for m in masks]
+        for i, m in enumerate(out):
+            if float(m.sum()) == 0 and f"empty-{i}" not in self.__dict__.setdefault("_noted", set()):
+                self._noted.add(f"empty-{i}")
+                self.notes.append(f"style image {i + 1}'s region is empty: that style is not used")
+        return out
+
+    def _style_masks(self, styles: Sequence[torch.Tensor]) -> list[torch.Tensor | None]:
+        c = self.config
+        if c.style_masks is None:
+            return [None] * len(styles)
+        if len(c.style_masks) != len(styles):
+            raise ConfigError(f"{len(c.style_masks)} --style-mask value(s) for {len(styles)} style image(s); "
+                              "give one per style image (none = the whole image)")
+        out: list[torch.Tensor | None] = []
+        for i, (path, style) in enumerate(zip(c.style_masks, styles)):
+            if path.lower() == "none":
+                out.append(None)
+                continue
+            mask = controls.resize_mask(self._mask_source(path, f"style mask {i + 1}"), tuple(style.shape[-2:]))
+            if float(mask.sum()) == 0:
+                raise ConfigError(f"style mask {i + 1} ('{path}') is all black: it selects no part of style image {i + 1}")
+            out.append(mask.to(self.device))
+        return out
 
     def initial_image(self) -> torch.Tensor:
         c = self.config
@@ -159,11 +258,12 @@ class StyleTransfer:
             return torch.rand(self.content.shape, generator=gen).to(self.device)
         h, w = self.content.shape[-2:]
         img = images.resize_to(images.load_image(c.init, max_pixels=c.max_pixels, role="init image"), (w, h))
-        return images.to_tensor(img).to(self.device)
+        x = images.to_tensor(img).to(self.device)
+        return controls.gray3(controls.luminance(x)) if c.preserve_color == "luminance" else x
 
     # ---- the objective ----------------------------------------------------------------------
-    def losses(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(total, content, style, tv) for image ``x``; differentiable w.r.t. ``x``."""
+    def losses(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(total, content, style, tv, photo) for image ``x``; differentiable w.r.t. ``x``."""
         c = self.config
         with self._autocast():
             feats = self.backbone(self._prepare_tensor(x), self.layers)
@@ -171,7 +271,22 @@ class StyleTransfer:
         style = _weighted(c.style_layers, {n: l(feats[n]) for n, l in self.style_losses.items()})
         tv = tv_loss(x)
         total = c.content_weight * content + c.style_weight * style + c.tv_weight * tv
-        return total, content, style, tv
+        photo = getattr(self, "photo", None)
+        photo = photo(x) if photo is not None else torch.zeros((), device=x.device)
+        if c.photo_weight > 0:
+            total = total + c.photo_weight * photo
+        return total, content, style, tv, photo
+
+    def finish(self, x: torch.Tensor, content_rgb: torch.Tensor) -> torch.Tensor:
+        """The output from the optimised image: guided filter (--photo-filter), then the
+        content's chroma put back (--preserve-color luminance)."""
+        c = self.config
+        x = x.detach().float()
+        if c.photo_filter:
+            x = controls.guided_filter(content_rgb, x)
+        if c.preserve_color == "luminance":
+            x = controls.recombine_luminance(controls.luminance(x), content_rgb)
+        return x
 
     # ---- the loop ---------------------------------------------------------------------------
     def run(
@@ -185,11 +300,34 @@ class StyleTransfer:
         c = self.config
         torch.manual_seed(c.seed)
         start = time.perf_counter()
-        content_img, style_imgs = self.load_inputs(content, styles)
-        self.set_targets(content_img, style_imgs)
-        x = self.initial_image().requires_grad_(True)
-        opt = self._optimizer(x)
+        content_src, style_srcs = self.load_sources(content, styles)
+        sizes = self.stage_sizes(content_src)
+        self.planned_steps = len(sizes) * c.iterations + 1  # history rows (progress bars)
         history: list[dict[str, float]] = []
+        stopped: str | None = None
+        x: torch.Tensor | None = None
+        for k, size in enumerate(sizes):
+            self.set_targets(*self.resize_inputs(content_src, style_srcs, size))
+            x0 = self.initial_image() if x is None else controls.upsample(x, tuple(self.content.shape[-2:]))
+            x, stopped = self._optimise(x0, k * c.iterations, k == len(sizes) - 1, history, start, on_iteration)
+            if stopped:
+                break
+        assert x is not None
+        content_rgb = self.content_rgb
+        if stopped and size != sizes[-1]:  # deliver the requested size even when a stage failed
+            content_rgb = _as_tensor(self.resize_inputs(content_src, [], sizes[-1])[0]).to(self.device)
+            x = controls.upsample(x, tuple(content_rgb.shape[-2:]))
+        image = images.to_image(self.finish(x, content_rgb).cpu())
+        return Result(image, history, self.config, list(self.notes), stopped, str(self.device), self.precision)
+
+    def _optimise(self, x0: torch.Tensor, offset: int, final: bool, history: list[dict[str, float]], start: float,
+                  on_iteration: Callable[[dict[str, float], torch.Tensor], None] | None) -> tuple[torch.Tensor, str | None]:
+        """One stage: ``iterations`` steps from ``x0``; rows numbered from ``offset``. The last stage
+        also records the loss after its last step. Returns (image, why it stopped early or None)."""
+        c = self.config
+        scale = max(x0.shape[-2:])
+        x = x0.detach().clone().requires_grad_(True)
+        opt = self._optimizer(x)
         stopped: str | None = None
         last_good = x.detach().clone()
         current: dict[str, torch.Tensor] = {}
@@ -203,46 +341,61 @@ class StyleTransfer:
             current.setdefault("parts", torch.stack([total.detach(), *[p.detach() for p in parts]]))
             return total
 
-        def record(i: int, parts: torch.Tensor) -> bool:
+        def record(i: int, parts: torch.Tensor, image: torch.Tensor) -> bool:
+            """History row i: the loss of ``image``, the image after i steps."""
             values = parts.tolist()
-            row = dict(zip(HISTORY_FIELDS, [i, *values, time.perf_counter() - start]))
+            row = {"iteration": offset + i, "scale": scale, **dict(zip(LOSS_FIELDS, values)),
+                   "seconds": time.perf_counter() - start}
             if not all(math.isfinite(v) for v in values):
                 return False
             history.append(row)
             if on_iteration is not None:
-                on_iteration(row, x.detach())
+                on_iteration(row, image)
             return True
 
         for i in range(c.iterations):
             snapshot = x.detach().clone()
             current.clear()
             opt.step(closure)
-            if not record(i, current["parts"]):
-                stopped = f"loss became non-finite at iteration {i}; kept the last good image (iteration {max(i - 1, 0)})"
+            if not record(i, current["parts"], snapshot):
+                stopped = (f"loss became non-finite at iteration {offset + i}; "
+                           f"kept the last good image (iteration {offset + max(i - 1, 0)})")
                 x.data.copy_(last_good)
                 break
             last_good = snapshot
-        if stopped is None:
+        if stopped is None and final:
             with torch.no_grad():
                 parts = torch.stack([t.detach() for t in self.losses(x)])
-            if not record(c.iterations, parts):
-                stopped = f"loss became non-finite after the last iteration; kept the image of iteration {c.iterations - 1}"
+            if not record(c.iterations, parts, x.detach()):
+                stopped = (f"loss became non-finite after the last iteration; "
+                           f"kept the image of iteration {offset + c.iterations - 1}")
                 x.data.copy_(last_good)
+        elif stopped is None and not torch.isfinite(x).all():
+            stopped = f"the image became non-finite at scale {scale}; kept the image of iteration {offset + c.iterations - 1}"
+            x.data.copy_(last_good)
         if stopped:
             notice(stopped)
             self.notes.append(stopped)
-        image = images.to_image(x.detach().float().cpu())
-        return Result(image, history, self.config, list(self.notes), stopped, str(self.device), self.precision)
+        return x.detach(), stopped
 
     def _optimizer(self, x: torch.Tensor) -> torch.optim.Optimizer:
         c = self.config
         if c.optimizer == "lbfgs":
             return torch.optim.LBFGS(
                 [x], lr=c.lr if c.lr is not None else 1.0, max_iter=1, history_size=50,
+                # max_eval defaults to max_iter * 5/4 = 1, which leaves a line search no evaluations to try.
+                max_eval=25 if c.line_search else 1,
                 line_search_fn="strong_wolfe" if c.line_search else None,
                 tolerance_grad=0.0, tolerance_change=0.0,
             )
         return torch.optim.Adam([x], lr=c.lr if c.lr is not None else 0.02)
+
+
+def _as_tensor(img: Any) -> torch.Tensor:
+    """A ``1 x 3 x H x W`` float tensor from a PIL image (or a tensor, passed through)."""
+    if isinstance(img, torch.Tensor):
+        return (img if img.ndim == 4 else img[None]).float()
+    return images.to_tensor(img)
 
 
 def _weighted(weights: dict[str, float], values: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -22,6 +22,16 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
 
 
+def masked_gram(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Guided Gram matrix (Gatys et al. 2017): ``Σ_p m_p f_p f_pᵀ / (C·Σ_p m_p)``, the Gram of the
+    features weighted by ``mask`` (``1 x 1 x H x W`` at the layer's resolution, values in [0,1])
+    and normalised by the mask's sum, so a region's Gram does not depend on its area."""
+    b, c, h, w = features.shape
+    weight = mask.float().reshape(1, 1, h * w)
+    f = features.float().reshape(b, c, h * w) * weight.sqrt()
+    return torch.bmm(f, f.transpose(1, 2)) / (c * weight.sum().clamp_min(EPS))
+
+
 class ContentLoss(nn.Module):
     """``‖F − P‖² / ‖P‖²`` at one layer (P: the content image's features)."""
 
@@ -51,6 +61,26 @@ class StyleLoss(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return (gram(features) - self.target).pow(2).sum() * self.scale
+
+
+class GuidedStyleLoss(nn.Module):
+    """Spatially controlled style loss (Gatys et al. 2017): ``Σ_r a_r ‖G_r(F) − A_r‖² / ‖A_r‖²``,
+    ``G_r`` the Gram guided by region r's mask at this layer, ``A_r`` region r's style target and
+    ``a_r`` the share of the image the region covers. A mask of all ones gives :class:`StyleLoss`;
+    pixels no mask covers get no style gradient."""
+
+    def __init__(self, masks: list[torch.Tensor], targets: list[torch.Tensor]):
+        super().__init__()
+        self.masks = [m.detach().float() for m in masks]
+        self.targets = [t.detach().float() for t in targets]
+        self.scales = [1.0 / (t.pow(2).sum() + EPS) for t in self.targets]
+        self.areas = [m.mean() for m in self.masks]
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        total = features.new_zeros((), dtype=torch.float32)
+        for mask, target, scale, area in zip(self.masks, self.targets, self.scales, self.areas):
+            total = total + area * (masked_gram(features, mask) - target).pow(2).sum() * scale
+        return total
 
 
 def tv_loss(image: torch.Tensor) -> torch.Tensor:

@@ -168,7 +168,10 @@ def load_torch_file(path: Path) -> object:
     """``torch.load`` a checkpoint safely (``weights_only``) onto the CPU, memory-mapped when
     the file is in the zip format (mmap does not support the legacy format)."""
     with path.open("rb") as f:
-        is_zip = f.read(4) == b"PK\x03\x04"
+        head = f.read(4)
+    is_zip = head == b"PK\x03\x04"
+    if not is_zip and not head.startswith(b"\x80"):  # neither torch.save's zip nor its legacy pickle format
+        raise WeightsError(f"weights file '{path}' is not a PyTorch checkpoint (no zip or pickle header)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
     except Exception as exc:  # torch.load raises many types (RuntimeError, UnpicklingError, EOFError...)

@@ -1,0 +1,251 @@
+"""Artistic controls (Gatys et al., CVPR 2017, "Controlling Perceptual Factors in Neural Style
+Transfer"; Luan et al., CVPR 2017, "Deep Photo Style Transfer"): colour preservation, spatial
+masks, coarse-to-fine scales and the guided-filter post-process.
+
+Every function works on float tensors ``B x C x H x W`` in [0, 1] (RGB unless said otherwise).
+The matting Laplacian of photo mode lives in :mod:`restyle.matting`. See ``docs/controls.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from restyle.errors import ConfigError, InputImageError
+
+COLOR_MODES = ("luminance", "histogram")
+
+# ---------------------------------------------------------------------------------------------
+# Colour: luminance-only transfer (YIQ) and colour-histogram matching
+
+#: RGB -> YIQ (NTSC), the colour space Gatys et al. 2017 use for luminance-only transfer.
+YIQ = torch.tensor([
+    [0.299, 0.587, 0.114],
+    [0.595716, -0.274453, -0.321263],
+    [0.211456, -0.522591, 0.311135],
+], dtype=torch.float64)
+YIQ_INV = torch.linalg.inv(YIQ)
+
+
+def _apply(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("ij,bjhw->bihw", matrix.to(x.dtype).to(x.device), x)
+
+
+def rgb_to_yiq(x: torch.Tensor) -> torch.Tensor:
+    return _apply(YIQ, x)
+
+
+def yiq_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    return _apply(YIQ_INV, x)
+
+
+def luminance(x: torch.Tensor) -> torch.Tensor:
+    """The Y (luma) channel, ``B x 1 x H x W``."""
+    return rgb_to_yiq(x)[:, :1]
+
+
+def chroma(x: torch.Tensor) -> torch.Tensor:
+    """The I, Q (chroma) channels, ``B x 2 x H x W``."""
+    return rgb_to_yiq(x)[:, 1:]
+
+
+def gray3(y: torch.Tensor) -> torch.Tensor:
+    """A luminance channel replicated to the 3 channels the network reads."""
+    return y.expand(-1, 3, -1, -1).contiguous()
+
+
+def match_luminance(style_y: torch.Tensor, content_y: torch.Tensor) -> torch.Tensor:
+    """The style luminance shifted and scaled to the content's mean and standard deviation
+    (Gatys et al. 2017, section 5.1), clamped to [0, 1]."""
+    s_mean, s_std = style_y.mean(), style_y.std()
+    c_mean, c_std = content_y.mean(), content_y.std()
+    return ((style_y - s_mean) * (c_std / s_std.clamp_min(1e-6)) + c_mean).clamp(0, 1)
+
+
+def recombine_luminance(y: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """RGB from luminance ``y`` (``B x 1 x H x W``) and the chroma (I, Q) of ``content``.
+
+    Where ``y`` with that chroma would leave the RGB cube, ``y`` is clipped to the range in
+    which it is representable (per pixel), so the result's chroma is exactly the content's
+    (up to 8-bit rounding) rather than distorted by clamping each RGB channel.
+    """
+    iq = chroma(content.double())
+    offset = _apply(YIQ_INV[:, 1:], iq)  # RGB = Y + offset, per channel
+    low = (-offset).amax(1, keepdim=True)
+    high = (1 - offset).amin(1, keepdim=True)
+    y = torch.maximum(torch.minimum(y.double(), high), low)
+    return (y + offset).clamp(0, 1).to(content.dtype)
+
+
+def _sqrtm(cov: torch.Tensor, power: float, floor: float) -> torch.Tensor:
+    values, vectors = torch.linalg.eigh(cov)
+    return vectors @ torch.diag(values.clamp_min(floor) ** power) @ vectors.T
+
+
+def color_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (3) and covariance (3 x 3) of the pixel colours of ``x`` (``1 x 3 x H x W``), float64."""
+    pixels = x.double().reshape(3, -1)
+    mean = pixels.mean(1)
+    centred = pixels - mean[:, None]
+    return mean, centred @ centred.T / pixels.shape[1]
+
+
+def match_color(style: torch.Tensor, content: torch.Tensor, *, clamp: bool = True, floor: float = 1e-8) -> torch.Tensor:
+    """``style`` with its colour mean and covariance matched to the content's (Gatys et al.
+    2017, section 5.2): ``x' = A (x − μ_s) + μ_c`` with ``A = Σ_c^½ Σ_s^-½`` (symmetric matrix
+    square roots via ``eigh``), clamped to [0, 1] unless ``clamp=False``."""
+    mu_s, cov_s = color_stats(style)
+    mu_c, cov_c = color_stats(content)
+    a = _sqrtm(cov_c, 0.5, 0.0) @ _sqrtm(cov_s, -0.5, floor)
+    pixels = style.double().reshape(3, -1)
+    out = (a @ (pixels - mu_s[:, None]) + mu_c[:, None]).reshape(style.shape)
+    if clamp:
+        out = out.clamp(0, 1)
+    return out.to(style.dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Spatial control: masks and label images
+
+
+def image_to_mask(img: Any) -> torch.Tensor:
+    """A grayscale mask (``1 x 1 x H x W`` in [0, 1]; white = 1) from an 8-bit image."""
+    gray = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+    return torch.from_numpy(gray)[None, None]
+
+
+def resize_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``mask`` resized to ``size`` = (height, width): area averaging when shrinking (soft edges,
+    no aliasing), bilinear when enlarging."""
+    h, w = mask.shape[-2:]
+    if (h, w) == tuple(size):
+        return mask
+    if size[0] <= h and size[1] <= w:
+        return F.interpolate(mask, size=size, mode="area")
+    return F.interpolate(mask, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
+
+
+def label_masks(img: Any, n_styles: int, *, min_fraction: float = 0.002, black: int = 32,
+                role: str = "label image") -> tuple[list[torch.Tensor], list[tuple[int, int, int]]]:
+    """Masks from a label image: one per region colour that is not black, in reading order
+    (the order in which each region's first pixel appears, row by row from the top left).
+
+    Colours covering less than ``min_fraction`` of the image are JPEG/antialiasing noise: their
+    pixels join the nearest region colour. A colour whose channels are all <= ``black`` marks
+    pixels that get no style (content only). Returns ``(masks, colours)``, masks
+    ``1 x 1 x H x W`` at the label image's size.
+    """
+    rgb = np.asarray(img.convert("RGB"), dtype=np.int32)
+    flat = rgb.reshape(-1, 3)
+    colours, first, counts = np.unique(flat, axis=0, return_index=True, return_counts=True)
+    keep = counts >= max(1, min_fraction * flat.shape[0])
+    colours, first = colours[keep], first[keep]
+    # each pixel -> nearest kept colour (exact colours map to themselves)
+    codes = flat[:, 0] * 65536 + flat[:, 1] * 256 + flat[:, 2]
+    uniq, inverse = np.unique(codes, return_inverse=True)
+    uniq_rgb = np.stack([uniq // 65536, (uniq // 256) % 256, uniq % 256], 1)
+    nearest = ((uniq_rgb[:, None, :] - colours[None, :, :]) ** 2).sum(-1).argmin(1)
+    label = nearest[inverse.reshape(-1)]
+    # reading order of each region's first pixel (after the nearest-colour assignment)
+    region_first = np.full(len(colours), flat.shape[0])
+    np.minimum.at(region_first, label, np.arange(flat.shape[0]))
+    order = [k for k in np.argsort(region_first, kind="stable") if not (colours[k] <= black).all()]
+    if len(order) != n_styles:
+        found = ", ".join("#%02x%02x%02x" % tuple(colours[k]) for k in order) or "none"
+        raise ConfigError(f"{role} has {len(order)} non-black region colour(s) ({found}) for {n_styles} style image(s); "
+                          "give one style image per colour (black regions get no style)")
+    h, w = rgb.shape[:2]
+    masks = [torch.from_numpy((label == k).reshape(h, w).astype(np.float32))[None, None] for k in order]
+    return masks, [tuple(int(v) for v in colours[k]) for k in order]
+
+
+def pools_before(names: Sequence[str], layer: str) -> int:
+    """How many 2x2 pooling layers come before ``layer`` in network order ``names``."""
+    return sum(1 for n in names[: list(names).index(layer)] if n.startswith("pool"))
+
+
+def layer_mask(mask: torch.Tensor, pools: int) -> torch.Tensor:
+    """A pixel mask at the resolution of a layer behind ``pools`` 2x2 poolings: averaged 2x2
+    (floor, as the network pools), so each feature position gets the share of its cell that
+    the mask covers."""
+    for _ in range(pools):
+        mask = F.avg_pool2d(mask, 2, 2)
+    return mask
+
+
+def check_mask(mask: torch.Tensor, role: str) -> None:
+    if not torch.isfinite(mask).all():
+        raise InputImageError(f"{role}: mask values are not finite")
+
+
+# ---------------------------------------------------------------------------------------------
+# Coarse-to-fine scales
+
+MULTISCALE_MIN = 256
+
+
+def stage_sizes(final: int, scales: Sequence[int] | None = None, multiscale: bool = False) -> list[int]:
+    """The longest side of each optimisation stage: ``scales`` when given, else (``multiscale``)
+    ``final`` halved while the half is still >= 256 px, else just ``final``."""
+    if scales:
+        return [int(s) for s in scales]
+    sizes = [int(final)]
+    if multiscale:
+        while sizes[0] // 2 >= MULTISCALE_MIN:
+            sizes.insert(0, sizes[0] // 2)
+    return sizes
+
+
+def upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``x`` resized (bicubic) to ``size`` = (height, width), clamped to [0, 1]: the next stage's start."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Post-filter
+
+
+def _box(x: torch.Tensor, r: int) -> torch.Tensor:
+    """Mean over the (2r+1)² window around each pixel (windows cut at the border)."""
+    return F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
+
+
+def default_filter_radius(longest: int) -> int:
+    return max(1, round(longest / 256))
+
+
+def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int | None = None, eps: float = 1e-3) -> torch.Tensor:
+    """He et al.'s colour guided filter: ``src`` (``1 x C x H x W``) fitted in each window as
+    an affine function of the RGB ``guide`` — the local-affine colour model of the matting
+    Laplacian — which removes texture and noise that the guide's edges do not explain.
+    ``radius`` defaults to 1 px per 256 px of the longest side."""
+    if radius is None:
+        radius = default_filter_radius(max(guide.shape[-2:]))
+    g = guide.double()
+    p = src.double()
+    _, c, h, w = p.shape
+    mean_g = _box(g, radius)  # 1,3,H,W
+    mean_p = _box(p, radius)  # 1,C,H,W
+    gg = (g[:, :, None] * g[:, None, :]).reshape(1, 9, h, w)
+    cov_gg = _box(gg, radius).reshape(1, 3, 3, h, w) - mean_g[:, :, None] * mean_g[:, None, :]
+    gp = (g[:, :, None] * p[:, None, :]).reshape(1, 3 * c, h, w)
+    cov_gp = _box(gp, radius).reshape(1, 3, c, h, w) - mean_g[:, :, None] * mean_p[:, None, :]
+    sigma = cov_gg.permute(0, 3, 4, 1, 2) + eps * torch.eye(3, dtype=g.dtype)  # 1,H,W,3,3
+    a = torch.linalg.solve(sigma, cov_gp.permute(0, 3, 4, 1, 2))  # 1,H,W,3,C
+    b = mean_p - torch.einsum("bhwkc,bkhw->bchw", a, mean_g)
+    mean_a = _box(a.permute(0, 3, 4, 1, 2).reshape(1, 3 * c, h, w), radius).reshape(1, 3, c, h, w)
+    mean_b = _box(b, radius)
+    out = torch.einsum("bkchw,bkhw->bchw", mean_a, g) + mean_b
+    return out.clamp(0, 1).to(src.dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Photo mode
+
+#: ``--photo``'s weight for the matting term Σ_c V_cᵀ L V_c / N (see docs/controls.md for how it was chosen).
+DEFAULT_PHOTO_WEIGHT = 1e4

@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny content/style images made from the bundled examples, and a fast
+torch setup for machines whose few cores are shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "src" / "restyle" / "examples"
+
+# On a machine whose 2 cores are shared with other jobs, torch's intra-op threads spin against
+# each other and a tiny VGG pass takes ~10x longer than on one thread.
+torch.set_num_threads(1)
+
+
+def example(name: str, longest: int, path: Path) -> Path:
+    """The bundled example ``name`` scaled to ``longest`` pixels (longest side), saved at ``path``."""
+    with Image.open(EXAMPLES / name) as img:
+        img = img.convert("RGB")
+        img.thumbnail((longest, longest), Image.Resampling.LANCZOS)
+        img.save(path, quality=95) if path.suffix == ".jpg" else img.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny images (64 px longest side): ``content`` (a cat photo), ``style`` (The Starry Night),
+    ``style2`` (The Scream). Shared by the session: tests must not modify them."""
+    d = tmp_path_factory.mktemp("inputs")
+    return {
+        "content": example("chelsea.jpg", 64, d / "content.jpg"),
+        "style": example("starry_night.jpg", 64, d / "style.jpg"),
+        "style2": example("the_scream.jpg", 64, d / "style2.jpg"),
+    }
+
+
+@pytest.fixture
+def content(inputs: dict[str, Path]) -> Path:
+    return inputs["content"]
+
+
+@pytest.fixture
+def style(inputs: dict[str, Path]) -> Path:
+    return inputs["style"]
+
+
+@pytest.fixture
+def style2(inputs: dict[str, Path]) -> Path:
+    return inputs["style2"]
+
+
+@pytest.fixture
+def no_vgg16_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Empty torch hub and Keras caches: no VGG16 weights can be found."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("KERAS_HOME", raising=False)

@@ -1,0 +1,297 @@
+"""Specification of the core pipeline (issue "Core: Gatys style transfer end to end"):
+the backbone's layers, the optimisation, reproducibility, style blending, presets,
+precision and what happens when the loss stops being finite.
+
+Every run uses the real embedded VGG19 on tiny images (32-64 px) for a few iterations.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import restyle
+from restyle import images
+from restyle.cli import main
+from restyle.config import GATYS_STYLE, LAYER_SETS, Config
+from restyle.engine import HISTORY_FIELDS, StyleTransfer
+from restyle.errors import WeightsError
+from restyle.losses import StyleLoss, gram
+from restyle.models import VGGFeatures, build_backbone, conv_names
+from restyle.outputs import read_run_record, side_paths
+from restyle.weights import load_weights
+
+from conftest import EXAMPLES
+
+CPU = dict(device="cpu", precision="fp32")
+
+
+def pixels(img: Image.Image | str) -> np.ndarray:
+    if not isinstance(img, Image.Image):
+        with Image.open(img) as f:
+            return np.asarray(f.convert("RGB")).copy()
+    return np.asarray(img.convert("RGB")).copy()
+
+
+@pytest.fixture(scope="module")
+def vgg19() -> VGGFeatures:
+    return build_backbone("vgg19")
+
+
+# ---- the backbone ------------------------------------------------------------------------------
+
+
+def by_hand(image: torch.Tensor) -> dict[str, torch.Tensor]:
+    """VGG19 up to block2_conv2, written out with torch.nn.functional from the raw weights."""
+    convs = load_weights("vgg19").convs
+    bgr_mean = torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
+    x = image[:, [2, 1, 0]] * 255.0 - bgr_mean  # Caffe: RGB -> BGR, 0-255, minus the means
+    out = {}
+    x = out["block1_conv1"] = F.relu(F.conv2d(x, *convs["block1_conv1"], padding=1))
+    x = F.relu(F.conv2d(x, *convs["block1_conv2"], padding=1))
+    x = out["pool1"] = F.max_pool2d(x, kernel_size=2, stride=2)
+    x = F.relu(F.conv2d(x, *convs["block2_conv1"], padding=1))
+    x = out["block2_conv2"] = F.relu(F.conv2d(x, *convs["block2_conv2"], padding=1))
+    return out
+
+
+def test_layers_are_vggs_convs_after_relu_with_caffe_preprocessing(vgg19, content):
+    img = images.resize_to(images.load_image(content), (48, 40))  # not square: catches transposes
+    x = images.to_tensor(img)
+    expected = by_hand(x)
+    got = vgg19(x, ["block2_conv2", "pool1", "block1_conv1"])
+    assert set(got) == {"block2_conv2", "pool1", "block1_conv1"}
+    assert got["pool1"].shape == (1, 64, 20, 24)
+    assert got["block2_conv2"].shape == (1, 128, 20, 24)
+    for name, want in expected.items():
+        assert got[name].shape == want.shape
+        scale = want.abs().max()
+        assert scale > 0 and (want > 0).float().mean() > 0.05  # a live activation, not all zero
+        torch.testing.assert_close(got[name], want, rtol=1e-4, atol=1e-4 * float(scale))
+
+
+def test_forward_stops_at_the_deepest_requested_layer():
+    net = VGGFeatures("vgg19")  # random weights: only which convs run matters here
+    ran: list[str] = []
+    for name, conv in net.convs.items():
+        conv.register_forward_hook(lambda module, args, output, name=name: ran.append(name))
+    x = torch.rand(1, 3, 32, 32)
+
+    assert list(net(x, ["block1_conv1"])) == ["block1_conv1"]
+    assert ran == ["block1_conv1"]
+
+    ran.clear()
+    assert net(x, ["pool1"])["pool1"].shape == (1, 64, 16, 16)
+    assert ran == ["block1_conv1", "block1_conv2"]
+
+    ran.clear()
+    net(x, ["block4_conv2", "block1_conv1"])
+    assert ran == conv_names("vgg19")[: conv_names("vgg19").index("block4_conv2") + 1]
+    assert "block5_conv1" not in ran
+
+
+def test_embedded_vgg19_features_tell_paintings_apart(vgg19):
+    """ImageNet features: two halves of one painting have closer Gram matrices than two paintings."""
+    starry = images.load_image(EXAMPLES / "starry_night.jpg")
+    scream = images.resize_longest(images.load_image(EXAMPLES / "the_scream.jpg"), 128)
+    w, h = starry.size
+    left = images.resize_longest(starry.crop((0, 0, w // 2, h)), 128)
+    right = images.resize_longest(starry.crop((w // 2, 0, w, h)), 128)
+
+    def style_distance(a: Image.Image, b: Image.Image) -> float:
+        fa = vgg19(images.to_tensor(a), GATYS_STYLE)
+        fb = vgg19(images.to_tensor(b), GATYS_STYLE)
+        return sum(float(StyleLoss(gram(fa[n]))(fb[n])) for n in GATYS_STYLE)
+
+    same = style_distance(left, right)
+    different = min(style_distance(left, scream), style_distance(right, scream))
+    assert math.isfinite(same) and same > 0
+    assert different > 2 * same, (same, different)
+
+
+# ---- optimisation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param(dict(optimizer="lbfgs", iterations=5), id="lbfgs"),
+        pytest.param(dict(optimizer="adam", iterations=8, lr=0.05), id="adam"),
+        pytest.param(
+            dict(optimizer="lbfgs", iterations=8, line_search=True),
+            id="lbfgs-line-search",
+        ),
+    ],
+)
+def test_loss_falls_and_history_has_a_row_per_iteration(content, style, options):
+    result = restyle.stylize(content, style, size=48, **CPU, **options)
+    history = result.history
+    n = options["iterations"]
+    assert len(history) == n + 1
+    assert [row["iteration"] for row in history] == list(range(n + 1))
+    for row in history:
+        assert tuple(row) == HISTORY_FIELDS
+        assert all(math.isfinite(row[k]) for k in HISTORY_FIELDS)
+        c = result.config
+        expected = c.content_weight * row["content"] + c.style_weight * row["style"] + c.tv_weight * row["tv"]
+        expected += getattr(c, "photo_weight", 0.0) * row.get("photo", 0.0)  # an optional extra term
+        assert row["total"] == pytest.approx(expected, rel=1e-4)
+    assert [r["seconds"] for r in history] == sorted(r["seconds"] for r in history)
+    assert history[0]["content"] == pytest.approx(0, abs=1e-6)  # starts from the content image
+    assert history[-1]["total"] < 0.8 * history[0]["total"], [r["total"] for r in history]
+    assert history[-1]["style"] < 0.8 * history[0]["style"]
+    assert result.final_loss == history[-1]["total"]
+    assert result.stopped_early is None
+    if options.get("line_search"):  # a strong-Wolfe step never increases the loss, and moves
+        totals = [r["total"] for r in history]
+        assert all(b < a for a, b in zip(totals, totals[1:])), totals
+
+
+def test_saved_config_reproduces_the_same_image(content, style, tmp_path):
+    first, again = tmp_path / "first.png", tmp_path / "again.png"
+    result = restyle.stylize(content, style, output=first, size=48, iterations=5, **CPU)
+    assert np.array_equal(pixels(first), pixels(result.image))
+    record = read_run_record(first)
+    assert record["config"]["iterations"] == 5 and record["config"]["size"] == 48
+    assert record["inputs"]["content"] == str(content.resolve())
+
+    assert main(["run", "--from-image", str(first), "-o", str(again), "-q", "--no-history"]) == 0
+    assert np.array_equal(pixels(again), pixels(first))
+    assert read_run_record(again)["config"] == record["config"]
+
+
+def test_noise_init_same_seed_same_image_other_seed_other_image(content, style):
+    def run(seed: int) -> np.ndarray:
+        result = restyle.stylize(content, style, size=32, iterations=2, init="noise", seed=seed, **CPU)
+        return pixels(result.image)
+
+    a, b, c = run(1), run(1), run(2)
+    assert np.array_equal(a, b)
+    assert np.abs(a.astype(int) - c.astype(int)).mean() > 10  # noise starts: very different images
+
+
+def test_style_blend_one_zero_is_the_first_style_alone(content, style, style2):
+    alone = restyle.stylize(content, [style], size=32, iterations=3, **CPU)
+    blended = restyle.stylize(content, [style, style2], style_blend=[1, 0], size=32, iterations=3, **CPU)
+    mixed = restyle.stylize(content, [style, style2], style_blend=[1, 1], size=32, iterations=3, **CPU)
+    assert np.array_equal(pixels(blended.image), pixels(alone.image))
+    assert [r["total"] for r in blended.history] == [r["total"] for r in alone.history]
+    assert mixed.history[0]["style"] != pytest.approx(alone.history[0]["style"], rel=1e-3)
+
+
+# ---- presets and weights -----------------------------------------------------------------------
+
+
+def test_seed_preset_is_vgg16_with_the_seed_layers():
+    config = Config.from_options(preset="seed")
+    assert config.model == "vgg16" and config.preset == "seed"
+    assert config.style_layers == {name: 1.0 for name in LAYER_SETS["seed"]}
+    assert list(config.style_layers) == ["block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3"]
+    assert config.content_layers == {"block2_conv2": 1.0}
+    assert Config.from_options(preset="seed", model="vgg19").model == "vgg19"  # explicit options win
+
+
+def test_seed_preset_without_vgg16_weights_explains(no_vgg16_weights, content, style, tmp_path, capsys):
+    with pytest.raises(WeightsError, match=r"^no VGG16 ImageNet weights found: pass --weights PATH"):
+        restyle.stylize(content, style, preset="seed", size=32, iterations=1, **CPU)
+
+    out = tmp_path / "out.png"
+    code = main(["run", str(content), str(style), "-o", str(out), "--preset", "seed", "--size", "32", "-n", "1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("restyle: error: no VGG16 ImageNet weights found") and err.count("\n") == 1
+    assert "--weights download" in err and "--model vgg19" in err
+    assert not out.exists()
+
+
+def test_seed_preset_falls_back_to_vgg19(no_vgg16_weights, content, style, tmp_path):
+    out = tmp_path / "fallback.png"
+    result = restyle.stylize(content, style, preset="seed", fallback_vgg19=True, size=32, iterations=2,
+                             output=out, **CPU)
+    assert result.config.model == "vgg19"
+    assert result.config.style_layers == {name: 1.0 for name in LAYER_SETS["seed"]}
+    assert any("VGG16 weights unavailable" in n and "VGG19" in n for n in result.notes), result.notes
+    assert len(result.history) == 3
+    record = read_run_record(out)
+    assert record["config"]["model"] == "vgg19" and record["notes"] == result.notes
+
+
+# ---- precision ---------------------------------------------------------------------------------
+
+
+def native_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+@pytest.mark.skipif(not native_bf16(), reason="this CPU has no native bf16")
+def test_bf16_and_fp32_reach_the_same_loss(content, style):
+    options = dict(size=64, iterations=10, optimizer="adam", lr=0.05, device="cpu")
+    fp32 = restyle.stylize(content, style, precision="fp32", **options)
+    bf16 = restyle.stylize(content, style, precision="bf16", **options)
+    assert (fp32.precision, bf16.precision) == ("fp32", "bf16")
+    assert fp32.final_loss < 0.8 * fp32.history[0]["total"]
+    assert bf16.final_loss == pytest.approx(fp32.final_loss, rel=0.10)
+
+
+# ---- non-finite loss ---------------------------------------------------------------------------
+
+
+def nan_from_call(monkeypatch: pytest.MonkeyPatch, k: int) -> None:
+    """Make StyleTransfer.losses return NaN (with NaN gradients) from its k-th call (0-based) on."""
+    real = StyleTransfer.losses
+    calls = {"n": 0}
+
+    def losses(self, x):
+        parts = real(self, x)
+        calls["n"] += 1
+        if calls["n"] > k:
+            return tuple(p * float("nan") for p in parts)
+        return parts
+
+    monkeypatch.setattr(StyleTransfer, "losses", losses)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_image(content, style, monkeypatch, caplog):
+    options = dict(size=32, optimizer="adam", lr=0.05, **CPU)
+    two_steps = restyle.stylize(content, style, iterations=2, **options)  # the image after 2 steps
+    nan_from_call(monkeypatch, 3)  # Adam: one evaluation per step, so steps 0-2 see finite losses
+    result = restyle.stylize(content, style, iterations=6, **options)
+    assert result.stopped_early and "non-finite" in result.stopped_early
+    assert result.stopped_early in result.notes
+    assert any("non-finite" in r.getMessage() for r in caplog.records if r.name == "restyle")
+    assert [r["iteration"] for r in result.history] == [0, 1, 2]
+    assert all(math.isfinite(r["total"]) for r in result.history)
+    # the image whose loss was last recorded finite: the one after 2 steps
+    assert np.array_equal(pixels(result.image), pixels(two_steps.image))
+
+
+def test_absurd_learning_rate_stops_with_the_start_image(content, style):
+    config = Config(size=32, iterations=5, optimizer="adam", lr=1e30, **CPU)
+    result = StyleTransfer(config).run(content, [style])
+    assert result.stopped_early is not None
+    assert len(result.history) == 1  # only the starting image had a finite loss
+    start, _ = StyleTransfer(config).load_inputs(content, [style])
+    assert np.array_equal(pixels(result.image), pixels(start))
+
+
+def test_cli_reports_a_stopped_run_and_still_writes_the_image(content, style, tmp_path, capsys):
+    out = tmp_path / "out.png"
+    code = main(["run", str(content), str(style), "-o", str(out), "--size", "32", "-n", "4", "--precision", "fp32",
+                 "--optimizer", "adam", "--lr", "1e30", "-q"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "restyle: note: loss became non-finite" in err and "Traceback" not in err
+    img = pixels(out)
+    assert max(img.shape[:2]) == 32
+    assert 20 < img.mean() < 235  # the content photo, not black (NaN) or saturated garbage
+    rows = side_paths(out)["csv"].read_text().splitlines()
+    assert len(rows) == 2  # header + the one finite row
+    assert read_run_record(out)["notes"]
