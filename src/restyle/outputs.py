@@ -81,9 +81,9 @@ def plot_history(histories: dict[str, Sequence[dict[str, float]]], path: str | P
 
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.2), constrained_layout=True)
     for label, hist in histories.items():
-        its = [r["iteration"] for r in hist]
         for ax, key in zip(axes, ("total", "content", "style", "tv")):
-            ax.plot(its, [max(r[key], 1e-12) for r in hist], label=label, linewidth=1.2)
+            points = [(r["iteration"], r[key]) for r in hist if r[key] > 0]  # log axis: 0 (e.g. content at start) has no place
+            ax.plot([p[0] for p in points], [p[1] for p in points], label=label, linewidth=1.2)
     for ax, key in zip(axes, ("total", "content", "style", "tv")):
         ax.set_title(key)
         ax.set_yscale("log")
