@@ -101,18 +101,20 @@ def test_grid_is_the_product_with_validated_configs():
     assert {c.layer_set for c in cells} == {"gatys", "seed"}
     with pytest.raises(ConfigError, match="unknown layer"):
         build_grid([CHELSEA], [STARRY], ["block9_conv1"], None, TINY)
+    with pytest.raises(ConfigError, match="'gatys' and 'seed-conv1' are the same layers"):
+        build_grid([CHELSEA], [STARRY], ["seed-conv1", "gatys"], None, TINY)
     with pytest.raises(ConfigError, match="not both"):
         build_grid([CHELSEA], [STARRY], ["gatys"], None, {**TINY, "style_layers": "seed"})
 
 
 def test_seed_table_preset_grid():
     cells = preset_grid("seed-table")
-    assert len(cells) == 2 * 3 * 4
+    assert len(cells) == 2 * 3 * 3
     assert {Path(c.content).name for c in cells} == {"chelsea.jpg", "astronaut.jpg"}
     styles = {Path(c.style).stem for c in cells}
     assert {"starry_night", "the_scream"} <= styles
     assert any(study.EXAMPLE_KINDS[s] == "photograph" for s in styles)
-    assert {c.layer_set for c in cells} == {"seed", "seed-conv1", "seed-mixed", "gatys"}
+    assert {c.layer_set for c in cells} == {"seed", "seed-conv1", "seed-mixed"}  # seed-conv1 == gatys
     for c in cells:
         assert c.config.model == "vgg16" and c.config.fallback_vgg19
         assert c.config.content_layers == {"block2_conv2": 1.0}
@@ -215,6 +217,7 @@ def test_seed_table_end_to_end_smoke(tmp_path):
     assert {r["style_kind"] for r in rows} == {"painting", "photograph"}
     html = (out / "index.html").read_text()
     assert "seed-table" in html
+    assert "Layer set seed-conv1 is the same as gatys" in html
     if not study.vgg16_available():
         assert {r["model_used"] for r in rows} == {"vgg19"}
         assert "VGG16 weights unavailable: the seed&#x27;s layer names ran on the embedded VGG19" in html
@@ -238,3 +241,18 @@ def test_jobs_run_cells_in_spawned_processes(tmp_path, monkeypatch):
     # Same seed, same config: the parallel result equals a serial one (same threads per process).
     again = run_study(cells[:1], tmp_path / "ser", force=True)
     assert again.results[0].final["total"] == pytest.approx(summary.results[0].final["total"], rel=1e-3)
+
+
+def test_devices_are_dealt_round_robin(tmp_path, monkeypatch):
+    seen: list[str] = []
+
+    def fake_run_cell(task):
+        seen.append(task["config"]["device"])
+        return {"error": "not run in this test"}
+
+    monkeypatch.setattr(study, "_check_devices", lambda devices: None)
+    monkeypatch.setattr(study, "run_cell", fake_run_cell)
+    cells = build_grid([CHELSEA], [STARRY, SCREAM], ["gatys", "seed"], None, TINY)
+    summary = run_study(cells, tmp_path / "dev", devices=["cuda:0", "cuda:1"])
+    assert seen == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    assert all(r.status == "failed" for r in summary.results)

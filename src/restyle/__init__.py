@@ -27,6 +27,9 @@ _EXPORTS = {
     "build_backbone": "restyle.models",
     "layer_names": "restyle.models",
     "load_weights": "restyle.weights",
+    "score": "restyle.metrics",
+    "build_grid": "restyle.study",
+    "run_study": "restyle.study",
 }
 
 __all__ = [*_EXPORTS, "__version__"]
@@ -51,3 +54,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from restyle.errors import RestyleError
     from restyle.models import VGGFeatures, build_backbone, layer_names
     from restyle.weights import load_weights
+    from restyle.metrics import score
+    from restyle.study import build_grid, run_study

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from restyle.errors import ConfigError, InputImageError
+from restyle.errors import ConfigError
 
 COLOR_MODES = ("luminance", "histogram")
 
@@ -176,11 +176,6 @@ def layer_mask(mask: torch.Tensor, pools: int) -> torch.Tensor:
     return mask
 
 
-def check_mask(mask: torch.Tensor, role: str) -> None:
-    if not torch.isfinite(mask).all():
-        raise InputImageError(f"{role}: mask values are not finite")
-
-
 # ---------------------------------------------------------------------------------------------
 # Coarse-to-fine scales
 
@@ -216,14 +211,15 @@ def _box(x: torch.Tensor, r: int) -> torch.Tensor:
 
 
 def default_filter_radius(longest: int) -> int:
-    return max(1, round(longest / 256))
+    return max(1, round(longest / 128))
 
 
-def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int | None = None, eps: float = 1e-3) -> torch.Tensor:
+def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int | None = None, eps: float = 1e-2) -> torch.Tensor:
     """He et al.'s colour guided filter: ``src`` (``1 x C x H x W``) fitted in each window as
     an affine function of the RGB ``guide`` — the local-affine colour model of the matting
     Laplacian — which removes texture and noise that the guide's edges do not explain.
-    ``radius`` defaults to 1 px per 256 px of the longest side."""
+    ``radius`` defaults to 1 px per 128 px of the longest side; ``eps`` (in [0,1]² colour
+    units) sets how strong an edge of the guide must be to be kept."""
     if radius is None:
         radius = default_filter_radius(max(guide.shape[-2:]))
     g = guide.double()
@@ -248,4 +244,4 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int | None = N
 # Photo mode
 
 #: ``--photo``'s weight for the matting term Σ_c V_cᵀ L V_c / N (see docs/controls.md for how it was chosen).
-DEFAULT_PHOTO_WEIGHT = 1e4
+DEFAULT_PHOTO_WEIGHT = 1e5

@@ -94,6 +94,9 @@ class StyleTransfer:
         self.device = resolve_device(self.config.device)
         self.precision = resolve_precision(self.config.precision, self.device)
         self.backbone = backbone if backbone is not None else self._load_backbone()
+        self.photo = None  # the matting-Laplacian term (photo mode), built per stage by set_targets
+        self._masks: dict[tuple[str, str], torch.Tensor] = {}  # mask images, loaded once per run
+        self._labels: dict[str, tuple[list[torch.Tensor], list[tuple[int, int, int]]]] = {}
 
     # ---- setup ------------------------------------------------------------------------------
     def _load_backbone(self) -> VGGFeatures:
@@ -200,11 +203,10 @@ class StyleTransfer:
             self.photo = MattingLoss(self.content_rgb)
 
     def _mask_source(self, path: str, role: str) -> torch.Tensor:
-        cache = self.__dict__.setdefault("_masks", {})
-        if (path, role) not in cache:
+        if (path, role) not in self._masks:
             img = images.load_image(path, max_pixels=self.config.max_pixels, role=role)
-            cache[(path, role)] = controls.image_to_mask(img)
-        return cache[(path, role)]
+            self._masks[(path, role)] = controls.image_to_mask(img)
+        return self._masks[(path, role)]
 
     def _content_regions(self, n_styles: int) -> list[torch.Tensor] | None:
         """Per style image, the content-pixel mask where it applies (None: everywhere)."""
@@ -215,20 +217,20 @@ class StyleTransfer:
                 raise ConfigError(f"{len(c.masks)} --mask image(s) for {n_styles} style image(s); give one per style image")
             masks = [self._mask_source(p, f"mask {i + 1}") for i, p in enumerate(c.masks)]
         elif c.label_image is not None:
-            cache = self.__dict__.setdefault("_labels", {})
-            if c.label_image not in cache:
+            if c.label_image not in self._labels:
                 img = images.load_image(c.label_image, max_pixels=c.max_pixels, role="label image")
-                cache[c.label_image] = controls.label_masks(img, n_styles)
-                regions = ", ".join(f"#{r:02x}{g:02x}{b:02x} -> style {i + 1}" for i, (r, g, b) in enumerate(cache[c.label_image][1]))
+                self._labels[c.label_image] = controls.label_masks(img, n_styles)
+                regions = ", ".join(f"#{r:02x}{g:02x}{b:02x} -> style {i + 1}"
+                                    for i, (r, g, b) in enumerate(self._labels[c.label_image][1]))
                 self.notes.append(f"label image regions: {regions}; black: no style")
-            masks = cache[c.label_image][0]
+            masks = self._labels[c.label_image][0]
         else:
             return None
         out = [controls.resize_mask(m, size).to(self.device) for m in masks]
         for i, m in enumerate(out):
-            if float(m.sum()) == 0 and f"empty-{i}" not in self.__dict__.setdefault("_noted", set()):
-                self._noted.add(f"empty-{i}")
-                self.notes.append(f"style image {i + 1}'s region is empty: that style is not used")
+            note = f"style image {i + 1}'s region is empty: that style is not used"
+            if float(m.sum()) == 0 and note not in self.notes:
+                self.notes.append(note)
         return out
 
     def _style_masks(self, styles: Sequence[torch.Tensor]) -> list[torch.Tensor | None]:
@@ -271,8 +273,7 @@ class StyleTransfer:
         style = _weighted(c.style_layers, {n: l(feats[n]) for n, l in self.style_losses.items()})
         tv = tv_loss(x)
         total = c.content_weight * content + c.style_weight * style + c.tv_weight * tv
-        photo = getattr(self, "photo", None)
-        photo = photo(x) if photo is not None else torch.zeros((), device=x.device)
+        photo = self.photo(x) if self.photo is not None else torch.zeros((), device=x.device)
         if c.photo_weight > 0:
             total = total + c.photo_weight * photo
         return total, content, style, tv, photo

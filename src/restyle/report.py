@@ -177,9 +177,13 @@ def write_report(out_dir: Path, results: Sequence["CellResult"], *, notes: Seque
     c0 = results[0].cell.config if results else None
     subtitle = ""
     if c0 is not None:
-        models = sorted({r.model_used or r.cell.config.model for r in results if r.status != "failed"})
+        asked = sorted({r.cell.config.model for r in results})
+        used = sorted({r.model_used for r in results if r.status != "failed" and r.model_used})
+        model = " / ".join(asked)
+        if used and used != asked:
+            model += f" (ran on {' / '.join(used)}: weights unavailable)" if asked == ["vgg16"] else f" (ran on {' / '.join(used)})"
         subtitle = (f"{title}: {len(results)} cells; size {c0.size} px, {c0.iterations} iterations "
-                    f"({c0.optimizer}), model {' / '.join(models) or c0.model}")
+                    f"({c0.optimizer}), model {model}")
     files: dict[str, Any] = {}
     files["sheet"] = contact_sheet(results, out_dir / "contact_sheet.png", title=subtitle)
     files["csv"] = write_metrics_csv(results, out_dir)
