@@ -47,16 +47,25 @@ def _config(size: int, device: str, precision: str):
     return Config(size=size, device=device, precision=precision, style_weight=STYLE_WEIGHT, tv_weight=0.0, seed=0)
 
 
-def _evaluate(image_rgb01, size: int) -> float:
-    """restyle's objective (fp32, CPU) of an RGB [0,1] image tensor 1x3xHxW."""
-    import torch
-    from restyle import StyleTransfer
+class Evaluator:
+    """restyle's objective in fp32 on the CPU: one scale for both tools' images."""
 
-    st = StyleTransfer(_config(size, "cpu", "fp32"))
-    content, styles = st.load_inputs(CONTENT, [STYLE])
-    st.set_targets(content, styles)
-    with torch.no_grad():
-        return float(st.losses(image_rgb01.float().cpu())[0])
+    def __init__(self, size: int):
+        from restyle import StyleTransfer
+
+        self.st = StyleTransfer(_config(size, "cpu", "fp32"))
+        content, styles = self.st.load_inputs(CONTENT, [STYLE])
+        self.st.set_targets(content, styles)
+
+    def __call__(self, image_rgb01) -> float:
+        import torch
+
+        with torch.no_grad():
+            return float(self.st.losses(image_rgb01.float().cpu())[0])
+
+    def curve(self, snapshots: list) -> list[tuple[float, float]]:
+        """[(seconds, image)] -> [(seconds, loss)]."""
+        return [(t, self(img)) for t, img in snapshots]
 
 
 def worker_restyle(size: int, device: str, precision: str, iters: int) -> dict:
@@ -67,18 +76,23 @@ def worker_restyle(size: int, device: str, precision: str, iters: int) -> dict:
     cfg = _config(size, device, precision).replace(iterations=iters)
     st = StyleTransfer(cfg)
     marks: list[float] = []
-    curve: list[tuple[float, float]] = []
+    snapshots: list = []  # (seconds into the loop, image after that many steps), scored after the loop
 
     def on_iteration(row, image):
         _sync(device)
         marks.append(time.perf_counter())
-        curve.append((marks[-1] - marks[0], row["total"]))
+        snapshots.append(image.detach().float().cpu().clone())
 
     res = st.run(CONTENT, [STYLE], on_iteration=on_iteration)
     steps = [b - a for a, b in zip(marks[1:], marks[2:])]
+    evaluate = Evaluator(size)
+    # Row i (the image after i steps) is reported once step i is done, i.e. when the image after
+    # i + 1 steps exists; the loop started one step before the first report.
+    origin = marks[0] - statistics.median(steps)
+    curve = [(marks[i] - origin, snapshots[i + 1]) for i in range(len(snapshots) - 1)]
     out = {
         "tool": "restyle", "precision": st.precision, "ms_per_iter": 1000 * statistics.median(steps),
-        "setup_s": marks[0] - t0, "loss_n": _evaluate(_tensor(res.image), size), "curve": curve[:-1],
+        "setup_s": marks[0] - t0, "loss_n": evaluate(_tensor(res.image)), "curve": evaluate.curve(curve),
     }
     if device.startswith("cuda"):
         out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -94,13 +108,11 @@ def _tensor(pil_image):
 def worker_pastiche(size: int, device: str, iters: int) -> dict:
     import torch
     from pastiche.pastiche import PasticheArtist
-    from restyle import StyleTransfer
-
     # pastiche's loss with per-layer weights chosen so it equals restyle's relative losses:
     # content: mse/mean(P^2); style: (w/5) * mse(G_p, A_p)/mean(A_p^2) (pastiche's Gram is C x ours).
-    st = StyleTransfer(_config(size, "cpu", "fp32"))
-    content_img, style_imgs = st.load_inputs(CONTENT, [STYLE])
-    st.set_targets(content_img, style_imgs)
+    evaluate = Evaluator(size)
+    st = evaluate.st
+    style_imgs = st.load_inputs(CONTENT, [STYLE])[1]
     cw = [float(1.0 / st.content_losses[n].target.pow(2).mean()) for n in st.content_losses]
     sw = []
     for n, loss in st.style_losses.items():
@@ -115,12 +127,12 @@ def worker_pastiche(size: int, device: str, iters: int) -> dict:
     )
     setup = time.perf_counter() - t0
     marks = [time.perf_counter()]
-    curve = []  # (seconds into the loop, loss of the image that step started from), as restyle's history
+    snapshots = []  # (seconds into the loop, image after that many steps)
     for _ in range(iters):
         artist.draw()
         _sync(device)
         marks.append(time.perf_counter())
-        curve.append((marks[-1] - marks[0], artist.loss))
+        snapshots.append((marks[-1] - marks[0], artist.pastiche.detach().clone()))
     steps = [b - a for a, b in zip(marks[1:], marks[2:])]
 
     def rgb01(x):
@@ -131,7 +143,7 @@ def worker_pastiche(size: int, device: str, iters: int) -> dict:
 
     out = {
         "tool": "pastiche", "precision": "fp32", "ms_per_iter": 1000 * statistics.median(steps), "setup_s": setup,
-        "loss_n": _evaluate(rgb01(artist.pastiche), size), "curve": curve,
+        "loss_n": evaluate(rgb01(artist.pastiche)), "curve": evaluate.curve([(t, rgb01(x)) for t, x in snapshots]),
     }
     if device.startswith("cuda"):
         out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20

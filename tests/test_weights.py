@@ -386,7 +386,7 @@ def test_truncated_legacy_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "content", "expected"),
     [
-        ("notes.pth", b"hello, these are not weights\n", "is truncated or corrupt"),
+        ("notes.pth", b"hello, these are not weights\n", "is not a PyTorch checkpoint"),
         ("empty.h5", b"", "is truncated or corrupt (empty file)"),
         ("notes.txt", b"hello\n", "is neither a torchvision checkpoint (.pth) nor a Keras HDF5 file (.h5)"),
     ],

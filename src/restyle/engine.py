@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from restyle import controls, images
+from restyle import controls, images, optim
 from restyle.config import Config
 from restyle.errors import ConfigError, WeightsError, notice
 from restyle.losses import ContentLoss, GuidedStyleLoss, StyleLoss, gram, masked_gram, tv_loss
@@ -196,7 +196,6 @@ class StyleTransfer:
                 for n, t in targets.items()
             }
         self.layers = list(dict.fromkeys(list(c.content_layers) + list(c.style_layers)))
-        self.photo = None
         if c.photo_weight > 0:
             from restyle.matting import MattingLoss
 
@@ -379,17 +378,17 @@ class StyleTransfer:
             self.notes.append(stopped)
         return x.detach(), stopped
 
-    def _optimizer(self, x: torch.Tensor) -> torch.optim.Optimizer:
+    def _optimizer(self, x: torch.Tensor):
         c = self.config
-        if c.optimizer == "lbfgs":
-            return torch.optim.LBFGS(
-                [x], lr=c.lr if c.lr is not None else 1.0, max_iter=1, history_size=50,
-                # max_eval defaults to max_iter * 5/4 = 1, which leaves a line search no evaluations to try.
-                max_eval=25 if c.line_search else 1,
-                line_search_fn="strong_wolfe" if c.line_search else None,
-                tolerance_grad=0.0, tolerance_change=0.0,
-            )
-        return torch.optim.Adam([x], lr=c.lr if c.lr is not None else 0.02)
+        if c.optimizer == "adam":
+            return optim.Adam(x, lr=c.lr if c.lr is not None else 0.02)
+        if not c.line_search:
+            return optim.LBFGS(x, lr=c.lr if c.lr is not None else 1.0, history_size=50)
+        return torch.optim.LBFGS(
+            [x], lr=c.lr if c.lr is not None else 1.0, max_iter=1, history_size=50,
+            # max_eval defaults to max_iter * 5/4 = 1, which leaves a line search no evaluations to try.
+            max_eval=25, line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0,
+        )
 
 
 def _as_tensor(img: Any) -> torch.Tensor:

@@ -80,7 +80,8 @@ class VGGFeatures(nn.Module):
         in_ch = 3
         for b, block in enumerate(_config(arch), start=1):
             for c, out_ch in enumerate(block, start=1):
-                self.convs[f"block{b}_conv{c}"] = nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1)
+                # On the meta device: no memory, no random init (which costs ~0.1 s); load() fills them.
+                self.convs[f"block{b}_conv{c}"] = nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1, device="meta")
                 in_ch = out_ch
         if convention == "caffe":
             # x_caffe = 255 * x_rgb[::-1] - mean_bgr
@@ -103,9 +104,8 @@ class VGGFeatures(nn.Module):
             w, b = convs[name]
             if tuple(w.shape) != tuple(conv.weight.shape) or tuple(b.shape) != tuple(conv.bias.shape):
                 raise ValueError(f"{name}: expected {tuple(conv.weight.shape)}, got {tuple(w.shape)}")
-            with torch.no_grad():
-                conv.weight.copy_(w)
-                conv.bias.copy_(b)
+            conv.weight = nn.Parameter(w.detach().to(torch.float32).contiguous(), requires_grad=False)
+            conv.bias = nn.Parameter(b.detach().to(torch.float32).contiguous(), requires_grad=False)
         return self
 
     def preprocess(self, image: torch.Tensor) -> torch.Tensor:
