@@ -3,6 +3,8 @@ torch setup for machines whose few cores are shared."""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -58,3 +60,23 @@ def no_vgg16_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("KERAS_HOME", raising=False)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path, monkeypatch):
+    """A directory without write permission. Root ignores mode bits, so there os.access is made
+    to answer from the mode bits, as it does for everyone else."""
+    directory = tmp_path / "ro"
+    directory.mkdir()
+    directory.chmod(0o555)
+    if os.geteuid() == 0:
+        real_access = os.access
+
+        def access(path, mode, *args, **kwargs):
+            if Path(path).resolve() == directory.resolve() and mode & os.W_OK:
+                return bool(os.stat(path).st_mode & stat.S_IWUSR)
+            return real_access(path, mode, *args, **kwargs)
+
+        monkeypatch.setattr(os, "access", access)
+    yield directory
+    directory.chmod(0o755)

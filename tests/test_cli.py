@@ -194,28 +194,10 @@ def test_missing_output_directory(tmp_path, content, style, capsys):
     assert not output.parent.exists()
 
 
-@pytest.fixture
-def read_only_dir(tmp_path, monkeypatch):
-    """A directory without write permission (root ignores mode bits, so os.access is made to
-    answer from them for this directory)."""
-    directory = tmp_path / "ro"
-    directory.mkdir()
-    (directory / "OUT.png").write_bytes(KNOWN)
-    directory.chmod(0o555)
-    if os.geteuid() == 0:
-        real_access = os.access
-
-        def access(path, mode, *args, **kwargs):
-            if Path(path).resolve() == directory.resolve() and mode & os.W_OK:
-                return bool(os.stat(path).st_mode & stat.S_IWUSR)
-            return real_access(path, mode, *args, **kwargs)
-
-        monkeypatch.setattr(os, "access", access)
-    yield directory
-    directory.chmod(0o755)
-
-
 def test_output_directory_not_writable(read_only_dir, content, style, capsys):
+    read_only_dir.chmod(0o755)
+    (read_only_dir / "OUT.png").write_bytes(KNOWN)
+    read_only_dir.chmod(0o555)
     code, _, err = run(capsys, "run", content, style, "-o", read_only_dir / "OUT.png", *FAST)
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("restyle: error: output directory") and "is not writable" in err

@@ -515,26 +515,6 @@ def test_check_output_path_parent_is_a_file(tmp_path):
         check_output_path(tmp_path / "file" / "out.png")
 
 
-@pytest.fixture
-def read_only_dir(tmp_path, monkeypatch):
-    """A directory without write permission. Root ignores mode bits, so there os.access is made
-    to answer from the mode bits, as it does for everyone else."""
-    directory = tmp_path / "ro"
-    directory.mkdir()
-    directory.chmod(0o555)
-    if os.geteuid() == 0:
-        real_access = os.access
-
-        def access(path, mode, *args, **kwargs):
-            if Path(path).resolve() == directory.resolve() and mode & os.W_OK:
-                return bool(os.stat(path).st_mode & stat.S_IWUSR)
-            return real_access(path, mode, *args, **kwargs)
-
-        monkeypatch.setattr(os, "access", access)
-    yield directory
-    directory.chmod(0o755)
-
-
 def test_check_output_path_read_only_directory(read_only_dir):
     with pytest.raises(OutputError, match=f"^output directory '{read_only_dir}' is not writable"):
         check_output_path(read_only_dir / "out.png")

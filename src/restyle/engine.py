@@ -93,6 +93,11 @@ class StyleTransfer:
         self.notes: list[str] = []
         self.device = resolve_device(self.config.device)
         self.precision = resolve_precision(self.config.precision, self.device)
+        if self.device.type == "cuda":
+            # Fixed shapes every iteration: let cuDNN pick its fastest kernels once. TF32 only when
+            # asked for (cuDNN would otherwise use it for convolutions even under "fp32").
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.precision == "tf32"
         self.backbone = backbone if backbone is not None else self._load_backbone()
         self.photo = None  # the matting-Laplacian term (photo mode), built per stage by set_targets
         self._masks: dict[tuple[str, str], torch.Tensor] = {}  # mask images, loaded once per run

@@ -18,7 +18,12 @@ EPS = 1e-8
 def gram(features: torch.Tensor) -> torch.Tensor:
     """Gram matrix normalised by feature size: ``F Fᵀ / (C·H·W)``, computed in fp32 (batch kept)."""
     b, c, h, w = features.shape
-    f = features.float().reshape(b, c, h * w)
+    f = features.float()
+    if c > 1 and f.is_contiguous(memory_format=torch.channels_last):
+        # Channels-last features are (H·W) x C matrices in memory: G = Mᵀ M without a reshape copy.
+        m = f.permute(0, 2, 3, 1).reshape(b, h * w, c)
+        return torch.bmm(m.transpose(1, 2), m) / (c * h * w)
+    f = f.reshape(b, c, h * w)
     return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
 
 
