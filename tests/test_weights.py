@@ -341,7 +341,7 @@ def test_vgg16_default_without_weights_explains(empty_caches) -> None:
     assert message == (
         "no VGG16 ImageNet weights found: pass --weights PATH to vgg16-397923af.pth (torchvision) "
         "or vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 (Keras), or --weights download to fetch "
-        f"the torchvision file into {checkpoints} (needs internet), or --model vgg19 to use the embedded VGG19"
+        f"the torchvision file into {checkpoints} (needs internet), or --model vgg19 (or --fallback-vgg19) to use the embedded VGG19"
     )
 
 

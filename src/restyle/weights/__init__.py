@@ -121,7 +121,7 @@ def _load_default(arch: str) -> VGGWeights:
         f"no {name} ImageNet weights found: pass --weights PATH to {torchvision.filename(arch)} "
         f"(torchvision) or {keras.filename(arch)} (Keras), or --weights download to fetch the "
         f"torchvision file into {torchvision.checkpoint_dir()} (needs internet), "
-        f"or --model vgg19 to use the embedded VGG19"
+        f"or --model vgg19 (or --fallback-vgg19) to use the embedded VGG19"
     )
 
 
