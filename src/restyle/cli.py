@@ -95,7 +95,7 @@ def _ints(text: str) -> list[int]:
 
 def _add_control_options(p: argparse.ArgumentParser) -> None:
     """Artistic controls (docs/controls.md): colour, regions, photorealism, coarse-to-fine."""
-    from restyle.controls import COLOR_MODES, DEFAULT_PHOTO_WEIGHT
+    from restyle.config import COLOR_MODES, DEFAULT_PHOTO_WEIGHT
 
     g = p.add_argument_group("artistic controls (docs/controls.md)")
     g.add_argument("--preserve-color", choices=list(COLOR_MODES),

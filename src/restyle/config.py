@@ -33,6 +33,9 @@ OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise")  # or a path to an image file
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "tf32", "bf16")
+COLOR_MODES = ("luminance", "histogram")  # --preserve-color
+#: ``--photo``'s weight for the matting term Σ_c V_cᵀ L V_c / N (see docs/controls.md for how it was chosen).
+DEFAULT_PHOTO_WEIGHT = 1e5
 
 
 def parse_layers(spec: str | Iterable[str] | Mapping[str, float] | None) -> dict[str, float]:
@@ -138,8 +141,8 @@ class Config:
     def _validate_controls(self) -> None:
         from pathlib import Path
 
-        if self.preserve_color is not None and self.preserve_color not in ("luminance", "histogram"):
-            raise ConfigError(f"unknown --preserve-color '{self.preserve_color}'; choose luminance or histogram")
+        if self.preserve_color is not None and self.preserve_color not in COLOR_MODES:
+            raise ConfigError(f"unknown --preserve-color '{self.preserve_color}'; choose {' or '.join(COLOR_MODES)}")
         if not (self.photo_weight >= 0 and self.photo_weight < float("inf")):
             raise ConfigError(f"--photo-weight must be a finite number >= 0, got {self.photo_weight}")
         if self.masks is not None and self.label_image is not None:

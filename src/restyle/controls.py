@@ -14,9 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from restyle.config import COLOR_MODES, DEFAULT_PHOTO_WEIGHT  # noqa: F401  (re-exported)
 from restyle.errors import ConfigError
 
-COLOR_MODES = ("luminance", "histogram")
 
 # ---------------------------------------------------------------------------------------------
 # Colour: luminance-only transfer (YIQ) and colour-histogram matching
@@ -243,5 +243,4 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int | None = N
 # ---------------------------------------------------------------------------------------------
 # Photo mode
 
-#: ``--photo``'s weight for the matting term Σ_c V_cᵀ L V_c / N (see docs/controls.md for how it was chosen).
-DEFAULT_PHOTO_WEIGHT = 1e5
+

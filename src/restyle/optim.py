@@ -16,7 +16,22 @@ from typing import Callable
 import torch
 
 
-class LBFGS:
+class _ImageOptimizer:
+    """What both optimisers share: one tensor ``x``; ``step(closure)`` evaluates loss and gradient."""
+
+    x: torch.Tensor
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.x.grad = None
+
+    def _evaluate(self, closure: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, gradient of x) from the closure, which runs with autograd on."""
+        with torch.enable_grad():
+            loss = closure()
+        return loss, self.x.grad
+
+
+class LBFGS(_ImageOptimizer):
     """L-BFGS with step ``lr`` (the first step scaled by ``min(1, 1/‖g‖₁)``, as torch does)."""
 
     def __init__(self, x: torch.Tensor, lr: float = 1.0, history_size: int = 50):
@@ -28,14 +43,10 @@ class LBFGS:
         self.prev_grad: torch.Tensor | None = None
         self.prev_step: torch.Tensor | None = None
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        self.x.grad = None
-
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:
-        with torch.enable_grad():
-            loss = closure()
-        g = self.x.grad.reshape(-1)
+        loss, g = self._evaluate(closure)
+        g = g.reshape(-1)
         if self.prev_grad is None:
             d = g.neg()
             t = torch.clamp(1.0 / g.abs().sum(), max=1.0) * self.lr
@@ -72,7 +83,7 @@ class LBFGS:
         return r
 
 
-class Adam:
+class Adam(_ImageOptimizer):
     """Adam (Kingma & Ba), the same update as ``torch.optim.Adam`` with default betas."""
 
     def __init__(self, x: torch.Tensor, lr: float = 0.02, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
@@ -81,16 +92,11 @@ class Adam:
         self.v = torch.zeros_like(x)
         self.t = 0
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        self.x.grad = None
-
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:
-        with torch.enable_grad():
-            loss = closure()
+        loss, g = self._evaluate(closure)
         b1, b2 = self.betas
         self.t += 1
-        g = self.x.grad
         self.m.lerp_(g, 1 - b1)
         self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
         denom = (self.v / (1 - b2**self.t)).sqrt_().add_(self.eps)
