@@ -52,8 +52,8 @@ def get_backbone(model: str, weights: str | None, pooling: str, device: torch.de
     if key not in _BACKBONES:
         if len(_BACKBONES) >= 4:
             _BACKBONES.pop(next(iter(_BACKBONES)))
-        net = build_backbone(model, weights, pooling).to(device=device, dtype=dtype)
-        net.in_scale, net.in_shift = net.in_scale.float(), net.in_shift.float()
+        net = build_backbone(model, weights, pooling).to(device)
+        net.convs.to(dtype)  # the input normalisation buffers keep their fp32 values
         if device.type == "cuda" or _bf16_cpu_ok():
             net = net.to(memory_format=torch.channels_last)
         _BACKBONES[key] = net
