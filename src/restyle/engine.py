@@ -54,10 +54,16 @@ def get_backbone(model: str, weights: str | None, pooling: str, device: torch.de
             _BACKBONES.pop(next(iter(_BACKBONES)))
         net = build_backbone(model, weights, pooling).to(device)
         net.convs.to(dtype)  # the input normalisation buffers keep their fp32 values
-        if device.type == "cuda" or _bf16_cpu_ok():
+        if _channels_last(device, dtype):
             net = net.to(memory_format=torch.channels_last)
         _BACKBONES[key] = net
     return _BACKBONES[key]
+
+
+def _channels_last(device: torch.device, dtype: torch.dtype) -> bool:
+    """One rule for the backbone's and its inputs' memory format: channels-last on CUDA, for bf16,
+    and for fp32 on CPUs with AVX512-BF16 (fp32 at 256² there: NCHW 587, channels-last 539 ms/it)."""
+    return device.type == "cuda" or dtype == torch.bfloat16 or _bf16_cpu_ok()
 
 
 def _bf16_cpu_ok() -> bool:
@@ -132,7 +138,7 @@ class StyleTransfer:
 
     def _prepare_tensor(self, t: torch.Tensor) -> torch.Tensor:
         t = t.to(self.device)
-        if self.device.type == "cuda" or self.precision == "bf16":
+        if _channels_last(self.device, self._weights_dtype()):
             t = t.contiguous(memory_format=torch.channels_last)
         return t
 
