@@ -15,16 +15,72 @@ import torch.nn as nn
 EPS = 1e-8
 
 
+def _feature_matrix(features: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """``features`` (B x C x H x W) as a batch of matrices without a copy: (B x H·W x C, True) for
+    channels-last memory, else (B x C x H·W, False)."""
+    b, c, h, w = features.shape
+    if c > 1 and features.is_contiguous(memory_format=torch.channels_last):
+        return features.permute(0, 2, 3, 1).reshape(b, h * w, c), True
+    return features.reshape(b, c, h * w), False
+
+
+def _gram_of(m: torch.Tensor, rows_are_pixels: bool) -> torch.Tensor:
+    return torch.bmm(m.transpose(1, 2), m) if rows_are_pixels else torch.bmm(m, m.transpose(1, 2))
+
+
 def gram(features: torch.Tensor) -> torch.Tensor:
     """Gram matrix normalised by feature size: ``F Fᵀ / (C·H·W)``, computed in fp32 (batch kept)."""
     b, c, h, w = features.shape
-    f = features.float()
-    if c > 1 and f.is_contiguous(memory_format=torch.channels_last):
-        # Channels-last features are (H·W) x C matrices in memory: G = Mᵀ M without a reshape copy.
-        m = f.permute(0, 2, 3, 1).reshape(b, h * w, c)
-        return torch.bmm(m.transpose(1, 2), m) / (c * h * w)
-    f = f.reshape(b, c, h * w)
-    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+    m, rows_are_pixels = _feature_matrix(_at_least_fp32(features))
+    return _gram_of(m, rows_are_pixels) / (c * h * w)
+
+
+def _at_least_fp32(t: torch.Tensor) -> torch.Tensor:
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
+class _GramDistance(torch.autograd.Function):
+    """``‖G(F) − A‖² · scale`` with its gradient written out: ``dF = 4·scale/n · F (G − A)``.
+
+    Autograd through ``bmm`` would keep an fp32 copy of F and run two fp32 matrix products
+    backward; here the forward Gram is fp32 (as the loss needs), and the backward is one
+    product in F's own dtype (bf16 under bf16: the convolutions' backward reads the gradient in
+    bf16 anyway). 256² here: see docs/performance.md."""
+
+    @staticmethod
+    def forward(ctx, features: torch.Tensor, target: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = features.shape
+        n = c * h * w
+        with torch.autocast(features.device.type, enabled=False):
+            m, rows_are_pixels = _feature_matrix(features)
+            residual = _gram_of(_at_least_fp32(m), rows_are_pixels) / n - target
+            loss = residual.pow(2).sum() * scale
+        ctx.rows_are_pixels = rows_are_pixels
+        ctx.save_for_backward(features, residual, scale)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        features, residual, scale = ctx.saved_tensors
+        b, c, h, w = features.shape
+        # G − A is symmetric up to rounding; symmetrise so dF is exactly that of ‖G − A‖².
+        coef = (residual + residual.transpose(1, 2)) * (grad * scale * 2.0 / (c * h * w))
+        coef = coef.to(features.dtype)
+        with torch.autocast(features.device.type, enabled=False):
+            m, rows_are_pixels = _feature_matrix(features)
+            if rows_are_pixels:  # M: B x HW x C (channels-last) -> dM = M · coef, viewed back as B x C x H x W
+                dm = torch.bmm(m, coef)
+                df = dm.reshape(b, h, w, c).permute(0, 3, 1, 2)
+            else:  # M: B x C x HW -> dM = coef · M
+                df = torch.bmm(coef, m).reshape(b, c, h, w)
+        return df, None, None
+
+
+def gram_distance(features: torch.Tensor, target: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``‖G(features) − target‖² · scale`` (G as :func:`gram`, fp32), with a fused backward."""
+    if target.dim() == 2:
+        target = target[None]
+    return _GramDistance.apply(features, target, scale)
 
 
 def masked_gram(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -65,7 +121,7 @@ class StyleLoss(nn.Module):
         return sum(g * (w / total) for g, w in zip(grams, blend))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return (gram(features) - self.target).pow(2).sum() * self.scale
+        return gram_distance(features, self.target, self.scale)
 
 
 class GuidedStyleLoss(nn.Module):
