@@ -74,7 +74,8 @@ def worker_restyle(size: int, device: str, precision: str, iters: int) -> dict:
 
     t0 = time.perf_counter()
     cfg = _config(size, device, precision).replace(iterations=iters)
-    st = StyleTransfer(cfg)
+    # Curves need the time of every row: read the losses every step (on a GPU that is a sync per step).
+    st = StyleTransfer(cfg, sync_every=1)
     marks: list[float] = []
     snapshots: list = []  # (seconds into the loop, image after that many steps), scored after the loop
 
@@ -85,18 +86,49 @@ def worker_restyle(size: int, device: str, precision: str, iters: int) -> dict:
 
     res = st.run(CONTENT, [STYLE], on_iteration=on_iteration)
     steps = [b - a for a, b in zip(marks[1:], marks[2:])]
+    ms_per_iter = 1000 * statistics.median(steps)
+    if device.startswith("cuda"):
+        # The loop as users run it (losses read every SYNC_EVERY_CUDA steps), warmed up by the run above.
+        quiet = StyleTransfer(cfg)
+        quiet.run(CONTENT, [STYLE])
+        ms_per_iter = 1000 * quiet.loop_seconds / iters
     evaluate = Evaluator(size)
     # Row i (the image after i steps) is reported once step i is done, i.e. when the image after
     # i + 1 steps exists; the loop started one step before the first report.
     origin = marks[0] - statistics.median(steps)
     curve = [(marks[i] - origin, snapshots[i + 1]) for i in range(len(snapshots) - 1)]
     out = {
-        "tool": "restyle", "precision": st.precision, "ms_per_iter": 1000 * statistics.median(steps),
-        "setup_s": marks[0] - t0, "loss_n": evaluate(_tensor(res.image)), "curve": evaluate.curve(curve),
+        "tool": "restyle", "precision": st.precision, "ms_per_iter": ms_per_iter,
+        "floor_ms": floor_ms(st, size), "setup_s": marks[0] - t0, "loss_n": evaluate(_tensor(res.image)),
+        "curve": evaluate.curve(curve),
     }
     if device.startswith("cuda"):
         out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out
+
+
+def floor_ms(st, size: int, repeats: int | None = None) -> float:
+    """The bare pass one iteration cannot avoid: the backbone up to the deepest layer used,
+    forward and gradient to the image, in the run's precision and memory format (no losses, no
+    optimiser). Median of ``repeats`` passes after two warm-up passes."""
+    import torch
+
+    device = st.device
+    deepest = max(st.layers, key=st.backbone.names.index)
+    x = torch.rand(1, 3, size, size, device=device, requires_grad=True)
+    repeats = repeats or (20 if device.type == "cuda" else max(3, int(12 * (256 / size) ** 2)))
+    times = []
+    for i in range(repeats + 2):
+        _sync(str(device))
+        t = time.perf_counter()
+        with st._autocast():
+            feats = st.backbone(st._prepare_tensor(x), [deepest])[deepest]
+        feats.backward(torch.ones_like(feats))
+        x.grad = None
+        _sync(str(device))
+        if i >= 2:
+            times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
 
 
 def _tensor(pil_image):
@@ -165,17 +197,17 @@ def run_child(args: list[str], timeout: float = 1800) -> tuple[dict, float, floa
     return json.loads(out.strip().splitlines()[-1]), wall, usage.ru_maxrss / 1024
 
 
-def startup_time(tool: str, device: str, size: int, out_dir: Path) -> float:
-    """Process start -> first iteration done and the PNG written (whole command, 1 iteration)."""
+def startup_time(tool: str, device: str, size: int, out_dir: Path, iterations: int = 1, repeats: int = 3) -> float:
+    """Process start -> ``iterations`` iterations done and the PNG written (the whole command), best of ``repeats``."""
     png = out_dir / f"startup_{tool}.png"
     if tool == "restyle":
         cmd = [str(Path(sys.executable).parent / "restyle"), "run", str(CONTENT), str(STYLE), "-o", str(png),
-               "--size", str(size), "-n", "1", "--device", device, "--no-history", "-q"]
+               "--size", str(size), "-n", str(iterations), "--device", device, "--no-history", "-q"]
     else:
         cmd = [sys.executable, "-m", "pastiche", "-c", str(CONTENT), "-s", str(STYLE), "-o", str(png),
-               "--size", str(size), "--num-steps", "1", "--device", device, "--no-verbose"]
+               "--size", str(size), "--num-steps", str(iterations), "--device", device, "--no-verbose"]
     best = float("inf")
-    for _ in range(3):
+    for _ in range(repeats):
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         best = min(best, time.perf_counter() - t0)
@@ -190,6 +222,9 @@ def main() -> None:
     p.add_argument("--iters", default=None, help="iterations per size, e.g. 256:20,512:10,1024:4")
     p.add_argument("--precisions", default="auto,fp32", help="restyle precisions to measure")
     p.add_argument("--no-pastiche", action="store_true")
+    p.add_argument("--end-to-end", default=None,
+                   help="SIZE:N[,SIZE:N]: time whole commands (process start -> N iterations -> PNG); "
+                        "default 512:500 on CUDA, none on CPU")
     p.add_argument("--markdown", help="write the table (with machine, versions, date) to this file")
     a = p.parse_args()
     if a.worker:
@@ -213,9 +248,16 @@ def main() -> None:
     startups = {}
     for device in devices:
         gpu = device.startswith("cuda")
-        for tool in ["restyle"] + ([] if a.no_pastiche else ["pastiche"]):
-            startups[(tool, device)] = startup_time(tool, device, 256, out_dir)
-            print(f"start-up {tool} {device}: {startups[(tool, device)]:.2f} s", file=sys.stderr)
+        tools = ["restyle"] + ([] if a.no_pastiche else ["pastiche"])
+        for tool in tools:
+            startups[(tool, device, 256, 1)] = startup_time(tool, device, 256, out_dir)
+            print(f"start-up {tool} {device}: {startups[(tool, device, 256, 1)]:.2f} s", file=sys.stderr)
+        e2e = a.end_to_end if a.end_to_end is not None else ("512:500" if gpu else "")
+        for spec in filter(None, e2e.split(",")):
+            size, n = (int(v) for v in spec.split(":"))
+            for tool in tools:
+                startups[(tool, device, size, n)] = startup_time(tool, device, size, out_dir, n, repeats=1 if n > 1 else 3)
+                print(f"end-to-end {tool} {device} {size}² x {n}: {startups[(tool, device, size, n)]:.2f} s", file=sys.stderr)
         for size in sizes:
             n = iters.get(size, 5) * (25 if gpu else 1)
             jobs = [("restyle", prec) for prec in a.precisions.split(",")]
@@ -257,9 +299,9 @@ def render(rows: list[dict], startups: dict) -> str:
     loss after T: each tool's loss at T = half of pastiche's loop time."""
     base = {(r["device"], r["size"]): r for r in rows if r["tool"] == "pastiche"}
     lines = [
-        "| device | size | tool | precision | N | ms/iter | speed-up/iter | loss after N (fp32 eval) "
+        "| device | size | tool | precision | N | ms/iter | speed-up/iter | floor ms | loop/floor | loss after N (fp32 eval) "
         "| time to pastiche's final loss | speed-up | loss after T | T | peak RSS MiB | CUDA peak MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         b = base.get((r["device"], r["size"]))
@@ -273,12 +315,16 @@ def render(rows: list[dict], startups: dict) -> str:
             t_half = b["curve"][-1][0] / 2
             loss_t, t = f"{_loss_at(r['curve'], t_half):.4g}", f"{t_half:.1f} s"
         cuda = f"{r['cuda_peak_mb']:.0f}" if "cuda_peak_mb" in r else "-"
+        floor = f"{r['floor_ms']:.1f}" if "floor_ms" in r else "-"
+        ratio = f"{r['ms_per_iter'] / r['floor_ms']:.2f}" if "floor_ms" in r else "-"
         lines.append(
             f"| {r['device']} | {r['size']}² | {r['tool']} | {r['precision']} | {r['iters']} | {r['ms_per_iter']:.0f} | "
-            f"{speed} | {r['loss_n']:.4g} | {ttl} | {ttl_speed} | {loss_t} | {t} | {r['peak_rss_mb']:.0f} | {cuda} |")
-    lines += ["", "| tool | device | process start → 1 iteration done + PNG written (256², best of 3) |", "|---|---|---|"]
-    for (tool, device), s in startups.items():
-        lines.append(f"| {tool} | {device} | {s:.2f} s |")
+            f"{speed} | {floor} | {ratio} | {r['loss_n']:.4g} | {ttl} | {ttl_speed} | {loss_t} | {t} | {r['peak_rss_mb']:.0f} | {cuda} |")
+    lines += ["", "| tool | device | size | iterations | process start → iterations done + PNG written |",
+              "|---|---|---|---|---|"]
+    for (tool, device, size, n), s in startups.items():
+        how = " (best of 3)" if n == 1 else ""
+        lines.append(f"| {tool} | {device} | {size}² | {n} | {s:.2f} s{how} |")
     return "\n".join(lines)
 
 

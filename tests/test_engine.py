@@ -259,11 +259,14 @@ def nan_from_call(monkeypatch: pytest.MonkeyPatch, k: int) -> None:
     monkeypatch.setattr(StyleTransfer, "losses", losses)
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_image(content, style, monkeypatch, caplog):
+@pytest.mark.parametrize("sync_every", [1, 4])
+def test_nan_loss_stops_and_keeps_the_last_good_image(content, style, monkeypatch, caplog, sync_every):
+    """Also when the losses are read to the host in batches (as on a GPU): the NaN appears in the
+    middle of the first batch of 4 rows."""
     options = dict(size=32, optimizer="adam", lr=0.05, **CPU)
     two_steps = restyle.stylize(content, style, iterations=2, **options)  # the image after 2 steps
     nan_from_call(monkeypatch, 3)  # Adam: one evaluation per step, so steps 0-2 see finite losses
-    result = restyle.stylize(content, style, iterations=6, **options)
+    result = StyleTransfer(Config(iterations=6, **options), sync_every=sync_every).run(content, [style])
     assert result.stopped_early and "non-finite" in result.stopped_early
     assert result.stopped_early in result.notes
     assert any("non-finite" in r.getMessage() for r in caplog.records if r.name == "restyle")
@@ -271,6 +274,33 @@ def test_nan_loss_stops_and_keeps_the_last_good_image(content, style, monkeypatc
     assert all(math.isfinite(r["total"]) for r in result.history)
     # the image whose loss was last recorded finite: the one after 2 steps
     assert np.array_equal(pixels(result.image), pixels(two_steps.image))
+
+
+def test_batched_host_reads_give_the_same_rows_in_the_same_order(content, style):
+    """Reading the losses every 3 steps (the GPU path) records what reading them every step does,
+    calls back once per row with that row's image, and computes the same image."""
+    config = Config(size=32, iterations=7, **CPU)
+    runs = {}
+    for every in (1, 3):
+        seen = []
+        result = StyleTransfer(config, sync_every=every).run(
+            content, [style], on_iteration=lambda row, image: seen.append((row["iteration"], image.clone())))
+        runs[every] = (result, seen)
+    (one, seen1), (three, seen3) = runs[1], runs[3]
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert drop(three.history) == drop(one.history)
+    assert [i for i, _ in seen3] == list(range(8))
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(seen1, seen3))
+    assert np.array_equal(pixels(three.image), pixels(one.image))
+
+
+def test_lbfgs_history_shrinks_for_huge_images_only():
+    from restyle.engine import lbfgs_history
+
+    assert lbfgs_history(torch.empty(1, 3, 512, 512, device="meta")) == 50
+    assert lbfgs_history(torch.empty(1, 3, 1024, 1024, device="meta")) == 50
+    assert lbfgs_history(torch.empty(1, 3, 2048, 2048, device="meta")) == 21  # 2 GiB of history
+    assert lbfgs_history(torch.empty(1, 3, 8192, 8192, device="meta")) == 5
 
 
 def test_absurd_learning_rate_stops_with_the_start_image(content, style):

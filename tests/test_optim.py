@@ -70,3 +70,49 @@ def test_default_run_does_not_import_torch_dynamo():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def two_loop_direction(g: torch.Tensor, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Reference: -H g by the textbook two-loop recursion (Nocedal & Wright, alg. 7.4) over the
+    pairs with curvature (yᵀs > 1e-10; the others are left out), H₀ = γI from the newest of them."""
+    kept = [(s, y) for s, y in pairs if float(y.dot(s)) > 1e-10]
+    q, alphas = g.clone(), []
+    for s, y in reversed(kept):
+        alphas.append(float(s.dot(q)) / float(y.dot(s)))
+        q = q - alphas[-1] * y
+    s, y = kept[-1]
+    r = q * (float(y.dot(s)) / float(y.dot(y)))
+    for (s, y), a in zip(kept, reversed(alphas)):
+        r = r + s * (a - float(y.dot(r)) / float(y.dot(s)))
+    return -r
+
+
+@pytest.mark.parametrize("history_size", [4, 6])
+def test_lbfgs_direction_equals_the_two_loop_recursion_with_pairs_skipped(history_size):
+    """The compact form computes the two-loop's direction, from a ring buffer that has wrapped
+    around, with pairs of negative curvature stored but left out."""
+    gen = torch.Generator().manual_seed(0)
+    n = 40
+    x = torch.zeros(n, dtype=torch.float64)
+    opt = optim.LBFGS(x, history_size=history_size)
+    a = torch.randn(n, n, generator=gen, dtype=torch.float64)
+    hessian = a @ a.T / n + torch.eye(n, dtype=torch.float64)  # positive definite: yᵀs > 0 ...
+    pairs, skipped = [], 0
+    opt.prev_grad = torch.randn(n, generator=gen, dtype=torch.float64)
+    opt.prev_step = torch.randn(n, generator=gen, dtype=torch.float64)
+    for k in range(9):
+        s = opt.prev_step
+        y = hessian @ s if k % 3 != 1 else -(hessian @ s)  # ... except every third pair
+        skipped += k % 3 == 1
+        g = opt.prev_grad + y
+        pairs = (pairs + [(s, y)])[-history_size:]
+        d = opt._direction(g)
+        assert torch.allclose(d, two_loop_direction(g, pairs), rtol=1e-9, atol=1e-12)
+        opt.prev_grad, opt.prev_step = g, torch.randn(n, generator=gen, dtype=torch.float64)
+    assert skipped >= 3 and opt.count == history_size
+
+
+def test_lbfgs_history_lives_on_the_image_device_in_one_buffer():
+    x = torch.zeros(2, 3, dtype=torch.float32, requires_grad=True)
+    opt = optim.LBFGS(x, history_size=7)
+    assert opt.w.shape == (14, 6) and opt.w.device == x.device and opt.w.dtype == x.dtype

@@ -21,6 +21,13 @@ from restyle.models import VGGFeatures, build_backbone
 HISTORY_FIELDS = ("iteration", "scale", "total", "content", "style", "tv", "photo", "seconds")
 LOSS_FIELDS = ("total", "content", "style", "tv", "photo")
 
+#: Steps between host reads of the losses on a GPU (on the CPU every step: a read costs nothing
+#: there), and the most memory the images of not-yet-read rows may take.
+SYNC_EVERY_CUDA = 20
+SNAPSHOT_BYTES = 256 * 2**20
+#: The most memory the L-BFGS history may take (50 pairs up to about 1340² px, then fewer).
+HISTORY_BYTES = 2 * 2**30
+
 
 @dataclass
 class Result:
@@ -99,10 +106,14 @@ class StyleTransfer:
     >>> result = st.run("photo.jpg", ["painting.jpg"])
     """
 
-    def __init__(self, config: Config | None = None, backbone: VGGFeatures | None = None):
+    def __init__(self, config: Config | None = None, backbone: VGGFeatures | None = None,
+                 sync_every: int | None = None):
         self.config = config if config is not None else Config()
         self.notes: list[str] = []
         self.device = resolve_device(self.config.device)
+        #: Steps between host reads of the losses (rows reach ``on_iteration`` in batches of this).
+        self.sync_every = sync_every if sync_every is not None else (1 if self.device.type == "cpu" else SYNC_EVERY_CUDA)
+        self.loop_seconds = 0.0  # time spent in the optimisation loops (synced), for benchmarks
         self.precision = resolve_precision(self.config.precision, self.device)
         if self.device.type == "cuda":
             # Fixed shapes every iteration: let cuDNN pick its fastest kernels once. TF32 only when
@@ -342,7 +353,12 @@ class StyleTransfer:
     def _optimise(self, x0: torch.Tensor, offset: int, final: bool, history: list[dict[str, float]], start: float,
                   on_iteration: Callable[[dict[str, float], torch.Tensor], None] | None) -> tuple[torch.Tensor, str | None]:
         """One stage: ``iterations`` steps from ``x0``; rows numbered from ``offset``. The last stage
-        also records the loss after its last step. Returns (image, why it stopped early or None)."""
+        also records the loss after its last step. Returns (image, why it stopped early or None).
+
+        The losses are read to the host (a device sync) once per ``sync_every`` steps, not every
+        step: rows, their images and the progress callback are delivered in batches. A
+        non-finite loss is still caught at the row where it first appears, and the image of the
+        row before it is restored."""
         c = self.config
         scale = max(x0.shape[-2:])
         x = x0.detach().clone().requires_grad_(True)
@@ -350,6 +366,8 @@ class StyleTransfer:
         stopped: str | None = None
         last_good = x.detach().clone()
         current: dict[str, torch.Tensor] = {}
+        pending: list[tuple[int, torch.Tensor, torch.Tensor, float]] = []  # (step, losses, image, seconds)
+        every = self._rows_per_sync(x)
 
         def closure() -> torch.Tensor:
             opt.zero_grad(set_to_none=True)
@@ -360,32 +378,45 @@ class StyleTransfer:
             current.setdefault("parts", torch.stack([total.detach(), *[p.detach() for p in parts]]))
             return total
 
-        def record(i: int, parts: torch.Tensor, image: torch.Tensor) -> bool:
-            """History row i: the loss of ``image``, the image after i steps."""
-            values = parts.tolist()
-            row = {"iteration": offset + i, "scale": scale, **dict(zip(LOSS_FIELDS, values)),
-                   "seconds": time.perf_counter() - start}
-            if not all(math.isfinite(v) for v in values):
-                return False
-            history.append(row)
-            if on_iteration is not None:
-                on_iteration(row, image)
-            return True
+        def flush() -> int | None:
+            """Record the pending rows (one host read); the step of the first non-finite one, if any."""
+            nonlocal last_good
+            if not pending:
+                return None
+            rows = torch.stack([p for _, p, _, _ in pending]).tolist()
+            try:
+                for (i, _, image, seconds), values in zip(pending, rows):
+                    if not all(math.isfinite(v) for v in values):
+                        return i
+                    row = {"iteration": offset + i, "scale": scale, **dict(zip(LOSS_FIELDS, values)), "seconds": seconds}
+                    history.append(row)
+                    if on_iteration is not None:
+                        on_iteration(row, image)
+                    last_good = image
+                return None
+            finally:
+                pending.clear()
 
+        loop_start = time.perf_counter()
+        bad: int | None = None
         for i in range(c.iterations):
-            snapshot = x.detach().clone()
+            snapshot = x.detach().clone()  # the image after i steps, whose loss this step computes
             current.clear()
             opt.step(closure)
-            if not record(i, current["parts"], snapshot):
-                stopped = (f"loss became non-finite at iteration {offset + i}; "
-                           f"kept the last good image (iteration {offset + max(i - 1, 0)})")
-                x.data.copy_(last_good)
-                break
-            last_good = snapshot
+            pending.append((i, current["parts"], snapshot, time.perf_counter() - start))
+            if len(pending) >= every or i == c.iterations - 1:
+                bad = flush()
+                if bad is not None:
+                    stopped = (f"loss became non-finite at iteration {offset + bad}; "
+                               f"kept the last good image (iteration {offset + max(bad - 1, 0)})")
+                    x.data.copy_(last_good)
+                    break
+        self.loop_seconds += time.perf_counter() - loop_start
         if stopped is None and final:
             with torch.no_grad():
                 parts = torch.stack([t.detach() for t in self.losses(x)])
-            if not record(c.iterations, parts, x.detach()):
+            pending.append((c.iterations, parts, x.detach(), time.perf_counter() - start))
+            if flush() is not None:
                 stopped = (f"loss became non-finite after the last iteration; "
                            f"kept the image of iteration {offset + c.iterations - 1}")
                 x.data.copy_(last_good)
@@ -397,17 +428,30 @@ class StyleTransfer:
             self.notes.append(stopped)
         return x.detach(), stopped
 
+    def _rows_per_sync(self, x: torch.Tensor) -> int:
+        """Steps between host reads: ``sync_every``, fewer where the pending images would take
+        more than ``SNAPSHOT_BYTES``."""
+        image_bytes = x.numel() * x.element_size()
+        return max(1, min(self.sync_every, SNAPSHOT_BYTES // image_bytes))
+
     def _optimizer(self, x: torch.Tensor):
         c = self.config
         if c.optimizer == "adam":
             return optim.Adam(x, lr=c.lr if c.lr is not None else 0.02)
         if not c.line_search:
-            return optim.LBFGS(x, lr=c.lr if c.lr is not None else 1.0, history_size=50)
+            return optim.LBFGS(x, lr=c.lr if c.lr is not None else 1.0, history_size=lbfgs_history(x))
         return torch.optim.LBFGS(
-            [x], lr=c.lr if c.lr is not None else 1.0, max_iter=1, history_size=50,
+            [x], lr=c.lr if c.lr is not None else 1.0, max_iter=1, history_size=lbfgs_history(x),
             # max_eval defaults to max_iter * 5/4 = 1, which leaves a line search no evaluations to try.
             max_eval=25, line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0,
         )
+
+
+def lbfgs_history(x: torch.Tensor) -> int:
+    """L-BFGS pairs kept: 50, fewer where 50 pairs (2 vectors each, the image's size) would take
+    more than ``HISTORY_BYTES`` (21 at 2048², 5 at 4096²), never fewer than 5."""
+    pair_bytes = 2 * x.numel() * x.element_size()
+    return max(5, min(50, HISTORY_BYTES // pair_bytes))
 
 
 def _as_tensor(img: Any) -> torch.Tensor:

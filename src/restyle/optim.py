@@ -32,16 +32,30 @@ class _ImageOptimizer:
 
 
 class LBFGS(_ImageOptimizer):
-    """L-BFGS with step ``lr`` (the first step scaled by ``min(1, 1/‖g‖₁)``, as torch does)."""
+    """L-BFGS with step ``lr`` (the first step scaled by ``min(1, 1/‖g‖₁)``, as torch does).
+
+    The last ``history_size`` pairs live on the device in one ``2m x n`` matrix ``W = [S; Y]``
+    (a ring buffer), and ``-H g`` is computed in the compact form of Byrd, Nocedal & Schnabel
+    (1994) instead of the two-loop recursion: one ``W·[s, y, g]`` product, a few ``m x m``
+    operations in float64 (two triangular solves) and one ``Wᵀ·p`` product, about 25 kernels per
+    step whatever ``m`` is, where the two-loop launches ~9 per pair (450 for 50 pairs, more
+    launch time than a 512² VGG pass takes on a GPU). The algebra is the two-loop's; the tests
+    compare both, and against ``torch.optim.LBFGS``.
+    """
 
     def __init__(self, x: torch.Tensor, lr: float = 1.0, history_size: int = 50):
         self.x, self.lr, self.m = x, lr, history_size
-        self.dirs: list[torch.Tensor] = []  # y_k = g_{k+1} - g_k
-        self.steps: list[torch.Tensor] = []  # s_k = x_{k+1} - x_k
-        self.rho: list[torch.Tensor] = []  # 1 / y_kᵀs_k, or 0 for a pair that carries no curvature
-        self.h_diag = torch.ones((), device=x.device)
+        n = x.numel()
+        self.w = torch.zeros(2 * history_size, n, dtype=x.dtype, device=x.device)  # rows: s_0..s_m-1, y_0..y_m-1
+        small = dict(dtype=torch.float64, device=x.device)
+        self.sy = torch.zeros(history_size, history_size, **small)  # (i, j): s_iᵀ y_j, ring-slot order
+        self.yy = torch.zeros(history_size, history_size, **small)  # (i, j): y_iᵀ y_j
+        self.count = 0  # pairs stored (a pair that carries no curvature is stored as zeros)
+        self.slot = 0  # where the next pair goes
+        self.h_diag = torch.ones((), dtype=torch.float64, device=x.device)  # γ: H₀ = γ I
         self.prev_grad: torch.Tensor | None = None
         self.prev_step: torch.Tensor | None = None
+        self._orders: dict[tuple[int, int], torch.Tensor] = {}
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:
@@ -51,17 +65,8 @@ class LBFGS(_ImageOptimizer):
             d = g.neg()
             t = torch.clamp(1.0 / g.abs().sum(), max=1.0) * self.lr
         else:
-            y, s = g - self.prev_grad, self.prev_step
-            ys = y.dot(s)
-            useful = ys > 1e-10
-            if len(self.dirs) == self.m:
-                self.dirs.pop(0), self.steps.pop(0), self.rho.pop(0)
-            self.dirs.append(y)
-            self.steps.append(s)
-            self.rho.append(torch.where(useful, 1.0 / ys, torch.zeros_like(ys)))
-            self.h_diag = torch.where(useful, ys / y.dot(y), self.h_diag)
-            d = self._two_loop(g)
-            t = torch.full((), self.lr, device=g.device)
+            d = self._direction(g)
+            t = torch.full((), self.lr, dtype=g.dtype, device=g.device)
         # Only descend: a direction with gᵀd ≥ 0 takes no step (torch's L-BFGS stops there).
         t = t * (g.dot(d) < 0)
         self.prev_grad = g.clone()
@@ -69,18 +74,46 @@ class LBFGS(_ImageOptimizer):
         self.x.add_(self.prev_step.view_as(self.x))
         return loss
 
-    def _two_loop(self, g: torch.Tensor) -> torch.Tensor:
-        """-H g by the L-BFGS two-loop recursion over the stored pairs."""
-        q = g.neg()
-        alphas = []
-        for s, y, rho in zip(reversed(self.steps), reversed(self.dirs), reversed(self.rho)):
-            a = s.dot(q) * rho
-            q.sub_(y * a)
-            alphas.append(a)
-        r = q.mul_(self.h_diag)
-        for s, y, rho, a in zip(self.steps, self.dirs, self.rho, reversed(alphas)):
-            r.add_(s * (a - y.dot(r) * rho))
-        return r
+    def _direction(self, g: torch.Tensor) -> torch.Tensor:
+        """Store the pair (s, y) of the last step, then return ``-H g``."""
+        m, k = self.m, self.slot
+        y, s = g - self.prev_grad, self.prev_step
+        ys = y.dot(s)
+        # torch skips a pair with yᵀs ≤ 1e-10; here it is stored as zeros, which contribute nothing.
+        useful = ys > 1e-10
+        self.w[k].copy_(s).mul_(useful)
+        self.w[m + k].copy_(y).mul_(useful)
+        self.h_diag = torch.where(useful, ys.double() / y.dot(y).double(), self.h_diag)
+        # One pass over W: S·s, Y·s, S·y, Y·y (for the new row and column of SᵀY and YᵀY) and S·g, Y·g.
+        prods = (self.w @ torch.stack([self.w[k], self.w[m + k], g]).T).double()
+        self.sy[:, k] = prods[:m, 1]  # s_iᵀ y_new
+        self.sy[k, :] = prods[m:, 0]  # s_newᵀ y_j
+        self.yy[:, k] = prods[m:, 1]
+        self.yy[k, :] = prods[m:, 1]
+        self.count = min(self.count + 1, m)
+        self.slot = (k + 1) % m
+        order = self._order()  # ring slots, oldest pair first
+        a, b = prods[:m, 2][order], prods[m:, 2][order]  # Sᵀg, Yᵀg
+        sy = self.sy[order][:, order]
+        gamma = self.h_diag
+        diag = sy.diagonal()
+        r = sy.triu()
+        r.diagonal().copy_(torch.where(diag == 0, torch.ones_like(diag), diag))  # zero pairs: 1, inert
+        # H g = γ g + S p − γ Y u, with u = R⁻¹ Sᵀg and p = R⁻ᵀ((D + γ YᵀY) u − γ Yᵀg).
+        u = torch.linalg.solve_triangular(r, a[:, None], upper=True)
+        v = (diag[:, None] * u) + gamma * (self.yy[order][:, order] @ u) - gamma * b[:, None]
+        p = torch.linalg.solve_triangular(r.T, v, upper=False)
+        coef = torch.zeros(2 * m, dtype=torch.float64, device=g.device)
+        coef[order] = p[:, 0]
+        coef[order + m] = -gamma * u[:, 0]
+        return torch.addmv(g * gamma.to(g.dtype), self.w.T, coef.to(g.dtype)).neg_()
+
+    def _order(self) -> torch.Tensor:
+        key = (self.slot, self.count)
+        if key not in self._orders:
+            first = (self.slot - self.count) % self.m
+            self._orders[key] = torch.tensor([(first + j) % self.m for j in range(self.count)], device=self.x.device)
+        return self._orders[key]
 
 
 class Adam(_ImageOptimizer):
