@@ -367,3 +367,13 @@ def test_style_layer_weights_are_saved_in_the_config(tmp_path, content, style, c
     config = read_run_record(output)["config"]
     assert config["style_layers"] == {"block1_conv1": 2.0, "block3_conv1": 1.0}
     assert config["content_layers"] == {"block4_conv2": 1.0}
+
+
+def test_help_does_not_import_torch():
+    """``restyle --help`` (every subcommand's parser) answers at once: torch is not imported."""
+    import subprocess
+    import sys
+
+    code = "import sys; from restyle.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
