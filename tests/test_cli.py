@@ -371,9 +371,6 @@ def test_style_layer_weights_are_saved_in_the_config(tmp_path, content, style, c
 
 def test_help_does_not_import_torch():
     """``restyle --help`` (every subcommand's parser) answers at once: torch is not imported."""
-    import subprocess
-    import sys
-
     code = "import sys; from restyle.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
