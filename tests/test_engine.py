@@ -294,6 +294,21 @@ def test_batched_host_reads_give_the_same_rows_in_the_same_order(content, style)
     assert np.array_equal(pixels(three.image), pixels(one.image))
 
 
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_the_loop_reads_the_device_only_once_per_sync_interval(content, style, monkeypatch, optimizer):
+    """No hidden host syncs in a step (the GPU path): after set-up, the only reads of a tensor's
+    value (item, tolist, bool, float, int) are one ``tolist`` per ``sync_every`` steps."""
+    engine = StyleTransfer(Config(size=32, iterations=10, optimizer=optimizer, **CPU), sync_every=5)
+    reads: list[str] = []
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__"):
+        real = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda self, *a, _n=name, _r=real, **k: reads.append(_n) or _r(self, *a, **k))
+    result = engine.run(content, [style])
+    monkeypatch.undo()
+    assert len(result.history) == 11
+    assert reads == ["tolist"] * 3  # steps 0-4, steps 5-9, the final image's loss
+
+
 def test_lbfgs_history_shrinks_for_huge_images_only():
     from restyle.engine import lbfgs_history
 

@@ -57,3 +57,20 @@ def test_style_loss_is_relative_to_its_target():
     assert float(loss(features(seed=1))) == pytest.approx(0.0, abs=1e-12)
     zeros = torch.zeros(1, 8, 6, 5, dtype=torch.float64)
     assert float(loss(zeros)) == pytest.approx(1.0, rel=1e-6)  # as far as zero is: 1
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_gram_of_bf16_features_is_summed_in_fp32_chunks_with_the_same_result(monkeypatch, channels_last):
+    """Large bf16 feature maps are converted to fp32 a chunk of pixels at a time (memory); the
+    Gram is the same as converting them all at once."""
+    import restyle.losses as losses
+
+    f = features(dtype=torch.bfloat16, channels_last=channels_last, shape=(1, 8, 12, 10))
+    whole = gram(f.float())
+    monkeypatch.setattr(losses, "GRAM_CHUNK_ELEMENTS", 8 * 7)  # 7 pixels a chunk: 18 chunks, the last short
+    chunked = gram(f)
+    assert chunked.dtype == torch.float32
+    assert torch.allclose(chunked, whole, rtol=1e-6, atol=1e-7)
+    target = gram(features(seed=1, shape=(1, 8, 12, 10))).float()
+    assert float(gram_distance(f, target, torch.tensor(1.0))) == pytest.approx(
+        float(((whole - target) ** 2).sum()), rel=1e-5)

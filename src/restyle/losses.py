@@ -24,14 +24,32 @@ def _feature_matrix(features: torch.Tensor) -> tuple[torch.Tensor, bool]:
     return features.reshape(b, c, h * w), False
 
 
+#: Pixels' worth of features converted to fp32 at a time when a Gram matrix is formed from
+#: lower-precision features: the fp32 copy of block1_conv1 at 2048² would be 1 GiB at once.
+GRAM_CHUNK_ELEMENTS = 2**24
+
+
 def _gram_of(m: torch.Tensor, rows_are_pixels: bool) -> torch.Tensor:
-    return torch.bmm(m.transpose(1, 2), m) if rows_are_pixels else torch.bmm(m, m.transpose(1, 2))
+    """``MᵀM`` (rows are pixels) or ``MMᵀ``, in at least fp32; features of lower precision are
+    converted in chunks of pixels (``GRAM_CHUNK_ELEMENTS``) whose Grams are summed in fp32."""
+    dim = 1 if rows_are_pixels else 2
+    pixels, channels = m.shape[dim], m.shape[3 - dim]
+    step = max(1, GRAM_CHUNK_ELEMENTS // channels)
+    if m.dtype not in (torch.bfloat16, torch.float16) or pixels <= step:
+        f = _at_least_fp32(m)
+        return torch.bmm(f.transpose(1, 2), f) if rows_are_pixels else torch.bmm(f, f.transpose(1, 2))
+    out = None
+    for chunk in m.split(step, dim=dim):
+        f = chunk.float()
+        a, b = (f.transpose(1, 2), f) if rows_are_pixels else (f, f.transpose(1, 2))
+        out = torch.bmm(a, b) if out is None else out.baddbmm_(a, b)
+    return out
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
     """Gram matrix normalised by feature size: ``F Fᵀ / (C·H·W)``, computed in fp32 (batch kept)."""
     b, c, h, w = features.shape
-    m, rows_are_pixels = _feature_matrix(_at_least_fp32(features))
+    m, rows_are_pixels = _feature_matrix(features)
     return _gram_of(m, rows_are_pixels) / (c * h * w)
 
 
@@ -53,7 +71,7 @@ class _GramDistance(torch.autograd.Function):
         n = c * h * w
         with torch.autocast(features.device.type, enabled=False):
             m, rows_are_pixels = _feature_matrix(features)
-            residual = _gram_of(_at_least_fp32(m), rows_are_pixels) / n - target
+            residual = _gram_of(m, rows_are_pixels) / n - target
             loss = residual.pow(2).sum() * scale
         ctx.rows_are_pixels = rows_are_pixels
         ctx.save_for_backward(features, residual, scale)
