@@ -318,6 +318,13 @@ def test_lbfgs_history_shrinks_for_huge_images_only():
     assert lbfgs_history(torch.empty(1, 3, 8192, 8192, device="meta")) == 5
 
 
+def test_a_short_run_allocates_only_the_pairs_it_can_store():
+    x = torch.zeros(1, 3, 64, 64, requires_grad=True)
+    engine = StyleTransfer(Config(size=64, iterations=4, **CPU))
+    assert engine._optimizer(x).m == 3  # 4 steps leave 3 pairs
+    assert StyleTransfer(Config(size=64, iterations=300, **CPU))._optimizer(x).m == 50
+
+
 def test_absurd_learning_rate_stops_with_the_start_image(content, style):
     config = Config(size=32, iterations=5, optimizer="adam", lr=1e30, **CPU)
     result = StyleTransfer(config).run(content, [style])

@@ -436,12 +436,14 @@ class StyleTransfer:
 
     def _optimizer(self, x: torch.Tensor):
         c = self.config
+        # A run of N steps stores at most N - 1 pairs: allocate no more (same iterates, less memory).
+        history = max(1, min(lbfgs_history(x), c.iterations - 1))
         if c.optimizer == "adam":
             return optim.Adam(x, lr=c.lr if c.lr is not None else 0.02)
         if not c.line_search:
-            return optim.LBFGS(x, lr=c.lr if c.lr is not None else 1.0, history_size=lbfgs_history(x))
+            return optim.LBFGS(x, lr=c.lr if c.lr is not None else 1.0, history_size=history)
         return torch.optim.LBFGS(
-            [x], lr=c.lr if c.lr is not None else 1.0, max_iter=1, history_size=lbfgs_history(x),
+            [x], lr=c.lr if c.lr is not None else 1.0, max_iter=1, history_size=history,
             # max_eval defaults to max_iter * 5/4 = 1, which leaves a line search no evaluations to try.
             max_eval=25, line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0,
         )
