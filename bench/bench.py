@@ -29,6 +29,7 @@ CONTENT = EXAMPLES / "astronaut.jpg"  # square, so size x size is exactly N^2 pi
 STYLE = EXAMPLES / "starry_night.jpg"
 STYLE_WEIGHT = 50.0
 CAFFE_MEAN = (103.939, 116.779, 123.68)
+OUT_DIR = Path("/tmp/restyle-bench")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -97,8 +98,10 @@ def worker_restyle(size: int, device: str, precision: str, iters: int) -> dict:
     # i + 1 steps exists; the loop started one step before the first report.
     origin = marks[0] - statistics.median(steps)
     curve = [(marks[i] - origin, snapshots[i + 1]) for i in range(len(snapshots) - 1)]
+    image_path = OUT_DIR / f"restyle_{device}_{size}_{st.precision}_{iters}.png"
+    res.image.save(image_path)
     out = {
-        "tool": "restyle", "precision": st.precision, "ms_per_iter": ms_per_iter,
+        "tool": "restyle", "precision": st.precision, "ms_per_iter": ms_per_iter, "image": str(image_path),
         "floor_ms": floor_ms(st, size), "setup_s": marks[0] - t0, "loss_n": evaluate(_tensor(res.image)),
         "curve": evaluate.curve(curve),
     }
@@ -227,6 +230,7 @@ def main() -> None:
                         "default 512:500 on CUDA, none on CPU")
     p.add_argument("--markdown", help="write the table (with machine, versions, date) to this file")
     a = p.parse_args()
+    OUT_DIR.mkdir(exist_ok=True)
     if a.worker:
         tool, size, device, *rest = a.worker
         if tool == "restyle":
@@ -243,8 +247,7 @@ def main() -> None:
     iters = {256: 20, 512: 10, 1024: 5, 2048: 4}
     iters.update({int(k): int(v) for k, v in (x.split(":") for x in a.iters.split(","))} if a.iters else {})
     rows = []
-    out_dir = Path("/tmp/restyle-bench")
-    out_dir.mkdir(exist_ok=True)
+    out_dir = OUT_DIR
     startups = {}
     for device in devices:
         gpu = device.startswith("cuda")
@@ -320,12 +323,32 @@ def render(rows: list[dict], startups: dict) -> str:
         lines.append(
             f"| {r['device']} | {r['size']}² | {r['tool']} | {r['precision']} | {r['iters']} | {r['ms_per_iter']:.0f} | "
             f"{speed} | {floor} | {ratio} | {r['loss_n']:.4g} | {ttl} | {ttl_speed} | {loss_t} | {t} | {r['peak_rss_mb']:.0f} | {cuda} |")
+    pairs = [(r, f) for r in rows for f in rows if r["tool"] == f["tool"] == "restyle" and f["precision"] == "fp32"
+             and r["precision"] != "fp32" and (r["device"], r["size"], r["iters"]) == (f["device"], f["size"], f["iters"])]
+    if pairs:
+        lines += ["", "| device | size | N | precision | its output vs fp32's: SSIM (luma) | mean abs diff (of 255) "
+                      "| loss after N, this / fp32 |", "|---|---|---|---|---|---|---|"]
+        for r, f in pairs:
+            ssim, mad = compare_images(r["image"], f["image"])
+            lines.append(f"| {r['device']} | {r['size']}² | {r['iters']} | {r['precision']} | {ssim:.4f} | {mad:.2f} | "
+                         f"{r['loss_n'] / f['loss_n']:.3f} |")
     lines += ["", "| tool | device | size | iterations | process start → iterations done + PNG written |",
               "|---|---|---|---|---|"]
     for (tool, device, size, n), s in startups.items():
         how = " (best of 3)" if n == 1 else ""
         lines.append(f"| {tool} | {device} | {size}² | {n} | {s:.2f} s{how} |")
     return "\n".join(lines)
+
+
+def compare_images(path_a: str, path_b: str) -> tuple[float, float]:
+    """(SSIM of the luma at full resolution, mean absolute difference in 8-bit levels)."""
+    import numpy as np
+    from restyle import images
+    from restyle.metrics import luminance, ssim_tensors
+
+    a, b = (images.load_image(p) for p in (path_a, path_b))
+    mad = float(np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).mean())
+    return ssim_tensors(luminance(images.to_tensor(a)), luminance(images.to_tensor(b))), mad
 
 
 def _cpu_name() -> str:
