@@ -155,9 +155,13 @@ def png_without_config(tmp, content, style):
     return ["--from-image", tmp / "plain.png"], ["plain.png", "holds no restyle run config"]
 
 
+def nan_learning_rate(tmp, content, style):
+    return [content, style, "--lr", "nan"], ["--lr must be a finite number > 0, got nan"]
+
+
 @pytest.mark.parametrize("case", [
     missing_file, not_an_image, truncated_jpeg, truncated_png, one_pixel, decompression_bomb, unknown_layer,
-    blend_count_mismatch, bad_weights_file, png_without_config,
+    blend_count_mismatch, bad_weights_file, png_without_config, nan_learning_rate,
 ])
 def test_bad_input_gets_one_line_and_exit_2(case: Case, tmp_path, content, style, capsys):
     args, fragments = case(tmp_path, content, style)

@@ -295,6 +295,20 @@ def test_batched_host_reads_give_the_same_rows_in_the_same_order(content, style)
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_the_reported_final_loss_is_the_loss_of_the_image_delivered(content, style, optimizer):
+    """The image is optimised inside [0, 1], so the PNG (clamped, 8-bit) is what was optimised:
+    its loss is the last row's, up to 8-bit rounding. (Unconstrained, 5% of the values left
+    [0, 1] and clamping raised the loss by a third.)"""
+    config = Config(size=64, iterations=40, optimizer=optimizer, **CPU)
+    engine = StyleTransfer(config)
+    result = engine.run(content, [style])
+    with torch.no_grad():
+        delivered = float(engine.losses(images.to_tensor(result.image))[0])
+    assert delivered == pytest.approx(result.final_loss, rel=0.02)
+    assert result.final_loss < 0.5 * result.history[0]["total"]
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_the_loop_reads_the_device_only_once_per_sync_interval(content, style, monkeypatch, optimizer):
     """No hidden host syncs in a step (the GPU path): after set-up, the only reads of a tensor's
     value (item, tolist, bool, float, int) are one ``tolist`` per ``sync_every`` steps."""
@@ -325,8 +339,11 @@ def test_a_short_run_allocates_only_the_pairs_it_can_store():
     assert StyleTransfer(Config(size=64, iterations=300, **CPU))._optimizer(x).m == 50
 
 
-def test_absurd_learning_rate_stops_with_the_start_image(content, style):
+def test_a_loss_non_finite_from_the_start_stops_with_the_start_image(content, style, monkeypatch):
     config = Config(size=32, iterations=5, optimizer="adam", lr=1e30, **CPU)
+    huge = StyleTransfer(config).run(content, [style])  # a huge step alone cannot: the image stays in [0, 1]
+    assert huge.stopped_early is None and all(math.isfinite(r["total"]) for r in huge.history)
+    nan_from_call(monkeypatch, 1)  # the start image's loss is finite, the first step's is not
     result = StyleTransfer(config).run(content, [style])
     assert result.stopped_early is not None
     assert len(result.history) == 1  # only the starting image had a finite loss
@@ -334,10 +351,11 @@ def test_absurd_learning_rate_stops_with_the_start_image(content, style):
     assert np.array_equal(pixels(result.image), pixels(start))
 
 
-def test_cli_reports_a_stopped_run_and_still_writes_the_image(content, style, tmp_path, capsys):
+def test_cli_reports_a_stopped_run_and_still_writes_the_image(content, style, tmp_path, capsys, monkeypatch):
     out = tmp_path / "out.png"
+    nan_from_call(monkeypatch, 1)
     code = main(["run", str(content), str(style), "-o", str(out), "--size", "32", "-n", "4", "--precision", "fp32",
-                 "--optimizer", "adam", "--lr", "1e30", "-q"])
+                 "--optimizer", "adam", "-q"])
     err = capsys.readouterr().err
     assert code != 0
     assert "restyle: note: loss became non-finite" in err and "Traceback" not in err

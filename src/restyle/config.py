@@ -130,6 +130,8 @@ class Config:
             value = getattr(self, name)
             if not (value >= 0 and value < float("inf")):
                 raise ConfigError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+        if self.lr is not None and not (0 < self.lr < float("inf")):
+            raise ConfigError(f"--lr must be a finite number > 0, got {self.lr}")
         if self.style_blend is not None and any(not (w >= 0) for w in self.style_blend):
             raise ConfigError("--style-blend weights must be >= 0")
         if self.style_blend is not None and sum(self.style_blend) <= 0:

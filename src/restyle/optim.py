@@ -1,5 +1,9 @@
 """Optimisers for one image tensor: L-BFGS (fixed step) and Adam, without host syncs.
 
+Both take ``bounds=(lo, hi)``: after each step the image is projected onto that box (restyle
+passes [0, 1], the range of the image it delivers), and L-BFGS keeps the step actually taken
+as its curvature pair.
+
 ``torch.optim`` would do, but constructing any ``torch.optim.Optimizer`` imports
 ``torch._dynamo`` (about 1.3 s on a small CPU, a third of restyle's start-up), and its L-BFGS
 reads the loss and several dot products back to the host every iteration. These two keep
@@ -43,8 +47,9 @@ class LBFGS(_ImageOptimizer):
     compare both, and against ``torch.optim.LBFGS``.
     """
 
-    def __init__(self, x: torch.Tensor, lr: float = 1.0, history_size: int = 50):
-        self.x, self.lr, self.m = x, lr, history_size
+    def __init__(self, x: torch.Tensor, lr: float = 1.0, history_size: int = 50,
+                 bounds: tuple[float, float] | None = None):
+        self.x, self.lr, self.m, self.bounds = x, lr, history_size, bounds
         n = x.numel()
         self.w = torch.zeros(2 * history_size, n, dtype=x.dtype, device=x.device)  # rows: s_0..s_m-1, y_0..y_m-1
         small = dict(dtype=torch.float64, device=x.device)
@@ -70,9 +75,20 @@ class LBFGS(_ImageOptimizer):
         # Only descend: a direction with gᵀd ≥ 0 takes no step (torch's L-BFGS stops there).
         t = t * (g.dot(d) < 0)
         self.prev_grad = g.clone()
-        self.prev_step = d * t
-        self.x.add_(self.prev_step.view_as(self.x))
+        self.prev_step = self._move(d * t)
         return loss
+
+    def _move(self, step: torch.Tensor) -> torch.Tensor:
+        """Take ``step``; with ``bounds``, project onto the box and return the step actually taken
+        (the curvature pair must describe where x went)."""
+        if self.bounds is None:
+            self.x.add_(step.view_as(self.x))
+            return step
+        flat = self.x.view(-1)
+        new = (flat + step).clamp_(*self.bounds)
+        taken = new - flat
+        flat.copy_(new)
+        return taken
 
     def _direction(self, g: torch.Tensor) -> torch.Tensor:
         """Store the pair (s, y) of the last step, then return ``-H g``."""
@@ -119,8 +135,9 @@ class LBFGS(_ImageOptimizer):
 class Adam(_ImageOptimizer):
     """Adam (Kingma & Ba), the same update as ``torch.optim.Adam`` with default betas."""
 
-    def __init__(self, x: torch.Tensor, lr: float = 0.02, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        self.x, self.lr, self.betas, self.eps = x, lr, betas, eps
+    def __init__(self, x: torch.Tensor, lr: float = 0.02, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 bounds: tuple[float, float] | None = None):
+        self.x, self.lr, self.betas, self.eps, self.bounds = x, lr, betas, eps, bounds
         self.m = torch.zeros_like(x)
         self.v = torch.zeros_like(x)
         self.t = 0
@@ -134,4 +151,6 @@ class Adam(_ImageOptimizer):
         self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
         denom = (self.v / (1 - b2**self.t)).sqrt_().add_(self.eps)
         self.x.addcdiv_(self.m, denom, value=-self.lr / (1 - b1**self.t))
+        if self.bounds is not None:
+            self.x.clamp_(*self.bounds)
         return loss
