@@ -116,3 +116,30 @@ def test_lbfgs_history_lives_on_the_image_device_in_one_buffer():
     x = torch.zeros(2, 3, dtype=torch.float32, requires_grad=True)
     opt = optim.LBFGS(x, history_size=7)
     assert opt.w.shape == (14, 6) and opt.w.device == x.device and opt.w.dtype == x.dtype
+
+
+@pytest.mark.parametrize("make", [lambda x: optim.LBFGS(x, bounds=(0.0, 1.0)),
+                                  lambda x: optim.Adam(x, lr=0.2, bounds=(0.0, 1.0))], ids=["lbfgs", "adam"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_bounded_optimisers_stay_in_the_box_and_reach_its_best_point(make, channels_last):
+    """Target 1.5 for half the values (outside the box: the best point is its edge, 1) and 0.3
+    for the rest (inside: reached)."""
+    x = torch.rand(1, 3, 6, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    target = torch.full_like(x, 0.3)
+    target[..., :3] = 1.5
+    opt = make(x)
+
+    def closure():
+        opt.zero_grad()
+        loss = ((x - target) ** 2).sum()
+        loss.backward()
+        return loss
+
+    for _ in range(200):
+        opt.step(closure)
+        assert 0.0 <= float(x.detach().min()) and float(x.detach().max()) <= 1.0
+    expected = target.clamp(0, 1)
+    assert torch.allclose(x.detach(), expected, atol=1e-3)

@@ -84,10 +84,10 @@ class LBFGS(_ImageOptimizer):
         if self.bounds is None:
             self.x.add_(step.view_as(self.x))
             return step
-        flat = self.x.view(-1)
+        flat = self.x.reshape(-1)  # a view when x is contiguous, else a copy (x is then written below)
         new = (flat + step).clamp_(*self.bounds)
         taken = new - flat
-        flat.copy_(new)
+        self.x.copy_(new.view(self.x.shape))
         return taken
 
     def _direction(self, g: torch.Tensor) -> torch.Tensor:
@@ -125,10 +125,12 @@ class LBFGS(_ImageOptimizer):
         return torch.addmv(g * gamma.to(g.dtype), self.w.T, coef.to(g.dtype)).neg_()
 
     def _order(self) -> torch.Tensor:
+        """Ring slots in the order their pairs were stored, made on the device (``torch.tensor``
+        from a Python list would be a host-to-device copy, which torch follows with a sync)."""
         key = (self.slot, self.count)
         if key not in self._orders:
             first = (self.slot - self.count) % self.m
-            self._orders[key] = torch.tensor([(first + j) % self.m for j in range(self.count)], device=self.x.device)
+            self._orders[key] = (torch.arange(self.count, device=self.x.device) + first) % self.m
         return self._orders[key]
 
 
