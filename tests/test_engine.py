@@ -365,3 +365,48 @@ def test_cli_reports_a_stopped_run_and_still_writes_the_image(content, style, tm
     rows = side_paths(out)["csv"].read_text().splitlines()
     assert len(rows) == 2  # header + the one finite row
     assert read_run_record(out)["notes"]
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 12, 10), (1, 4, 9, 7)])  # even and odd sides
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_max_pool_without_saved_indices_gives_torchs_gradient_exactly(shape, channels_last):
+    """The backbone's max pooling keeps no indices for backward (memory) and finds them again."""
+    from restyle.models import MaxPool2x2
+
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    g = torch.rand(shape[0], shape[1], shape[2] // 2, shape[3] // 2, generator=torch.Generator().manual_seed(2))
+    ours = MaxPool2x2.apply(x)
+    ref = F.max_pool2d(x, 2, 2)
+    assert torch.equal(ours, ref)
+    assert torch.equal(torch.autograd.grad(ours, x, g)[0], torch.autograd.grad(ref, x, g)[0])
+
+
+def test_large_images_pool_without_saved_indices(monkeypatch):
+    """From LOW_MEMORY_PIXELS up the backbone uses the index-free pooling; the image's gradient is
+    the same either way."""
+    import restyle.models as models
+
+    net = VGGFeatures("vgg19")
+    net.load({n: (torch.randn(c.weight.shape, generator=torch.Generator().manual_seed(i)) * 0.1, torch.zeros(c.bias.shape))
+              for i, (n, c) in enumerate(net.convs.items())})
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0), requires_grad=True)
+
+    def grad_and_pools():
+        calls = []
+        real = models.MaxPool2x2.apply
+        monkeypatch.setattr(models.MaxPool2x2, "apply", lambda t: calls.append(1) or real(t))
+        feats = net(x, ["block3_conv1"])["block3_conv1"]
+        (g,) = torch.autograd.grad(feats.pow(2).sum(), x)
+        monkeypatch.undo()
+        return g, len(calls)
+
+    plain, used = grad_and_pools()
+    assert used == 0  # 16x16 is below the threshold
+    monkeypatch.setattr(models, "LOW_MEMORY_PIXELS", 16 * 16)
+    low_memory, used = grad_and_pools()
+    assert used == 2  # pool1 and pool2 lie before block3_conv1
+    assert torch.equal(low_memory, plain)
+

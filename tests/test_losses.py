@@ -74,3 +74,4 @@ def test_gram_of_bf16_features_is_summed_in_fp32_chunks_with_the_same_result(mon
     target = gram(features(seed=1, shape=(1, 8, 12, 10))).float()
     assert float(gram_distance(f, target, torch.tensor(1.0))) == pytest.approx(
         float(((whole - target) ** 2).sum()), rel=1e-5)
+
