@@ -247,19 +247,18 @@ def main() -> None:
     iters = {256: 20, 512: 10, 1024: 5, 2048: 4}
     iters.update({int(k): int(v) for k, v in (x.split(":") for x in a.iters.split(","))} if a.iters else {})
     rows = []
-    out_dir = OUT_DIR
     startups = {}
     for device in devices:
         gpu = device.startswith("cuda")
         tools = ["restyle"] + ([] if a.no_pastiche else ["pastiche"])
         for tool in tools:
-            startups[(tool, device, 256, 1)] = startup_time(tool, device, 256, out_dir)
+            startups[(tool, device, 256, 1)] = startup_time(tool, device, 256, OUT_DIR)
             print(f"start-up {tool} {device}: {startups[(tool, device, 256, 1)]:.2f} s", file=sys.stderr)
         e2e = a.end_to_end if a.end_to_end is not None else ("512:500" if gpu else "")
         for spec in filter(None, e2e.split(",")):
             size, n = (int(v) for v in spec.split(":"))
             for tool in tools:
-                startups[(tool, device, size, n)] = startup_time(tool, device, size, out_dir, n, repeats=1 if n > 1 else 3)
+                startups[(tool, device, size, n)] = startup_time(tool, device, size, OUT_DIR, n, repeats=1 if n > 1 else 3)
                 print(f"end-to-end {tool} {device} {size}² x {n}: {startups[(tool, device, size, n)]:.2f} s", file=sys.stderr)
         for size in sizes:
             n = iters.get(size, 5) * (25 if gpu else 1)

@@ -401,7 +401,6 @@ class StyleTransfer:
                 pending.clear()
 
         loop_start = time.perf_counter()
-        bad: int | None = None
         for i in range(c.iterations):
             snapshot = x.detach().clone()  # the image after i steps, whose loss this step computes
             current.clear()

@@ -73,7 +73,6 @@ class _GramDistance(torch.autograd.Function):
             m, rows_are_pixels = _feature_matrix(features)
             residual = _gram_of(m, rows_are_pixels) / n - target
             loss = residual.pow(2).sum() * scale
-        ctx.rows_are_pixels = rows_are_pixels
         ctx.save_for_backward(features, residual, scale)
         return loss
 
