@@ -9,10 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from restyle import images, metrics
+from restyle import metrics
 from restyle.cli import main
 from restyle.config import Config
-from restyle.study import example
+from restyle.io import files, images
+from restyle.study.grid import example
 
 CHELSEA, STARRY, SCREAM = example("chelsea.jpg"), example("starry_night.jpg"), example("the_scream.jpg")
 
@@ -125,7 +126,7 @@ def test_evaluator_ignores_run_settings():
 
 def test_score_cli_table_and_json(tmp_path, capsys):
     out = tmp_path / "out.png"
-    images.save_png(noisy(metrics.prepare(CHELSEA), 0.1), out)
+    files.save_png(noisy(metrics.prepare(CHELSEA), 0.1), out)
     assert main(["score", str(out), "--content", CHELSEA, "--style", STARRY]) == 0
     table = capsys.readouterr().out
     for name in metrics.METRIC_NAMES:
@@ -139,7 +140,7 @@ def test_score_cli_table_and_json(tmp_path, capsys):
 def test_score_cli_reads_the_inputs_from_a_restyle_png(tmp_path, capsys):
     out = tmp_path / "out.png"
     record = {"config": Config(size=64).to_dict(), "inputs": {"content": CHELSEA, "styles": [STARRY]}}
-    images.save_png(images.load_image(CHELSEA), out, text={"restyle": json.dumps(record)})
+    files.save_png(images.load_image(CHELSEA), out, text={"restyle": json.dumps(record)})
     assert main(["score", str(out), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["content"] == CHELSEA and data["styles"] == [STARRY]

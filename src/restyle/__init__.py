@@ -12,27 +12,36 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from restyle._version import __version__
 
 #: public name -> module that defines it
 _EXPORTS = {
     "stylize": "restyle.api",
+    "score": "restyle.api",
+    "read_run_record": "restyle.api",
+    "build_grid": "restyle.api",
+    "preset_grid": "restyle.api",
+    "run_study": "restyle.api",
     "Config": "restyle.config",
-    "LAYER_SETS": "restyle.config",
-    "PRESETS": "restyle.config",
+    "LAYER_SETS": "restyle.spec",
+    "PRESETS": "restyle.spec",
+    "layer_names": "restyle.spec",
     "Result": "restyle.engine",
     "StyleTransfer": "restyle.engine",
+    "Started": "restyle.engine.events",
+    "Progress": "restyle.engine.events",
+    "Finished": "restyle.engine.events",
     "RestyleError": "restyle.errors",
-    "VGGFeatures": "restyle.models",
-    "build_backbone": "restyle.models",
-    "layer_names": "restyle.models",
+    "VGGFeatures": "restyle.nn.vgg",
+    "build_backbone": "restyle.backbone",
     "load_weights": "restyle.weights",
-    "score": "restyle.metrics",
-    "build_grid": "restyle.study",
-    "run_study": "restyle.study",
 }
 
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [
+    "Config", "Finished", "LAYER_SETS", "PRESETS", "Progress", "RestyleError", "Result", "Started",
+    "StyleTransfer", "VGGFeatures", "__version__", "build_backbone", "build_grid", "layer_names", "load_weights",
+    "preset_grid", "read_run_record", "run_study", "score", "stylize",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -48,11 +57,19 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs
-    from restyle.api import stylize
-    from restyle.config import LAYER_SETS, PRESETS, Config
+    from restyle.api import (
+        build_grid,
+        preset_grid,
+        read_run_record,
+        run_study,
+        score,
+        stylize,
+    )
+    from restyle.backbone import build_backbone
+    from restyle.config import Config
     from restyle.engine import Result, StyleTransfer
+    from restyle.engine.events import Finished, Progress, Started
     from restyle.errors import RestyleError
-    from restyle.models import VGGFeatures, build_backbone, layer_names
+    from restyle.nn.vgg import VGGFeatures
+    from restyle.spec import LAYER_SETS, PRESETS, layer_names
     from restyle.weights import load_weights
-    from restyle.metrics import score
-    from restyle.study import build_grid, run_study

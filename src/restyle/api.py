@@ -1,13 +1,25 @@
-"""The Python API: ``restyle.stylize(content, styles, **options)``."""
+"""The Python API, and the only entry points the front-ends (CLI, server, batch) call.
+
+>>> import restyle
+>>> result = restyle.stylize("photo.jpg", ["painting.jpg"], size=256)
+>>> restyle.score("out.png", "photo.jpg", "painting.jpg").as_dict()
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from restyle.config import Config
 from restyle.engine import Result, StyleTransfer
+from restyle.engine.events import Event, EventHandler, Progress
 from restyle.errors import ConfigError
+from restyle.io import files, images, record
+from restyle.metrics import Scores
+from restyle.study import Cell, StudySummary
+from restyle.study import build_grid as _build_grid
+from restyle.study import preset_grid as _preset_grid
+from restyle.study import run_study as _run_study
 
 
 def stylize(
@@ -17,7 +29,11 @@ def stylize(
     *,
     output: str | Path | None = None,
     preset: str | None = None,
-    on_iteration=None,
+    on_event: EventHandler | None = None,
+    on_iteration: Callable[[dict[str, float], Any], None] | None = None,
+    history: bool = True,
+    plot: bool = True,
+    save_every: int = 0,
     **options: Any,
 ) -> Result:
     """Stylise ``content`` with one or more ``styles``.
@@ -25,25 +41,78 @@ def stylize(
     ``content``/``styles``: paths, PIL images, NumPy arrays (HxWx3, uint8 or float 0–1) or tensors.
     ``options`` are :class:`Config` fields (``size=256, iterations=200, style_weight=1e4, ...``),
     applied over ``preset`` (``"gatys"``, ``"seed"``, ...) or over ``config`` when given.
-    With ``output``, the PNG (run config embedded) and its ``.losses.csv``/``.losses.png`` are written.
+    With ``output``, the image (run record embedded) and, unless ``history``/``plot`` are False,
+    its ``.losses.csv``/``.losses.png`` are written; the output path is checked before the run.
+    ``on_event`` receives the typed progress events of :mod:`restyle.engine.events`;
+    ``save_every`` N > 0 also writes ``OUT.iterNNNN.png`` every N iterations (needs ``output``).
 
     Returns a :class:`Result`: ``.image`` (PIL), ``.history`` (one dict per iteration), ``.config``.
     """
     if isinstance(styles, (str, Path)) or not isinstance(styles, Sequence):
         styles = [styles]
+    styles = list(styles)
     if config is None:
         config = Config.from_options(preset=preset, **options)
     elif preset is not None:
         raise ConfigError("give either a config or a preset, not both")
     elif options:
         config = config.replace(**options)
+    if config.style_blend is not None and len(config.style_blend) != len(styles):
+        raise ConfigError(f"--style-blend has {len(config.style_blend)} weight(s) for {len(styles)} style image(s)")
     if output is not None:
-        from restyle.images import check_output_path
-
-        check_output_path(output)
-    result = StyleTransfer(config).run(content, list(styles), on_iteration=on_iteration)
+        files.check_output_path(output)
+        if save_every:
+            on_event = _saving_every(save_every, Path(output), on_event)
+    result = StyleTransfer(config).run(content, styles, on_event=on_event, on_iteration=on_iteration)
     if output is not None:
-        from restyle.outputs import save_result
-
-        save_result(result, output, content, styles)
+        result.written = record.save_result(result, output, content, styles, history=history, plot=plot)
     return result
+
+
+def _saving_every(every: int, output: Path, then: EventHandler | None) -> EventHandler:
+    """An event handler that writes ``OUT.iterNNNN.png`` every ``every`` iterations, then calls ``then``."""
+    stem = output.with_suffix("")
+
+    def handle(event: Event) -> None:
+        if isinstance(event, Progress) and event.image is not None:
+            i = event.iteration
+            if i and i % every == 0 and i < event.total - 1:
+                files.save_png(images.to_image(event.image.float().cpu()), f"{stem}.iter{i:04d}.png")
+        if then is not None:
+            then(event)
+
+    return handle
+
+
+def changed_inputs(run_record: Mapping[str, Any]) -> list[str]:
+    """The input files of a saved run whose SHA-256 differs now (missing ones are left to the loader)."""
+    return record.changed_inputs(run_record)
+
+
+def score(output: Any, content: Any, styles: Any, *, style_blend: Sequence[float] | None = None) -> Scores:
+    """The fixed evaluator's metrics of ``output`` against its content and style image(s)."""
+    from restyle.metrics import score as _score
+
+    return _score(output, content, styles, style_blend=style_blend)
+
+
+def read_run_record(path: str | Path) -> dict[str, Any]:
+    """The run record saved inside a restyle output (config, inputs and their SHA-256, device, ...)."""
+    return record.read_run_record(path)
+
+
+def build_grid(contents: Sequence[str], styles: Sequence[str], layer_sets: Sequence[str] | None = None,
+               sweeps: Mapping[str, Sequence[Any]] | Sequence[str] | None = None,
+               options: Mapping[str, Any] | None = None, preset: str | None = None) -> list[Cell]:
+    """The cells of a study (see :func:`restyle.study.build_grid`)."""
+    return _build_grid(contents, styles, layer_sets, sweeps, options, preset)
+
+
+def preset_grid(name: str, options: Mapping[str, Any] | None = None, **kwargs: Any) -> list[Cell]:
+    """The cells of a study preset such as ``seed-table``."""
+    return _preset_grid(name, options, **kwargs)
+
+
+def run_study(cells: Sequence[Cell], out_dir: str | Path, **kwargs: Any) -> StudySummary:
+    """Run (or resume) a study's cells into ``out_dir`` and write its report."""
+    return _run_study(cells, out_dir, **kwargs)

@@ -9,25 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from restyle.errors import ConfigError
-
-GATYS_CONTENT = ["block4_conv2"]
-GATYS_STYLE = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"]
-
-#: Named style-layer sets: the Gatys 2016 paper's and the three of the seed notebook's table.
-LAYER_SETS: dict[str, list[str]] = {
-    "gatys": GATYS_STYLE,
-    "seed": ["block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3"],
-    "seed-conv1": ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"],
-    "seed-mixed": ["block1_conv1", "block2_conv1", "block3_conv2", "block4_conv2", "block5_conv2"],
-}
-
-#: Presets: option overrides applied before the user's own options.
-PRESETS: dict[str, dict[str, Any]] = {
-    "gatys": {"model": "vgg19", "content_layers": GATYS_CONTENT, "style_layers": LAYER_SETS["gatys"]},
-    "seed": {"model": "vgg16", "content_layers": ["block2_conv2"], "style_layers": LAYER_SETS["seed"]},
-    "seed-conv1": {"model": "vgg16", "content_layers": ["block2_conv2"], "style_layers": LAYER_SETS["seed-conv1"]},
-    "seed-mixed": {"model": "vgg16", "content_layers": ["block2_conv2"], "style_layers": LAYER_SETS["seed-mixed"]},
-}
+from restyle.spec import (
+    ARCHS,
+    GATYS_CONTENT,
+    GATYS_STYLE,
+    LAYER_SETS,
+    PRESETS,
+    canonical_layer,
+)
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise")  # or a path to an image file
@@ -111,8 +100,6 @@ class Config:
         def choice(name: str, value: Any, options: Iterable[str]) -> None:
             if value not in options:
                 raise ConfigError(f"unknown {name} '{value}'; choose one of: {', '.join(options)}")
-
-        from restyle.models import ARCHS, canonical_layer
 
         choice("model", self.model, ARCHS)
         choice("pooling", self.pooling, ("max", "avg"))

@@ -37,10 +37,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from restyle import images
-from restyle.config import GATYS_STYLE
 from restyle.errors import ConfigError
-from restyle.losses import EPS, gram
+from restyle.io import images
+from restyle.nn.losses import EPS, gram
+from restyle.spec import GATYS_STYLE
 
 #: Longest side (pixels) every image is resized to before it is scored.
 EVAL_SIZE = 256
@@ -106,7 +106,7 @@ def evaluator():
     """The fixed evaluation network (embedded VGG19, max pooling, fp32, CPU); built once per process."""
     global _NET
     if _NET is None:
-        from restyle.models import build_backbone
+        from restyle.backbone import build_backbone
 
         _NET = build_backbone("vgg19", "embedded", "max").float().cpu().eval()
     return _NET

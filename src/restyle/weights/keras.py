@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from restyle.errors import WeightsError
-from restyle.weights import CAFFE, Conv, VGGWeights, corrupt, validated
+from restyle.spec import CAFFE
+from restyle.weights import Conv, VGGWeights, corrupt, validated
 
 if TYPE_CHECKING:
     import h5py

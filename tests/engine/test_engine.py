@@ -13,20 +13,22 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import EXAMPLES
 from PIL import Image
 
 import restyle
-from restyle import images
+from restyle.backbone import build_backbone
 from restyle.cli import main
-from restyle.config import GATYS_STYLE, LAYER_SETS, Config
-from restyle.engine import HISTORY_FIELDS, StyleTransfer
+from restyle.config import Config
+from restyle.engine import StyleTransfer
 from restyle.errors import WeightsError
-from restyle.losses import StyleLoss, gram
-from restyle.models import VGGFeatures, build_backbone, conv_names
-from restyle.outputs import read_run_record, side_paths
+from restyle.io import images
+from restyle.io.history import HISTORY_FIELDS
+from restyle.io.record import read_run_record, side_paths
+from restyle.nn.losses import StyleLoss, gram
+from restyle.nn.vgg import VGGFeatures
+from restyle.spec import GATYS_STYLE, LAYER_SETS, conv_names
 from restyle.weights import load_weights
-
-from conftest import EXAMPLES
 
 CPU = dict(device="cpu", precision="fp32")
 
@@ -324,7 +326,7 @@ def test_the_loop_reads_the_device_only_once_per_sync_interval(content, style, m
 
 
 def test_lbfgs_history_shrinks_for_huge_images_only():
-    from restyle.engine import lbfgs_history
+    from restyle.engine.transfer import lbfgs_history
 
     assert lbfgs_history(torch.empty(1, 3, 512, 512, device="meta")) == 50
     assert lbfgs_history(torch.empty(1, 3, 1024, 1024, device="meta")) == 50
@@ -371,7 +373,7 @@ def test_cli_reports_a_stopped_run_and_still_writes_the_image(content, style, tm
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_max_pool_without_saved_indices_gives_torchs_gradient_exactly(shape, channels_last):
     """The backbone's max pooling keeps no indices for backward (memory) and finds them again."""
-    from restyle.models import MaxPool2x2
+    from restyle.nn.vgg import MaxPool2x2
 
     x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
     if channels_last:
@@ -387,7 +389,8 @@ def test_max_pool_without_saved_indices_gives_torchs_gradient_exactly(shape, cha
 def test_large_images_pool_without_saved_indices(monkeypatch):
     """From LOW_MEMORY_PIXELS up the backbone uses the index-free pooling; the image's gradient is
     the same either way."""
-    import restyle.models as models
+
+    from restyle.nn import vgg
 
     net = VGGFeatures("vgg19")
     net.load({n: (torch.randn(c.weight.shape, generator=torch.Generator().manual_seed(i)) * 0.1, torch.zeros(c.bias.shape))
@@ -396,8 +399,8 @@ def test_large_images_pool_without_saved_indices(monkeypatch):
 
     def grad_and_pools():
         calls = []
-        real = models.MaxPool2x2.apply
-        monkeypatch.setattr(models.MaxPool2x2, "apply", lambda t: calls.append(1) or real(t))
+        real = vgg.MaxPool2x2.apply
+        monkeypatch.setattr(vgg.MaxPool2x2, "apply", lambda t: calls.append(1) or real(t))
         feats = net(x, ["block3_conv1"])["block3_conv1"]
         (g,) = torch.autograd.grad(feats.pow(2).sum(), x)
         monkeypatch.undo()
@@ -405,7 +408,7 @@ def test_large_images_pool_without_saved_indices(monkeypatch):
 
     plain, used = grad_and_pools()
     assert used == 0  # 16x16 is below the threshold
-    monkeypatch.setattr(models, "LOW_MEMORY_PIXELS", 16 * 16)
+    monkeypatch.setattr(vgg, "LOW_MEMORY_PIXELS", 16 * 16)
     low_memory, used = grad_and_pools()
     assert used == 2  # pool1 and pool2 lie before block3_conv1
     assert torch.equal(low_memory, plain)

@@ -18,18 +18,20 @@ import pytest
 import torch
 from PIL import Image, PngImagePlugin
 
-from restyle import images
 from restyle.errors import ConfigError, InputImageError, OutputError, RestyleError
-from restyle.images import (
-    DEFAULT_MAX_PIXELS,
+from restyle.io import files
+from restyle.io.files import (
     atomic_write_bytes,
     atomic_write_text,
     check_output_path,
-    load_image,
     read_png_text,
+    save_png,
+)
+from restyle.io.images import (
+    DEFAULT_MAX_PIXELS,
+    load_image,
     resize_longest,
     resize_to,
-    save_png,
     to_image,
     to_tensor,
 )
@@ -525,7 +527,7 @@ def test_check_output_path_when_files_cannot_be_created(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(images.tempfile, "NamedTemporaryFile", refuse)
+    monkeypatch.setattr(files.tempfile, "NamedTemporaryFile", refuse)
     with pytest.raises(OutputError, match="is not writable \\(Read-only file system\\)"):
         check_output_path(tmp_path / "out.png")
 
@@ -602,7 +604,7 @@ def test_failed_rename_leaves_no_temp_file(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
-    monkeypatch.setattr(images.os, "replace", broken_replace)
+    monkeypatch.setattr(files.os, "replace", broken_replace)
     with pytest.raises(OutputError, match="cross-device"):
         save_png(Image.new("RGB", (2, 2)), tmp_path / "out.png")
     monkeypatch.undo()

@@ -1,41 +1,30 @@
-"""Image input and output: load anything image-like as 8-bit RGB, resize, convert to and from
-tensors, and write PNGs (and other outputs) atomically.
+"""Image input: load anything image-like as 8-bit RGB, resize, convert to and from tensors.
 
 Every problem with an input image is reported as a one-line :class:`InputImageError` that starts
-with the image's role and file name, e.g. ``content image 'foo.jpg': not found``; every problem
-with an output path as an :class:`OutputError`.
+with the image's role and file name, e.g. ``content image 'foo.jpg': not found``. Writing lives
+in :mod:`restyle.io.files` (atomic files) and :mod:`restyle.io.record` (outputs with their run
+record).
 """
 
 from __future__ import annotations
 
 import os
-import struct
-import tempfile
-import threading
-import warnings
-import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO, Union
+from typing import Union
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageOps
 
-from .errors import ConfigError, InputImageError, OutputError, notice
+from restyle.errors import ConfigError, InputImageError, notice
+from restyle.io.files import _DECODE_ERRORS, _describe, _open, _pillow_pixel_limit
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "ImageSource",
-    "atomic_write_bytes",
-    "atomic_write_text",
-    "check_output_path",
     "load_image",
-    "read_png_text",
     "resize_longest",
     "resize_to",
-    "save_png",
     "to_image",
     "to_tensor",
 ]
@@ -49,10 +38,6 @@ MIN_SIDE = 2
 
 ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
 
-#: What Pillow raises while decoding broken or truncated data.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
-                  struct.error, zlib.error)
-
 #: Modes that hold more than 8 bits per sample and need scaling rather than clipping.
 _16BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
 
@@ -60,12 +45,6 @@ _WHITE = (255, 255, 255, 255)
 
 # Pillow's bomb limit is a module global; this lock keeps our temporary changes to it from
 # interleaving when images are loaded from several threads.
-_PIXEL_LIMIT_LOCK = threading.Lock()
-
-
-# --------------------------------------------------------------------------- loading
-
-
 def load_image(source: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
                role: str = "image") -> Image.Image:
     """Return *source* as a new 8-bit RGB image.
@@ -98,27 +77,6 @@ def _load_file(path: Path, label: str, max_pixels: int | None) -> Image.Image:
         return _decode(img, label, max_pixels)
 
 
-def _open(path: Path, label: str) -> Image.Image:
-    """``Image.open`` (header only) with every failure turned into an :class:`InputImageError`."""
-    try:
-        return Image.open(path)
-    except IsADirectoryError:
-        raise InputImageError(f"{label}: is a directory, not an image file") from None
-    except (FileNotFoundError, NotADirectoryError):
-        raise InputImageError(f"{label}: not found") from None
-    except UnidentifiedImageError:
-        raise InputImageError(f"{label}: not an image file, or one in a format Pillow cannot "
-                              "read, or its header is corrupt") from None
-    except OSError as exc:
-        if exc.errno is not None:  # from the system (permissions, I/O), not from a decoder
-            raise InputImageError(f"{label}: cannot be read ({exc.strerror})") from None
-        error: Exception = exc
-    except _DECODE_ERRORS as exc:
-        error = exc
-    raise InputImageError(f"{label}: cannot read the image header; the file is truncated "
-                          f"or corrupt ({_describe(error)})")
-
-
 def _decode(img: Image.Image, label: str, max_pixels: int | None) -> Image.Image:
     """Check the size of *img* (only its header need be read), then decode and normalise it."""
     _check_size(img.size, label, max_pixels)
@@ -147,26 +105,6 @@ def _check_size(size: tuple[int, int], label: str, max_pixels: int | None) -> No
     if max_pixels is not None and width * height > max_pixels:
         raise InputImageError(f"{label}: is {width} x {height} = {width * height} pixels, over "
                               f"the cap of {max_pixels} (raise it with --max-pixels)")
-
-
-@contextmanager
-def _pillow_pixel_limit(limit: int | None) -> Iterator[None]:
-    """Make Pillow's own decompression-bomb checks use *limit* (``None``: off) and raise
-    instead of warning, for the duration of the block."""
-    with _PIXEL_LIMIT_LOCK, warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        saved = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = limit
-        try:
-            yield
-        finally:
-            Image.MAX_IMAGE_PIXELS = saved
-
-
-def _describe(exc: BaseException) -> str:
-    """A short description of a low-level exception for the end of an error message."""
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _to_rgb(img: Image.Image, label: str) -> Image.Image:
@@ -309,113 +247,3 @@ def to_image(tensor: torch.Tensor) -> Image.Image:
     values = torch.nan_to_num(tensor.detach().cpu().float(), nan=0.0).clamp_(0, 1)
     pixels = values.mul_(255).round_().to(torch.uint8).permute(1, 2, 0).contiguous()
     return Image.fromarray(pixels.numpy())
-
-
-# --------------------------------------------------------------------------- output
-
-
-def check_output_path(path: str | os.PathLike) -> Path:
-    """Return *path* resolved, or raise :class:`OutputError` if a file cannot be written there:
-    it is a directory, or its directory is missing or not writable (checked with ``os.access``
-    and by creating and deleting a temporary file there, since ``os.access`` says yes to root)."""
-    given = Path(path).expanduser()
-    target = given.resolve()
-    if target.is_dir():
-        raise OutputError(f"output path '{given}' is a directory")
-    directory = target.parent
-    shown = given.parent
-    if not directory.exists():
-        raise OutputError(f"output directory '{shown}' does not exist")
-    if not directory.is_dir():
-        raise OutputError(f"output directory '{shown}' is not a directory")
-    if not os.access(directory, os.W_OK):
-        raise OutputError(f"output directory '{shown}' is not writable")
-    try:
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".restyle-probe-"):
-            pass
-    except OSError as exc:
-        raise OutputError(f"output directory '{shown}' is not writable "
-                          f"({exc.strerror or exc})") from None
-    return target
-
-
-@contextmanager
-def _atomic_file(target: Path) -> Iterator[IO[bytes]]:
-    """Yield a binary file that replaces *target* when the block succeeds: the one
-    implementation of write-to-temporary-then-rename.
-
-    The data go to a temporary file in the same directory, which is flushed to disk and then
-    renamed over *target* (an atomic replace), so *target* never holds a partial file and keeps
-    its old contents if anything fails; the temporary file is removed on any failure.
-    An ``OSError`` becomes an :class:`OutputError`; other exceptions propagate unchanged.
-    """
-    try:
-        tmp = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.",
-                                          suffix=f"{target.suffix}.tmp", delete=False)
-    except OSError as exc:
-        raise OutputError(f"cannot write '{target}': {exc.strerror or exc}") from None
-    try:
-        with tmp:
-            yield tmp
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.chmod(tmp.name, _new_file_mode(target))
-        os.replace(tmp.name, target)
-    except BaseException as exc:
-        with suppress(OSError):
-            os.unlink(tmp.name)
-        if isinstance(exc, OSError):
-            raise OutputError(f"cannot write '{target}': {exc.strerror or _describe(exc)}") from None
-        raise
-
-
-def _new_file_mode(target: Path) -> int:
-    """The permissions for *target*: those of the file it replaces, else 0o666 less the umask
-    (temporary files are created 0o600)."""
-    with suppress(FileNotFoundError):
-        return target.stat().st_mode & 0o7777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write *data* to *path* atomically (never a partial file, the old file kept on failure);
-    return the resolved path. Raises :class:`OutputError` if it cannot be written."""
-    target = check_output_path(path)
-    with _atomic_file(target) as file:
-        file.write(data)
-    return target
-
-
-def atomic_write_text(path: str | os.PathLike, text: str, *, encoding: str = "utf-8") -> Path:
-    """Write *text* (newlines as given) to *path* atomically; return the resolved path."""
-    return atomic_write_bytes(path, text.encode(encoding))
-
-
-def save_png(img: Image.Image, path: str | os.PathLike, *,
-             text: dict[str, str] | None = None) -> Path:
-    """Write *img* as a PNG to *path* atomically, with *text* as tEXt chunks (iTXt for values
-    that are not Latin-1); return the resolved path. Raises :class:`OutputError` if it cannot
-    be written."""
-    target = check_output_path(path)
-    info = PngImagePlugin.PngInfo()
-    for key, value in (text or {}).items():
-        info.add_text(key, value)
-    with _atomic_file(target) as file:
-        img.save(file, format="PNG", pnginfo=info)
-    return target
-
-
-def read_png_text(path: str | os.PathLike) -> dict[str, str]:
-    """The text chunks (tEXt, zTXt, iTXt) of the PNG file at *path*."""
-    label = f"PNG file '{os.fspath(path)}'"
-    with _pillow_pixel_limit(None):
-        img = _open(Path(path), label)
-    with img:
-        if img.format != "PNG":
-            raise InputImageError(f"{label}: is a {img.format} file, not a PNG")
-        try:
-            return {key: str(value) for key, value in img.text.items()}
-        except _DECODE_ERRORS as exc:
-            raise InputImageError(f"{label}: is truncated or corrupt ({_describe(exc)})") from None

@@ -6,19 +6,20 @@ directory.
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Mapping, Sequence
 from urllib.parse import quote
 
 from PIL import Image, ImageDraw, ImageFont
 
-from restyle import images
-
-if TYPE_CHECKING:
-    from restyle.study import CellResult
+from restyle.io import images
+from restyle.io.files import atomic_write_text, save_png
+from restyle.study.grid import EXAMPLE_KINDS, PARAM_COLUMNS, CellResult, format_value
 
 BACKGROUND = (255, 255, 255)
 PANEL = (236, 236, 236)
@@ -56,7 +57,7 @@ def _fit(img: Image.Image, box: int) -> Image.Image:
     return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
 
 
-def _grid(results: Sequence["CellResult"]):
+def _grid(results: Sequence[CellResult]):
     groups: dict[str, list[Any]] = {}
     variants: list[str] = []
     for r in results:
@@ -66,10 +67,9 @@ def _grid(results: Sequence["CellResult"]):
     return groups, variants
 
 
-def contact_sheet(results: Sequence["CellResult"], path: str | Path, *, thumb: int = 160, title: str = "") -> Path:
+def contact_sheet(results: Sequence[CellResult], path: str | Path, *, thumb: int = 160, title: str = "") -> Path:
     """One row per content × style: a row label, the content, the style, then one result per
     layer set / swept value, each captioned with its metrics; column headers on top."""
-    from restyle.study import EXAMPLE_KINDS
 
     groups, variants = _grid(results)
     pad, label_w = 10, 150
@@ -135,7 +135,7 @@ def contact_sheet(results: Sequence["CellResult"], path: str | Path, *, thumb: i
                  f"SSIM {m['ssim']:.2f}  {_secs(r.final.get('seconds', 0))}"])
         y += row_h
     buf_path = Path(path)
-    images.save_png(sheet, buf_path)
+    save_png(sheet, buf_path)
     return buf_path
 
 
@@ -151,9 +151,9 @@ def _load(source: Any, size: int | None) -> Image.Image | None:
     return images.resize_longest(img, size) if size else img
 
 
-def write_curves(results: Sequence["CellResult"], out_dir: Path) -> list[tuple[str, Path]]:
+def write_curves(results: Sequence[CellResult], out_dir: Path) -> list[tuple[str, Path]]:
     """Loss curves overlaid per content × style group: ``curves/<group>.png``."""
-    from restyle.outputs import plot_history
+    from restyle.io.history import plot_history
 
     groups, _ = _grid(results)
     written = []
@@ -167,10 +167,9 @@ def write_curves(results: Sequence["CellResult"], out_dir: Path) -> list[tuple[s
     return written
 
 
-def write_report(out_dir: Path, results: Sequence["CellResult"], *, notes: Sequence[str], title: str,
+def write_report(out_dir: Path, results: Sequence[CellResult], *, notes: Sequence[str], title: str,
                  command: str = "", seconds: float = 0.0) -> dict[str, Any]:
     """Write contact_sheet.png, metrics.csv, curves/*.png and index.html into ``out_dir``."""
-    from restyle.study import write_metrics_csv
 
     out_dir = Path(out_dir)
     (out_dir / "curves").mkdir(exist_ok=True)
@@ -188,7 +187,7 @@ def write_report(out_dir: Path, results: Sequence["CellResult"], *, notes: Seque
     files["sheet"] = contact_sheet(results, out_dir / "contact_sheet.png", title=subtitle)
     files["csv"] = write_metrics_csv(results, out_dir)
     files["curves"] = write_curves(results, out_dir)
-    files["html"] = images.atomic_write_text(
+    files["html"] = atomic_write_text(
         out_dir / "index.html", render_html(out_dir, results, files, notes=notes, title=title, subtitle=subtitle,
                                             command=command, seconds=seconds))
     return files
@@ -213,10 +212,9 @@ def _rel(path: Path, out_dir: Path) -> str:
     return quote(Path(path).resolve().relative_to(Path(out_dir).resolve()).as_posix())
 
 
-def render_html(out_dir: Path, results: Sequence["CellResult"], files: dict[str, Any], *, notes: Sequence[str],
+def render_html(out_dir: Path, results: Sequence[CellResult], files: dict[str, Any], *, notes: Sequence[str],
                 title: str, subtitle: str, command: str, seconds: float) -> str:
     from restyle.metrics import METRICS
-    from restyle.study import metrics_rows
 
     e = html.escape
     columns, rows = metrics_rows(results, out_dir)
@@ -288,7 +286,7 @@ def render_html(out_dir: Path, results: Sequence["CellResult"], files: dict[str,
 
     w("<h2>Cells</h2>\n<p class=\"muted\">Each PNG embeds its run config (reproduce one with "
       "<code>restyle run --from-image PNG -o OUT.png</code>); its losses are in the CSV beside it.</p>\n<ul>\n")
-    from restyle.outputs import side_paths
+    from restyle.io.record import side_paths
 
     for r in results:
         if r.png is None:
@@ -301,8 +299,7 @@ def render_html(out_dir: Path, results: Sequence["CellResult"], files: dict[str,
     return "".join(out)
 
 
-def format_layers_safe(r: "CellResult") -> str:
-    from restyle.study import format_layers
+def format_layers_safe(r: CellResult) -> str:
 
     return format_layers(r.cell.config.style_layers)
 
@@ -312,3 +309,62 @@ def _short(text: str) -> str:
         return f"{float(text):.4g}"
     except ValueError:
         return text
+
+
+# ---- metrics.csv ------------------------------------------------------------------------------
+
+
+def metrics_rows(results: Sequence[CellResult], out_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    from restyle.metrics import METRIC_NAMES
+
+    swept = []
+    for r in results:
+        swept += [k for k in r.cell.sweep if k not in swept and k not in PARAM_COLUMNS]
+    columns = ["cell", "content", "style", "style_kind", "layer_set", "style_layers", "content_layers", *swept,
+               *PARAM_COLUMNS, "model_used", *METRIC_NAMES, "final_loss", "final_content", "final_style", "final_tv",
+               "iterations_done", "seconds", "status", "output", "error"]
+    rows = []
+    for r in results:
+        c = r.cell.config
+        row: dict[str, Any] = {
+            "cell": r.cell.name, "content": r.cell.content, "style": r.cell.style,
+            "style_kind": EXAMPLE_KINDS.get(Path(r.cell.style).stem, ""), "layer_set": r.cell.layer_set,
+            "style_layers": format_layers(c.style_layers), "content_layers": format_layers(c.content_layers),
+        }
+        for k in [*swept, *PARAM_COLUMNS]:
+            row[k] = _csv_value(getattr(c, k))
+        row["model_used"] = r.model_used
+        for k in METRIC_NAMES:
+            row[k] = f"{r.metrics[k]:.6g}" if k in r.metrics else ""
+        f = r.final
+        row.update({"final_loss": _num(f.get("total")), "final_content": _num(f.get("content")),
+                    "final_style": _num(f.get("style")), "final_tv": _num(f.get("tv")),
+                    "iterations_done": int(f["iteration"]) if f else "", "seconds": _num(f.get("seconds"), ".2f"),
+                    "status": r.status, "output": r.png.relative_to(out_dir).as_posix() if r.png else "",
+                    "error": r.error})
+        rows.append(row)
+    return columns, rows
+
+
+def format_layers(layers: Mapping[str, float]) -> str:
+    return ",".join(n if w == 1.0 else f"{n}:{w:g}" for n, w in layers.items())
+
+
+def _csv_value(v: Any) -> str:
+    if isinstance(v, dict):
+        return format_layers(v)
+    return format_value(v) if v is not None else ""
+
+
+def _num(v: float | None, spec: str = ".6g") -> str:
+    return "" if v is None else format(v, spec)
+
+
+def write_metrics_csv(results: Sequence[CellResult], out_dir: Path) -> Path:
+
+    columns, rows = metrics_rows(results, out_dir)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return atomic_write_text(out_dir / "metrics.csv", buf.getvalue())

@@ -1,15 +1,15 @@
-"""Backbones: VGG16/VGG19 built from a config list, every layer addressable by its Keras name.
+"""The VGG16/VGG19 network, built from the config lists of :mod:`restyle.spec`, every layer addressable by its Keras name.
 
 ``blockN_convM`` is the output of that convolution *after* its ReLU (as in Keras, where the
 activation is part of the conv layer); ``poolN`` (or Keras' ``blockN_pool``) is the output of
 block N's pooling layer. The network takes RGB images in [0, 1] and applies the input
 convention its weights were trained with (Caffe: BGR, 0-255, mean-subtracted; torchvision:
-RGB, 0-1, mean/std) itself, so every caller works in one image space.
+RGB, 0-1, mean/std) itself, so every caller works in one image space. The network never knows
+where its weights came from: :func:`restyle.backbone.build_backbone` joins it with a source.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Iterable, Mapping
 
 import torch
@@ -17,49 +17,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from restyle.errors import ConfigError
-
-# Channels per conv, one list per block (as torchvision's ``cfgs``, grouped by block).
-CONFIGS: dict[str, list[list[int]]] = {
-    "vgg16": [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]],
-    "vgg19": [[64, 64], [128, 128], [256, 256, 256, 256], [512, 512, 512, 512], [512, 512, 512, 512]],
-}
-ARCHS = tuple(CONFIGS)
-
-CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
-TORCH_RGB_MEAN = (0.485, 0.456, 0.406)
-TORCH_RGB_STD = (0.229, 0.224, 0.225)
-
-
-def layer_names(arch: str) -> list[str]:
-    """All addressable layers of ``arch`` in network order (convs after ReLU, then the pool)."""
-    names: list[str] = []
-    for b, block in enumerate(_config(arch), start=1):
-        names += [f"block{b}_conv{c}" for c in range(1, len(block) + 1)]
-        names.append(f"pool{b}")
-    return names
-
-
-def conv_names(arch: str) -> list[str]:
-    return [n for n in layer_names(arch) if "_conv" in n]
-
-
-def canonical_layer(arch: str, name: str) -> str:
-    """Map a user-written layer name to its canonical form, or raise listing the valid ones."""
-    name = name.strip()
-    m = re.fullmatch(r"block(\d)_pool", name)
-    if m:
-        name = f"pool{m.group(1)}"
-    valid = layer_names(arch)
-    if name not in valid:
-        raise ConfigError(f"unknown layer '{name}' for {arch.upper()}; valid layers: {', '.join(valid)}")
-    return name
-
-
-def _config(arch: str) -> list[list[int]]:
-    try:
-        return CONFIGS[arch]
-    except KeyError:
-        raise ConfigError(f"unknown model '{arch}'; choose one of: {', '.join(ARCHS)}") from None
+from restyle.spec import (
+    CAFFE_BGR_MEAN,
+    TORCH_RGB_MEAN,
+    TORCH_RGB_STD,
+    arch_config,
+    layer_names,
+)
 
 
 class VGGFeatures(nn.Module):
@@ -78,7 +42,7 @@ class VGGFeatures(nn.Module):
         self.names = layer_names(arch)
         self.convs = nn.ModuleDict()
         in_ch = 3
-        for b, block in enumerate(_config(arch), start=1):
+        for b, block in enumerate(arch_config(arch), start=1):
             for c, out_ch in enumerate(block, start=1):
                 # On the meta device: no memory, no random init (which costs ~0.1 s); load() fills them.
                 self.convs[f"block{b}_conv{c}"] = nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1, device="meta")
@@ -158,14 +122,3 @@ class MaxPool2x2(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         _, indices = F.max_pool2d(x, 2, 2, return_indices=True)
         return torch.ops.aten.max_pool2d_with_indices_backward(grad, x, [2, 2], [2, 2], [0, 0], [1, 1], False, indices)
-
-
-def build_backbone(arch: str = "vgg19", weights: str | None = None, pooling: str = "max") -> VGGFeatures:
-    """A VGG with ImageNet weights from ``weights`` (None: the default source for ``arch``)."""
-    from restyle.weights import load_weights
-
-    _config(arch)
-    w = load_weights(arch, weights)
-    if w.arch != arch:
-        raise ConfigError(f"weights '{w.source}' are {w.arch.upper()}, but the model is {arch.upper()}")
-    return VGGFeatures(arch, pooling=pooling, convention=w.convention).load(w.convs)

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from restyle import optim
+from restyle.nn import optim
 
 
 def rosenbrock_like(x: torch.Tensor) -> torch.Tensor:
@@ -63,7 +63,7 @@ def test_lbfgs_takes_no_step_along_an_ascent_direction():
 
 def test_default_run_does_not_import_torch_dynamo():
     code = (
-        "import sys, torch; from restyle import optim; x = torch.ones(3, requires_grad=True);"
+        "import sys, torch; from restyle.nn import optim; x = torch.ones(3, requires_grad=True);"
         "o = optim.LBFGS(x); o.step(lambda: (x ** 2).sum().backward() or (x ** 2).sum());"
         "a = optim.Adam(x); a.step(lambda: (x ** 2).sum().backward() or (x ** 2).sum());"
         "print('torch._dynamo' in sys.modules)"

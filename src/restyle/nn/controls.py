@@ -3,7 +3,7 @@ Transfer"; Luan et al., CVPR 2017, "Deep Photo Style Transfer"): colour preserva
 masks, coarse-to-fine scales and the guided-filter post-process.
 
 Every function works on float tensors ``B x C x H x W`` in [0, 1] (RGB unless said otherwise).
-The matting Laplacian of photo mode lives in :mod:`restyle.matting`. See ``docs/controls.md``.
+The matting Laplacian of photo mode lives in :mod:`restyle.nn.matting`. See ``docs/controls.md``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import torch.nn.functional as F
 
 from restyle.config import COLOR_MODES, DEFAULT_PHOTO_WEIGHT  # noqa: F401  (re-exported)
 from restyle.errors import ConfigError
-
 
 # ---------------------------------------------------------------------------------------------
 # Colour: luminance-only transfer (YIQ) and colour-histogram matching

@@ -11,13 +11,15 @@ from urllib.parse import unquote
 import pytest
 import torch
 
-from restyle import metrics, study
+from restyle import metrics
 from restyle.cli import main
-from restyle.config import LAYER_SETS, Config
+from restyle.config import Config
 from restyle.engine import StyleTransfer
 from restyle.errors import ConfigError
-from restyle.outputs import read_run_record, side_paths
-from restyle.study import build_grid, example, parse_sweep, preset_grid, run_study
+from restyle.io.record import read_run_record, side_paths
+from restyle.spec import LAYER_SETS
+from restyle.study import build_grid, grid, parse_sweep, preset_grid, run_study, runner
+from restyle.study.grid import example
 
 CHELSEA, STARRY, SCREAM = example("chelsea.jpg"), example("starry_night.jpg"), example("the_scream.jpg")
 TINY = {"size": 32, "iterations": 2, "device": "cpu", "precision": "fp32"}
@@ -113,7 +115,7 @@ def test_seed_table_preset_grid():
     assert {Path(c.content).name for c in cells} == {"chelsea.jpg", "astronaut.jpg"}
     styles = {Path(c.style).stem for c in cells}
     assert {"starry_night", "the_scream"} <= styles
-    assert any(study.EXAMPLE_KINDS[s] == "photograph" for s in styles)
+    assert any(grid.EXAMPLE_KINDS[s] == "photograph" for s in styles)
     assert {c.layer_set for c in cells} == {"seed", "seed-conv1", "seed-mixed"}  # seed-conv1 == gatys
     for c in cells:
         assert c.config.model == "vgg16" and c.config.fallback_vgg19
@@ -218,7 +220,7 @@ def test_seed_table_end_to_end_smoke(tmp_path):
     html = (out / "index.html").read_text()
     assert "seed-table" in html
     assert "Layer set seed-conv1 is the same as gatys" in html
-    if not study.vgg16_available():
+    if not grid.vgg16_available():
         assert {r["model_used"] for r in rows} == {"vgg19"}
         assert "VGG16 weights unavailable: the seed&#x27;s layer names ran on the embedded VGG19" in html
 
@@ -250,8 +252,8 @@ def test_devices_are_dealt_round_robin(tmp_path, monkeypatch):
         seen.append(task["config"]["device"])
         return {"error": "not run in this test"}
 
-    monkeypatch.setattr(study, "_check_devices", lambda devices: None)
-    monkeypatch.setattr(study, "run_cell", fake_run_cell)
+    monkeypatch.setattr(runner, "_check_devices", lambda devices: None)
+    monkeypatch.setattr(runner, "run_cell", fake_run_cell)
     cells = build_grid([CHELSEA], [STARRY, SCREAM], ["gatys", "seed"], None, TINY)
     summary = run_study(cells, tmp_path / "dev", devices=["cuda:0", "cuda:1"])
     assert seen == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]

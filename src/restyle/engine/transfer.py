@@ -10,16 +10,23 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from restyle import controls, images, optim
+from restyle.backbone import cached_backbone, channels_last
 from restyle.config import Config
+from restyle.engine.backend import backend_flags, resolve_device, resolve_precision
+from restyle.engine.events import EventHandler, Finished, Progress, Started
 from restyle.errors import ConfigError, WeightsError, notice
-from restyle.losses import ContentLoss, GuidedStyleLoss, StyleLoss, gram, masked_gram, tv_loss
-from restyle.models import VGGFeatures, build_backbone
-
-#: Columns of the loss history: ``iteration`` counts optimiser steps over all scales (it keeps
-#: increasing from one coarse-to-fine stage to the next); ``scale`` is the stage's longest side.
-HISTORY_FIELDS = ("iteration", "scale", "total", "content", "style", "tv", "photo", "seconds")
-LOSS_FIELDS = ("total", "content", "style", "tv", "photo")
+from restyle.io import images
+from restyle.io.history import HISTORY_FIELDS, LOSS_FIELDS  # noqa: F401  (HISTORY_FIELDS re-exported)
+from restyle.nn import controls, optim
+from restyle.nn.losses import (
+    ContentLoss,
+    GuidedStyleLoss,
+    StyleLoss,
+    gram,
+    masked_gram,
+    tv_loss,
+)
+from restyle.nn.vgg import VGGFeatures
 
 #: The box the image is optimised in: the range of the image delivered. Without it, ~5% of the
 #: values leave [0, 1] and clamping the result raised its loss by a third (1.17 -> 1.55 at 256²).
@@ -43,63 +50,11 @@ class Result:
     stopped_early: str | None = None  # why the run stopped before its last iteration, if it did
     device: str = "cpu"
     precision: str = "fp32"
+    written: dict[str, Any] = field(default_factory=dict)  # files written for it (api.stylize with output=)
 
     @property
     def final_loss(self) -> float:
         return self.history[-1]["total"] if self.history else float("nan")
-
-
-# Backbones are expensive to build; keep the last few (keyed by what defines them) per process.
-_BACKBONES: dict[tuple, VGGFeatures] = {}
-
-
-def get_backbone(model: str, weights: str | None, pooling: str, device: torch.device,
-                 dtype: torch.dtype = torch.float32) -> VGGFeatures:
-    """The backbone, built once per process. ``dtype`` bf16 stores the conv weights in bf16, so
-    autocast need not cast them again on every forward (a small gain: 313 -> 308 ms per 256²
-    iteration here); the input normalisation stays fp32."""
-    key = (model, weights, pooling, str(device), dtype)
-    if key not in _BACKBONES:
-        if len(_BACKBONES) >= 4:
-            _BACKBONES.pop(next(iter(_BACKBONES)))
-        net = build_backbone(model, weights, pooling).to(device)
-        net.convs.to(dtype)  # the input normalisation buffers keep their fp32 values
-        if _channels_last(device, dtype):
-            net = net.to(memory_format=torch.channels_last)
-        _BACKBONES[key] = net
-    return _BACKBONES[key]
-
-
-def _channels_last(device: torch.device, dtype: torch.dtype) -> bool:
-    """One rule for the backbone's and its inputs' memory format: channels-last on CUDA, for bf16,
-    and for fp32 on CPUs with AVX512-BF16 (fp32 at 256² there: NCHW 587, channels-last 539 ms/it)."""
-    return device.type == "cuda" or dtype == torch.bfloat16 or _bf16_cpu_ok()
-
-
-def _bf16_cpu_ok() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name} asked for, but no CUDA GPU is available (use --device cpu or auto)")
-    return torch.device(name)
-
-
-def resolve_precision(name: str, device: torch.device) -> str:
-    """``auto`` is bf16 where the hardware runs it natively (CUDA, CPUs with AVX512-BF16/AMX), else fp32."""
-    if name == "auto":
-        if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "tf32"
-        return "bf16" if _bf16_cpu_ok() else "fp32"
-    if name == "bf16" and device.type == "cpu" and not _bf16_cpu_ok():
-        notice("this CPU has no native bf16; bf16 will be slow (try --precision fp32)")
-    return name
 
 
 class StyleTransfer:
@@ -118,11 +73,6 @@ class StyleTransfer:
         self.sync_every = sync_every if sync_every is not None else (1 if self.device.type == "cpu" else SYNC_EVERY_CUDA)
         self.loop_seconds = 0.0  # time spent in the optimisation loops (synced), for benchmarks
         self.precision = resolve_precision(self.config.precision, self.device)
-        if self.device.type == "cuda":
-            # Fixed shapes every iteration: let cuDNN pick its fastest kernels once. TF32 only when
-            # asked for (cuDNN would otherwise use it for convolutions even under "fp32").
-            torch.backends.cudnn.benchmark = True
-            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.precision == "tf32"
         self.backbone = backbone if backbone is not None else self._load_backbone()
         self.photo = None  # the matting-Laplacian term (photo mode), built per stage by set_targets
         self._masks: dict[tuple[str, str], torch.Tensor] = {}  # mask images, loaded once per run
@@ -132,7 +82,7 @@ class StyleTransfer:
     def _load_backbone(self) -> VGGFeatures:
         c = self.config
         try:
-            return get_backbone(c.model, c.weights, c.pooling, self.device, self._weights_dtype())
+            return cached_backbone(c.model, c.weights, c.pooling, self.device, self._weights_dtype())
         except WeightsError as err:
             if not (c.model == "vgg16" and c.weights is None and c.fallback_vgg19):
                 raise
@@ -140,7 +90,7 @@ class StyleTransfer:
             notice(note)
             self.notes.append(note)
             self.config = c.replace(model="vgg19")
-            return get_backbone("vgg19", None, c.pooling, self.device, self._weights_dtype())
+            return cached_backbone("vgg19", None, c.pooling, self.device, self._weights_dtype())
 
     def _weights_dtype(self) -> torch.dtype:
         return torch.bfloat16 if self.precision == "bf16" else torch.float32
@@ -152,7 +102,7 @@ class StyleTransfer:
 
     def _prepare_tensor(self, t: torch.Tensor) -> torch.Tensor:
         t = t.to(self.device)
-        if _channels_last(self.device, self._weights_dtype()):
+        if channels_last(self.device, self._weights_dtype()):
             t = t.contiguous(memory_format=torch.channels_last)
         return t
 
@@ -230,7 +180,7 @@ class StyleTransfer:
             }
         self.layers = list(dict.fromkeys(list(c.content_layers) + list(c.style_layers)))
         if c.photo_weight > 0:
-            from restyle.matting import MattingLoss
+            from restyle.nn.matting import MattingLoss
 
             self.photo = MattingLoss(self.content_rgb)
 
@@ -327,22 +277,38 @@ class StyleTransfer:
         content: Any,
         styles: Sequence[Any],
         *,
+        on_event: EventHandler | None = None,
         on_iteration: Callable[[dict[str, float], torch.Tensor], None] | None = None,
     ) -> Result:
-        """Optimise; ``on_iteration(row, image)`` is called after every iteration (progress, saves)."""
+        """Optimise. ``on_event`` receives :class:`Started`, then a :class:`Progress` per history
+        row, then :class:`Finished`; ``on_iteration(row, image)`` is the same rows as plain dicts."""
+        with backend_flags(self.device, self.precision):
+            return self._run(content, styles, on_event, on_iteration)
+
+    def _run(self, content: Any, styles: Sequence[Any], on_event: EventHandler | None,
+             on_iteration: Callable[[dict[str, float], torch.Tensor], None] | None) -> Result:
         c = self.config
+        emit = on_event or (lambda event: None)
         torch.manual_seed(c.seed)
         start = time.perf_counter()
         content_src, style_srcs = self.load_sources(content, styles)
         sizes = self.stage_sizes(content_src)
-        self.planned_steps = len(sizes) * c.iterations + 1  # history rows (progress bars)
+        self.planned_steps = total = len(sizes) * c.iterations + 1  # history rows (progress bars)
+        stages = tuple(int(s) if s is not None else max(content_src.size) for s in sizes)
+        emit(Started(total, stages, self.config.model, str(self.device), self.precision, tuple(self.notes)))
+
+        def on_row(row: dict[str, float], image: torch.Tensor) -> None:
+            emit(Progress(int(row["iteration"]), total, int(row["scale"]),
+                          {k: row[k] for k in LOSS_FIELDS}, row["seconds"], image))
+            if on_iteration is not None:
+                on_iteration(row, image)
         history: list[dict[str, float]] = []
         stopped: str | None = None
         x: torch.Tensor | None = None
         for k, size in enumerate(sizes):
             self.set_targets(*self.resize_inputs(content_src, style_srcs, size))
             x0 = self.initial_image() if x is None else controls.upsample(x, tuple(self.content.shape[-2:]))
-            x, stopped = self._optimise(x0, k * c.iterations, k == len(sizes) - 1, history, start, on_iteration)
+            x, stopped = self._optimise(x0, k * c.iterations, k == len(sizes) - 1, history, start, on_row)
             if stopped:
                 break
         assert x is not None
@@ -351,6 +317,8 @@ class StyleTransfer:
             content_rgb = _as_tensor(self.resize_inputs(content_src, [], sizes[-1])[0]).to(self.device)
             x = controls.upsample(x, tuple(content_rgb.shape[-2:]))
         image = images.to_image(self.finish(x, content_rgb).cpu())
+        final = history[-1]["total"] if history else float("nan")
+        emit(Finished(max(0, len(history) - 1), final, time.perf_counter() - start, stopped))
         return Result(image, history, self.config, list(self.notes), stopped, str(self.device), self.precision)
 
     def _optimise(self, x0: torch.Tensor, offset: int, final: bool, history: list[dict[str, float]], start: float,

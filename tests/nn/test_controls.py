@@ -12,11 +12,15 @@ import torch
 from PIL import Image
 
 import restyle
-from restyle import cli, controls, images, losses, matting
+from restyle import cli
+from restyle.cli.options import run_options
 from restyle.config import Config
-from restyle.engine import HISTORY_FIELDS, StyleTransfer
+from restyle.engine import StyleTransfer
 from restyle.errors import ConfigError
-from restyle.outputs import history_csv, read_run_record
+from restyle.io import images
+from restyle.io.history import HISTORY_FIELDS, history_csv
+from restyle.io.record import read_run_record
+from restyle.nn import controls, losses, matting
 
 FAST = {"device": "cpu", "precision": "fp32", "seed": 0}
 
@@ -261,12 +265,12 @@ def test_cli_options_reach_the_config(tmp_path: Path) -> None:
     args = parser.parse_args(["run", "c.jpg", "s.jpg", "-o", str(tmp_path / "o.png"), "--preserve-color", "luminance",
                               "--mask", "m1.png", "--style-mask", "none", "--photo", "--photo-filter",
                               "--scales", "64,128", "--multiscale"])
-    cfg = Config.from_options(**cli.run_options(args))
+    cfg = Config.from_options(**run_options(args))
     assert cfg.preserve_color == "luminance" and cfg.photo_weight == controls.DEFAULT_PHOTO_WEIGHT
     assert cfg.masks == [str(Path("m1.png").resolve())] and cfg.style_masks == ["none"]
     assert cfg.photo_filter and cfg.scales == [64, 128] and cfg.multiscale
     args = parser.parse_args(["run", "c.jpg", "s.jpg", "-o", "o.png", "--photo-weight", "123", "--label-image", "l.png"])
-    cfg = Config.from_options(**cli.run_options(args))
+    cfg = Config.from_options(**run_options(args))
     assert cfg.photo_weight == 123 and cfg.label_image == str(Path("l.png").resolve())
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -18,9 +17,9 @@ import pytest
 from PIL import Image, ImageOps
 
 from restyle.cli import main
-from restyle.engine import HISTORY_FIELDS
-from restyle.models import layer_names
-from restyle.outputs import read_run_record, side_paths
+from restyle.io.history import HISTORY_FIELDS
+from restyle.io.record import read_run_record, side_paths
+from restyle.spec import layer_names
 
 FAST = ["--size", "32", "-n", "1", "--precision", "fp32", "--device", "cpu"]
 KNOWN = b"the previous output, which a failed run must leave alone\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from restyle.losses import StyleLoss, gram, gram_distance
+from restyle.nn.losses import StyleLoss, gram, gram_distance
 
 
 def features(dtype=torch.float64, channels_last=False, seed=0, shape=(1, 8, 6, 5)) -> torch.Tensor:
@@ -63,7 +63,7 @@ def test_style_loss_is_relative_to_its_target():
 def test_gram_of_bf16_features_is_summed_in_fp32_chunks_with_the_same_result(monkeypatch, channels_last):
     """Large bf16 feature maps are converted to fp32 a chunk of pixels at a time (memory); the
     Gram is the same as converting them all at once."""
-    import restyle.losses as losses
+    import restyle.nn.losses as losses
 
     f = features(dtype=torch.bfloat16, channels_last=channels_last, shape=(1, 8, 12, 10))
     whole = gram(f.float())

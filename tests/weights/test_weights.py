@@ -22,7 +22,14 @@ import pytest
 import torch
 
 from restyle.errors import RestyleError, WeightsError
-from restyle.weights import CONV_NAMES, CONV_SHAPES, VGGWeights, embedded, load_weights, validated
+from restyle.weights import (
+    CONV_NAMES,
+    CONV_SHAPES,
+    VGGWeights,
+    embedded,
+    load_weights,
+    validated,
+)
 from restyle.weights import torchvision as tv
 
 # torchvision's conv positions in ``features``, written out as the spec (not derived).

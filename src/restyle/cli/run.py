@@ -1,0 +1,108 @@
+"""``restyle run``: stylise one photo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from restyle.cli.options import add_run_options, positive_int, run_options
+from restyle.errors import ConfigError, notice
+
+EPILOG_RUN = """\
+examples:
+  restyle run photo.jpg painting.jpg -o out.png --size 256
+  restyle run photo.jpg a.jpg b.jpg --style-blend 0.7,0.3 -o out.png
+  restyle run photo.jpg painting.jpg --preset seed --fallback-vgg19 -o seed.png
+  restyle run photo.jpg painting.jpg --style-layers block1_conv1:2,block3_conv1 -o out.png
+  restyle run --from-image out.png -o again.png        # reproduce a run from its PNG
+
+Loss history goes to OUT.losses.csv (and a plot to OUT.losses.png) beside the output.
+Layer names: `restyle layers`. Presets: gatys (default), seed, seed-conv1, seed-mixed.
+"""
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "run", help="stylise a photo with one or more style images",
+        description="Stylise CONTENT with STYLE image(s); write a PNG with the run's config embedded.",
+        epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("images", nargs="*", metavar="CONTENT STYLE", help="content image, then one or more style images")
+    p.add_argument("-o", "--output", required=True, help="output PNG path")
+    p.add_argument("--from-image", metavar="PNG",
+                   help="reproduce the run saved in a restyle PNG (options given here override)")
+    add_run_options(p)
+    g = p.add_argument_group("output")
+    g.add_argument("--save-every", type=positive_int, default=0, metavar="N",
+                   help="also save OUT.iterNNNN.png every N iterations")
+    g.add_argument("--no-history", action="store_true", help="do not write OUT.losses.csv / OUT.losses.png")
+    g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from restyle import api
+    from restyle.config import Config
+
+    options = run_options(args)
+    if args.from_image:
+        record = api.read_run_record(args.from_image)
+        saved = record["config"]
+        if args.preset:
+            raise ConfigError("--preset cannot be combined with --from-image (the saved config already fixes the layers)")
+        config = Config.from_dict({**saved, **options})
+        content = args.images[0] if args.images else record["inputs"]["content"]
+        styles = args.images[1:] if len(args.images) > 1 else record["inputs"]["styles"]
+        if content is None or not styles or None in styles:
+            raise ConfigError(f"'{args.from_image}' was made from in-memory images; give CONTENT and STYLE paths")
+        for path in api.changed_inputs(record):
+            notice(f"input '{path}' changed since the saved run; the result will differ")
+    else:
+        if len(args.images) < 2:
+            raise ConfigError("give a content image and at least one style image (restyle run CONTENT STYLE -o OUT.png)")
+        content, styles = args.images[0], args.images[1:]
+        config = Config.from_options(preset=args.preset, **options)
+    bar = ProgressBar(quiet=args.quiet)
+    try:
+        result = api.stylize(content, styles, config, output=args.output, on_event=bar, save_every=args.save_every,
+                             history=not args.no_history, plot=not args.no_history)
+    finally:
+        bar.close()
+    if not args.quiet:
+        last = result.history[-1] if result.history else None
+        if last:
+            print(f"restyle: {len(result.history) - 1} iterations in {last['seconds']:.1f} s, "
+                  f"final loss {last['total']:.4g}", file=sys.stderr)
+        print("restyle: wrote " + ", ".join(str(p) for p in result.written.values()), file=sys.stderr)
+    return 1 if result.stopped_early else 0
+
+
+class ProgressBar:
+    """A tqdm bar over a run's typed events. It appears at the first event (``Started``, once the
+    inputs have loaded), so an input error is the only line the user sees, not an empty bar."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.bar: Any = None
+
+    def __call__(self, event: Any) -> None:
+        from restyle.engine.events import Progress, Started
+
+        if self.quiet:
+            return
+        if isinstance(event, Started):
+            from tqdm import tqdm
+
+            self.close()
+            self.bar = tqdm(total=event.total, unit="it", dynamic_ncols=True, mininterval=0.25, file=sys.stderr,
+                            desc=f"{event.model} {event.device.split(':')[0]} {event.precision}")
+        elif isinstance(event, Progress) and self.bar is not None:
+            loss = event.losses
+            self.bar.set_postfix_str(f"loss {loss['total']:.4g} (c {loss['content']:.3g} s {loss['style']:.3g} "
+                                     f"tv {loss['tv']:.3g})", refresh=False)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -1,0 +1,77 @@
+"""Typed progress events: the one stream a CLI progress bar, a server's live page and a remote
+worker all consume.
+
+Events are plain frozen dataclasses of numbers, strings and (for ``Progress.image``) a
+tensor, so they pickle across processes and serialise to JSON with :func:`as_dict`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Union
+
+import torch
+
+
+@dataclass(frozen=True)
+class Started:
+    """The inputs are loaded and the backbone is ready; optimisation is about to begin."""
+
+    total: int  # history rows the run will produce (all coarse-to-fine stages, plus the final loss)
+    stages: tuple[int, ...]  # longest side of each stage
+    model: str
+    device: str
+    precision: str
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One history row: the losses of the image after ``iteration`` steps (over all stages)."""
+
+    iteration: int
+    total: int  # as in Started
+    scale: int  # longest side of the current stage
+    losses: dict[str, float]  # total, content, style, tv, photo
+    seconds: float  # since the run started
+    #: The image those losses are of: 1x3xHxW in [0, 1], on the run's device (``.cpu()`` it before
+    #: sending it to another process; copying every step to the host would sync a GPU loop).
+    image: torch.Tensor | None = None
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, (self.iteration + 1) / max(1, self.total))
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left, extrapolated from the pace so far (None before the first step)."""
+        if self.iteration <= 0:
+            return None
+        return self.seconds / (self.iteration + 1) * max(0, self.total - self.iteration - 1)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The run is over: how many iterations, its final loss, and why it stopped early if it did."""
+
+    iterations: int
+    final_loss: float
+    seconds: float
+    stopped_early: str | None = None
+
+
+Event = Union[Started, Progress, Finished]
+EventHandler = Callable[[Event], None]
+
+
+def as_dict(event: Event) -> dict[str, Any]:
+    """A JSON-ready dict of ``event`` (``type`` names the event; the image is left out)."""
+    d = {f.name: getattr(event, f.name) for f in dataclasses.fields(event) if f.name != "image"}
+    for k, v in d.items():
+        if isinstance(v, tuple):
+            d[k] = list(v)
+    d["type"] = type(event).__name__.lower()
+    if isinstance(event, Progress):
+        d["eta"] = event.eta
+    return d

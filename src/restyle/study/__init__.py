@@ -1,0 +1,38 @@
+"""Studies: a grid of runs (:mod:`.grid`), run and resumed through an executor (:mod:`.runner`),
+reported (:mod:`.report`). Names load on first use: ``restyle study --help`` needs only the grid's
+presets, not torch."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "STUDY_PRESETS": "restyle.study.grid", "Cell": "restyle.study.grid", "CellResult": "restyle.study.grid",
+    "StudySummary": "restyle.study.grid", "build_grid": "restyle.study.grid", "parse_sweep": "restyle.study.grid",
+    "parse_value": "restyle.study.grid", "preset_grid": "restyle.study.grid",
+    "run_cell": "restyle.study.runner", "run_study": "restyle.study.runner",
+}
+
+__all__ = ["STUDY_PRESETS", "Cell", "CellResult", "StudySummary", "build_grid", "parse_sweep", "parse_value",
+           "preset_grid", "run_cell", "run_study"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'restyle.study' has no attribute {name!r}")
+
+
+if TYPE_CHECKING:
+    from restyle.study.grid import (
+        STUDY_PRESETS,
+        Cell,
+        CellResult,
+        StudySummary,
+        build_grid,
+        parse_sweep,
+        parse_value,
+        preset_grid,
+    )
+    from restyle.study.runner import run_cell, run_study
