@@ -51,6 +51,8 @@ class Result:
     device: str = "cpu"
     precision: str = "fp32"
     written: dict[str, Any] = field(default_factory=dict)  # files written for it (api.stylize with output=)
+    #: The output before 8-bit rounding: 1x3xHxW float32 in [0, 1] on the CPU (for 16-bit outputs).
+    pixels: torch.Tensor | None = None
 
     @property
     def final_loss(self) -> float:
@@ -316,10 +318,12 @@ class StyleTransfer:
         if stopped and size != sizes[-1]:  # deliver the requested size even when a stage failed
             content_rgb = _as_tensor(self.resize_inputs(content_src, [], sizes[-1])[0]).to(self.device)
             x = controls.upsample(x, tuple(content_rgb.shape[-2:]))
-        image = images.to_image(self.finish(x, content_rgb).cpu())
+        pixels = self.finish(x, content_rgb).cpu()
+        image = images.to_image(pixels)
         final = history[-1]["total"] if history else float("nan")
         emit(Finished(max(0, len(history) - 1), final, time.perf_counter() - start, stopped))
-        return Result(image, history, self.config, list(self.notes), stopped, str(self.device), self.precision)
+        return Result(image, history, self.config, list(self.notes), stopped, str(self.device), self.precision,
+                      pixels=pixels.clamp(0, 1))
 
     def _optimise(self, x0: torch.Tensor, offset: int, final: bool, history: list[dict[str, float]], start: float,
                   on_iteration: Callable[[dict[str, float], torch.Tensor], None] | None) -> tuple[torch.Tensor, str | None]:
