@@ -71,6 +71,7 @@ class Evaluator:
 
 def worker_restyle(size: int, device: str, precision: str, iters: int) -> dict:
     import torch
+
     from restyle import StyleTransfer
 
     t0 = time.perf_counter()
@@ -135,7 +136,7 @@ def floor_ms(st, size: int, repeats: int | None = None) -> float:
 
 
 def _tensor(pil_image):
-    from restyle.images import to_tensor
+    from restyle.io.images import to_tensor
 
     return to_tensor(pil_image)
 
@@ -150,7 +151,7 @@ def worker_pastiche(size: int, device: str, iters: int) -> dict:
     style_imgs = st.load_inputs(CONTENT, [STYLE])[1]
     cw = [float(1.0 / st.content_losses[n].target.pow(2).mean()) for n in st.content_losses]
     sw = []
-    for n, loss in st.style_losses.items():
+    for loss in st.style_losses.values():
         c = loss.target.shape[-1]
         sw.append(STYLE_WEIGHT / len(st.style_losses) / float((loss.target * c).pow(2).mean()))
     relu = lambda n: n.replace("_conv", "_relu")  # noqa: E731  pastiche names the ReLU outputs
@@ -342,7 +343,8 @@ def render(rows: list[dict], startups: dict) -> str:
 def compare_images(path_a: str, path_b: str) -> tuple[float, float]:
     """(SSIM of the luma at full resolution, mean absolute difference in 8-bit levels)."""
     import numpy as np
-    from restyle import images
+
+    from restyle.io import images
     from restyle.metrics import luminance, ssim_tensors
 
     a, b = (images.load_image(p) for p in (path_a, path_b))

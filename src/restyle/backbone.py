@@ -52,5 +52,5 @@ def cached_backbone(model: str, weights: str | None, pooling: str, device: torch
     net = build_backbone(model, weights, pooling).to(device)
     net.convs.to(dtype)  # the input normalisation buffers keep their fp32 values
     if channels_last(device, dtype):
-        net = net.to(memory_format=torch.channels_last)
+        net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # nn.Module.to takes it; the stubs omit it
     return net

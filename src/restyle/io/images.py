@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
+from typing import Union, cast
 
 import numpy as np
 import torch
@@ -116,7 +116,8 @@ def _to_rgb(img: Image.Image, label: str) -> Image.Image:
             rgba = img.convert("RGBA")
         except ValueError:
             raise InputImageError(f"{label}: pixel mode {img.mode} is not supported") from None
-        if rgba.getchannel("A").getextrema()[0] < 255:
+        alpha_min, _ = cast(tuple[int, int], rgba.getchannel("A").getextrema())
+        if alpha_min < 255:
             notice(f"{label} has transparent pixels; composited on white")
         return Image.alpha_composite(Image.new("RGBA", rgba.size, _WHITE), rgba).convert("RGB")
     if img.mode == "RGB":

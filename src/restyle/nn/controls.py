@@ -158,7 +158,8 @@ def label_masks(img: Any, n_styles: int, *, min_fraction: float = 0.002, black: 
                           "give one style image per colour (black regions get no style)")
     h, w = rgb.shape[:2]
     masks = [torch.from_numpy((label == k).reshape(h, w).astype(np.float32))[None, None] for k in order]
-    return masks, [tuple(int(v) for v in colours[k]) for k in order]
+    found_colours = [(int(colours[k][0]), int(colours[k][1]), int(colours[k][2])) for k in order]
+    return masks, found_colours
 
 
 def pools_before(names: Sequence[str], layer: str) -> int:

@@ -9,6 +9,8 @@ the layers or the image size change.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn as nn
 
@@ -43,6 +45,7 @@ def _gram_of(m: torch.Tensor, rows_are_pixels: bool) -> torch.Tensor:
         f = chunk.float()
         a, b = (f.transpose(1, 2), f) if rows_are_pixels else (f, f.transpose(1, 2))
         out = torch.bmm(a, b) if out is None else out.baddbmm_(a, b)
+    assert out is not None
     return out
 
 
@@ -113,6 +116,9 @@ def masked_gram(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class ContentLoss(nn.Module):
     """``‖F − P‖² / ‖P‖²`` at one layer (P: the content image's features)."""
 
+    target: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(self, target: torch.Tensor):
         super().__init__()
         target = target.detach().float()
@@ -126,6 +132,9 @@ class ContentLoss(nn.Module):
 class StyleLoss(nn.Module):
     """``‖G(F) − A‖² / ‖A‖²`` at one layer, A the (blended) Gram matrix of the style image(s)."""
 
+    target: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(self, target_gram: torch.Tensor):
         super().__init__()
         target_gram = target_gram.detach().float()
@@ -135,7 +144,7 @@ class StyleLoss(nn.Module):
     @staticmethod
     def blended_target(grams: list[torch.Tensor], blend: list[float]) -> torch.Tensor:
         total = sum(blend)
-        return sum(g * (w / total) for g, w in zip(grams, blend))
+        return cast(torch.Tensor, sum(g * (w / total) for g, w in zip(grams, blend)))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return gram_distance(features, self.target, self.scale)

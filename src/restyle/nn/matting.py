@@ -35,7 +35,6 @@ def matting_laplacian(image: np.ndarray | torch.Tensor, eps: float = DEFAULT_EPS
     (``H x W x 3`` array or ``1 x 3 x H x W`` / ``3 x H x W`` tensor), as float32 CSR."""
     img = _hwc(image)
     h, w = img.shape[:2]
-    n_pix = h * w
     win = 2 * radius + 1
     size = win * win
     span = 2 * win - 1  # offsets between two pixels of one window: -2r..2r per axis
@@ -76,8 +75,8 @@ def _hwc(image: np.ndarray | torch.Tensor) -> np.ndarray:
 
 def _diagonals_to_csr(diag: np.ndarray, h: int, w: int, reach: int) -> sp.csr_matrix:
     n_pix = h * w
-    dys, dxs = np.meshgrid(np.arange(-reach, reach + 1), np.arange(-reach, reach + 1), indexing="ij")
-    dys, dxs = dys.ravel(), dxs.ravel()
+    grid_y, grid_x = np.meshgrid(np.arange(-reach, reach + 1), np.arange(-reach, reach + 1), indexing="ij")
+    dys, dxs = grid_y.ravel(), grid_x.ravel()
     ys, xs = np.divmod(np.arange(n_pix, dtype=np.int64), w)
     valid = ((ys[:, None] + dys) >= 0) & ((ys[:, None] + dys) < h) & ((xs[:, None] + dxs) >= 0) & ((xs[:, None] + dxs) < w)
     data = diag.reshape(len(dys), n_pix).T[valid]
@@ -110,13 +109,13 @@ class _QuadraticForm(torch.autograd.Function):
     """``Σ_c V_cᵀ L V_c`` for symmetric sparse L; the gradient ``2 L V`` reuses the forward's ``L V``."""
 
     @staticmethod
-    def forward(ctx, v: torch.Tensor, mat: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, v: torch.Tensor, mat: torch.Tensor) -> torch.Tensor:
         lv = mat @ v
         ctx.save_for_backward(lv)
         return (v * lv).sum()
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor):
         (lv,) = ctx.saved_tensors
         return 2.0 * grad * lv, None
 

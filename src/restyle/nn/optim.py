@@ -32,6 +32,7 @@ class _ImageOptimizer:
         """(loss, gradient of x) from the closure, which runs with autograd on."""
         with torch.enable_grad():
             loss = closure()
+        assert self.x.grad is not None, "the closure must call backward()"
         return loss, self.x.grad
 
 
@@ -52,9 +53,8 @@ class LBFGS(_ImageOptimizer):
         self.x, self.lr, self.m, self.bounds = x, lr, history_size, bounds
         n = x.numel()
         self.w = torch.zeros(2 * history_size, n, dtype=x.dtype, device=x.device)  # rows: s_0..s_m-1, y_0..y_m-1
-        small = dict(dtype=torch.float64, device=x.device)
-        self.sy = torch.zeros(history_size, history_size, **small)  # (i, j): s_iᵀ y_j, ring-slot order
-        self.yy = torch.zeros(history_size, history_size, **small)  # (i, j): y_iᵀ y_j
+        self.sy = torch.zeros(history_size, history_size, dtype=torch.float64, device=x.device)  # (i, j): s_iᵀ y_j, ring-slot order
+        self.yy = torch.zeros(history_size, history_size, dtype=torch.float64, device=x.device)  # (i, j): y_iᵀ y_j
         self.count = 0  # pairs stored (a pair that carries no curvature is stored as zeros)
         self.slot = 0  # where the next pair goes
         self.h_diag = torch.ones((), dtype=torch.float64, device=x.device)  # γ: H₀ = γ I
@@ -93,6 +93,7 @@ class LBFGS(_ImageOptimizer):
     def _direction(self, g: torch.Tensor) -> torch.Tensor:
         """Store the pair (s, y) of the last step, then return ``-H g``."""
         m, k = self.m, self.slot
+        assert self.prev_grad is not None and self.prev_step is not None
         y, s = g - self.prev_grad, self.prev_step
         ys = y.dot(s)
         # torch skips a pair with yᵀs ≤ 1e-10; here it is stored as zeros, which contribute nothing.

@@ -10,7 +10,8 @@ where its weights came from: :func:`restyle.backbone.build_backbone` joins it wi
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import cast
 
 import torch
 import torch.nn as nn
@@ -31,6 +32,9 @@ class VGGFeatures(nn.Module):
 
     ``forward(image, layers)`` returns ``{name: activation}`` for the requested layers only.
     """
+
+    in_scale: torch.Tensor
+    in_shift: torch.Tensor
 
     def __init__(self, arch: str = "vgg19", pooling: str = "max", convention: str = "caffe"):
         super().__init__()
@@ -64,9 +68,10 @@ class VGGFeatures(nn.Module):
 
     def load(self, convs: Mapping[str, tuple[torch.Tensor, torch.Tensor]]) -> "VGGFeatures":
         """Copy weights given as ``{keras_conv_name: (W [out,in,3,3], b [out])}``."""
-        for name, conv in self.convs.items():
+        for name, module in self.convs.items():
+            conv = cast(nn.Conv2d, module)
             w, b = convs[name]
-            if tuple(w.shape) != tuple(conv.weight.shape) or tuple(b.shape) != tuple(conv.bias.shape):
+            if tuple(w.shape) != tuple(conv.weight.shape) or conv.bias is None or tuple(b.shape) != tuple(conv.bias.shape):
                 raise ValueError(f"{name}: expected {tuple(conv.weight.shape)}, got {tuple(w.shape)}")
             conv.weight = nn.Parameter(w.detach().to(torch.float32).contiguous(), requires_grad=False)
             conv.bias = nn.Parameter(b.detach().to(torch.float32).contiguous(), requires_grad=False)
