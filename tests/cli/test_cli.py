@@ -158,9 +158,17 @@ def nan_learning_rate(tmp, content, style):
     return [content, style, "--lr", "nan"], ["--lr must be a finite number > 0, got nan"]
 
 
+def not_a_whole_number(tmp, content, style):
+    return [content, style, "--iterations", "1.5"], ["--iterations: '1.5' is not a valid int"]
+
+
+def unknown_model(tmp, content, style):
+    return [content, style, "--model", "vgg11"], ["--model: unknown value 'vgg11'; choose one of: vgg16, vgg19"]
+
+
 @pytest.mark.parametrize("case", [
     missing_file, not_an_image, truncated_jpeg, truncated_png, one_pixel, decompression_bomb, unknown_layer,
-    blend_count_mismatch, bad_weights_file, png_without_config, nan_learning_rate,
+    blend_count_mismatch, bad_weights_file, png_without_config, nan_learning_rate, not_a_whole_number, unknown_model,
 ])
 def test_bad_input_gets_one_line_and_exit_2(case: Case, tmp_path, content, style, capsys):
     args, fragments = case(tmp_path, content, style)
@@ -377,3 +385,38 @@ def test_help_does_not_import_torch():
     code = "import sys; from restyle.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+# ---- run options from the config's fields -----------------------------------------------------
+
+
+def parsed(*argv: str):
+    from restyle.cli import build_parser
+
+    return build_parser().parse_args([str(a) for a in argv])
+
+
+def test_options_not_given_are_not_run_options():
+    from restyle.cli.options import run_options
+
+    assert run_options(parsed("run", "c.jpg", "s.jpg", "-o", "o.png")) == {}
+    given = run_options(parsed("run", "c.jpg", "s.jpg", "-o", "o.png", "-n", "7", "--size", "none", "--no-photo-filter"))
+    assert given == {"iterations": 7, "size": None, "photo_filter": False}  # `none` and `--no-X` are values
+
+
+def test_size_none_keeps_the_content_image_size(tmp_path, content, style, capsys):
+    output = tmp_path / "out.png"
+    code, _, err = run(capsys, "run", content, style, "-o", output, "--size", "none", "-n", "0", "--device", "cpu",
+                       "--precision", "fp32", "-q", "--no-history")
+    assert code == 0, err
+    with Image.open(output) as out, Image.open(content) as source:
+        assert out.size == source.size
+    assert read_run_record(output)["config"]["size"] is None
+
+
+def test_study_preset_takes_the_study_presets_and_run_preset_does_not(capsys):
+    assert parsed("study", "--preset", "seed-table", "-o", "dir").preset == "seed-table"
+    assert parsed("study", "c.jpg", "--styles", "s.jpg", "--preset", "seed", "-o", "dir").preset == "seed"
+    with pytest.raises(SystemExit) as info:
+        parsed("run", "c.jpg", "s.jpg", "--preset", "seed-table", "-o", "o.png")
+    assert info.value.code == 2 and "invalid choice: 'seed-table'" in capsys.readouterr().err

@@ -12,7 +12,7 @@ import importlib
 import logging
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from restyle.errors import RestyleError
 
@@ -54,8 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)  # an option's bad text: a ConfigError from restyle.config.parse_field
         return args.handler(args)
     except RestyleError as err:
         print(f"restyle: error: {err}", file=sys.stderr)

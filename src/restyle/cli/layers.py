@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("layers", help="list the layer names of each model")
     p.set_defaults(handler=cmd_layers)
 
@@ -20,7 +21,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
         blocks: dict[str, list[str]] = {}
         for n in names:
             blocks.setdefault(n[-1] if n.startswith("pool") else n[5], []).append(n)
-        for b, ns in blocks.items():
+        for ns in blocks.values():
             print("  " + "  ".join(ns))
     print(f"\ndefault content layer: {', '.join(GATYS_CONTENT)}")
     print("style layer sets:")

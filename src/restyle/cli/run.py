@@ -61,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if len(args.images) < 2:
             raise ConfigError("give a content image and at least one style image (restyle run CONTENT STYLE -o OUT.png)")
         content, styles = args.images[0], args.images[1:]
-        config = Config.from_options(preset=args.preset, **options)
+        config = Config.from_values(options, preset=args.preset)  # a typed `none` is a value here
     bar = ProgressBar(quiet=args.quiet)
     try:
         result = api.stylize(content, styles, config, output=args.output, on_event=bar, save_every=args.save_every,

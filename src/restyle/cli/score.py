@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from restyle.errors import ConfigError
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers: Any) -> None:
     add_score_parser(subparsers)
 
 
-def add_score_parser(subparsers) -> None:
+def add_score_parser(subparsers: Any) -> None:
     """``restyle score``: the metrics of restyle.metrics, imported only when the command runs."""
     p = subparsers.add_parser(
         "score", help="score an output image against its content and style (fixed evaluator)",
@@ -29,12 +30,11 @@ def add_score_parser(subparsers) -> None:
 def cmd_score(args: argparse.Namespace) -> int:
     import json
 
-    from restyle.metrics import describe, format_table, score
+    from restyle.api import read_run_record, score
+    from restyle.metrics import describe, format_table  # presentation of the scores
 
     content, styles, blend = args.content, args.style, None
     if content is None or styles is None:
-        from restyle.api import read_run_record
-
         try:
             record = read_run_record(args.output)
         except Exception as err:  # not a restyle PNG: say what to pass instead

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from restyle.errors import ConfigError, notice
-from restyle.spec import LAYER_SETS, PRESETS
+from restyle.spec import LAYER_SETS
 from restyle.study.grid import STUDY_PRESETS
 
 # ---------------------------------------------------------------------------------------------
@@ -26,7 +27,7 @@ split on ';' instead of ',' for list values). Rerunning into the same DIR skips 
 """
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers: Any) -> None:
     from restyle.cli.options import add_run_options
 
     p = subparsers.add_parser(
@@ -48,12 +49,7 @@ def add_parser(subparsers) -> None:
                         "1 is often several times faster)")
     p.add_argument("--force", action="store_true", help="rerun every cell, even finished ones")
     p.add_argument("--quiet", "-q", action="store_true", help="no per-cell progress lines")
-    add_run_options(p)
-    for action in p._actions:  # --preset also takes the study presets
-        if action.dest == "preset":
-            action.choices = [*PRESETS, *STUDY_PRESETS]
-            action.help = (f"a run preset for every cell ({', '.join(PRESETS)}) or a study preset "
-                           f"({', '.join(STUDY_PRESETS)}: {STUDY_PRESETS['seed-table'].description})")
+    add_run_options(p, preset_choices={name: preset.description for name, preset in STUDY_PRESETS.items()})
     p.set_defaults(handler=cmd_study)
 
 

@@ -18,6 +18,7 @@ from PIL import Image, ImageOps
 
 from restyle.errors import ConfigError, InputImageError, notice
 from restyle.io.files import _DECODE_ERRORS, _describe, _open, _pillow_pixel_limit
+from restyle.spec import DEFAULT_MAX_PIXELS  # the one pixel cap (config's default, --max-pixels' help)
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -28,10 +29,6 @@ __all__ = [
     "to_image",
     "to_tensor",
 ]
-
-#: The default pixel cap (width x height) for input images: the size at which Pillow itself
-#: refuses an image as a decompression bomb (twice ``Image.MAX_IMAGE_PIXELS``' default).
-DEFAULT_MAX_PIXELS = 178_956_970
 
 #: The smallest width and height accepted.
 MIN_SIDE = 2

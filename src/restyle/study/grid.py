@@ -8,13 +8,11 @@ import importlib.resources
 import itertools
 import os
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from restyle.config import Config, parse_layers
+from restyle.config import Config, parse_field, parse_layers, value_kind
 from restyle.errors import ConfigError
 from restyle.spec import LAYER_SETS, PRESETS
 
@@ -104,51 +102,10 @@ class Cell:
         return " ".join([self.layer_set, *(f"{k}={format_value(v)}" for k, v in self.sweep.items())])
 
 
-def _config_types() -> dict[str, Any]:
-    return typing.get_type_hints(Config)
-
-
 def parse_value(key: str, text: str) -> Any:
-    """A sweep value parsed by the type of Config field ``key``."""
-    hint = _config_types()[key]
-    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-    nullable = type(None) in args
-    base = next(a for a in args if a is not type(None))
-    raw = text.strip()
-    if nullable and raw.lower() in ("none", "null", ""):
-        return None
-    origin = typing.get_origin(base)
-    try:
-        if base is bool:
-            low = raw.lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        if base is int:
-            number = float(raw)
-            if not number.is_integer():
-                raise ValueError
-            return int(number)
-        if base is float:
-            return float(raw)
-        if base is str:
-            return raw
-        if origin is list:
-            (item,) = typing.get_args(base) or (str,)
-            items = [x.strip() for x in raw.split(",") if x.strip()]
-            if item is int:
-                return [int(x) for x in items]
-            return [float(x) for x in items] if item is float else items
-        if origin is dict:
-            return parse_layers(raw)
-    except (ValueError, ConfigError):
-        pass
-    else:
-        raise ConfigError(f"--sweep {key}: fields of type {hint} cannot be swept")
-    kind = getattr(base, "__name__", str(base)) if origin is None else str(base)
-    raise ConfigError(f"--sweep {key}: '{text}' is not a valid {kind}{' (or none)' if nullable else ''}")
+    """A sweep value parsed by the type of Config field ``key`` (:func:`restyle.config.parse_field`, as
+    the command line parses it)."""
+    return parse_field(key, text, label=f"--sweep {key}")
 
 
 def parse_sweep(text: str) -> tuple[str, list[Any]]:
@@ -165,8 +122,7 @@ def parse_sweep(text: str) -> tuple[str, list[Any]]:
         raise ConfigError("--sweep preset is not supported: presets set the layers; use --layer-sets and --sweep model=...")
     if key == "style_layers":
         raise ConfigError("--sweep style_layers: use --layer-sets SET|L1,L2,... to vary the style layers")
-    hint = _config_types()[key]
-    compound = any(typing.get_origin(a) in (list, dict) for a in (typing.get_args(hint) or (hint,)))
+    compound = value_kind(key) in ("list", "layers")
     parts = values.split(";") if (";" in values or compound) else values.split(",")
     parts = [p for p in parts if p.strip()]
     if not parts:
