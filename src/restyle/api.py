@@ -34,6 +34,7 @@ def stylize(
     history: bool = True,
     plot: bool = True,
     save_every: int = 0,
+    quality: int | None = None,
     **options: Any,
 ) -> Result:
     """Stylise ``content`` with one or more ``styles``.
@@ -43,6 +44,9 @@ def stylize(
     applied over ``preset`` (``"gatys"``, ``"seed"``, ...) or over ``config`` when given.
     With ``output``, the image (run record embedded) and, unless ``history``/``plot`` are False,
     its ``.losses.csv``/``.losses.png`` are written; the output path is checked before the run.
+    Its extension picks the format: ``.png``, ``.jpg``/``.jpeg`` and ``.webp`` (``quality`` 1-100,
+    default 95), ``.tif``/``.tiff`` (16-bit RGB), ``.bmp`` (record in ``OUT.json`` beside it).
+    An output (or a file written beside it) that is one of the run's inputs is refused.
     ``on_event`` receives the typed progress events of :mod:`restyle.engine.events`;
     ``save_every`` N > 0 also writes ``OUT.iterNNNN.png`` every N iterations (needs ``output``).
 
@@ -57,15 +61,19 @@ def stylize(
         raise ConfigError("give either a config or a preset, not both")
     elif options:
         config = config.replace(**options)
+    if quality is not None and output is None:
+        raise ConfigError("--quality needs an output (-o OUT.jpg or OUT.webp)")
     if config.style_blend is not None and len(config.style_blend) != len(styles):
         raise ConfigError(f"--style-blend has {len(config.style_blend)} weight(s) for {len(styles)} style image(s)")
     if output is not None:
-        files.check_output_path(output)
+        record.check_output(output, record.run_inputs(content, styles, config), history=history, plot=plot,
+                            save_every=save_every, quality=quality)
         if save_every:
             on_event = _saving_every(save_every, Path(output), on_event)
     result = StyleTransfer(config).run(content, styles, on_event=on_event, on_iteration=on_iteration)
     if output is not None:
-        result.written = record.save_result(result, output, content, styles, history=history, plot=plot)
+        result.written = record.save_result(result, output, content, styles, history=history, plot=plot,
+                                            quality=quality)
     return result
 
 

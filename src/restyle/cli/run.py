@@ -36,6 +36,9 @@ def add_parser(subparsers: Any) -> None:
     g.add_argument("--save-every", type=positive_int, default=0, metavar="N",
                    help="also save OUT.iterNNNN.png every N iterations")
     g.add_argument("--no-history", action="store_true", help="do not write OUT.losses.csv / OUT.losses.png")
+    g.add_argument("--quality", type=int, metavar="Q",
+                   help="JPEG/WebP quality, 1-100 (default 95); the format follows -o's extension: "
+                        ".png, .jpg/.jpeg, .webp, .tif/.tiff (16-bit), .bmp (record in OUT.json)")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_run)
 
@@ -65,7 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     bar = ProgressBar(quiet=args.quiet)
     try:
         result = api.stylize(content, styles, config, output=args.output, on_event=bar, save_every=args.save_every,
-                             history=not args.no_history, plot=not args.no_history)
+                             history=not args.no_history, plot=not args.no_history, quality=args.quality)
     finally:
         bar.close()
     if not args.quiet:

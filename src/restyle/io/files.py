@@ -1,5 +1,6 @@
 """Files: opening image files with one-line errors, Pillow's pixel cap, the output-path check,
-atomic writes (temporary file + rename) and PNG text chunks. Torch-free."""
+whether two paths are one file, atomic writes (temporary file + rename) and PNG text chunks.
+Torch-free. The output formats are in :mod:`restyle.io.formats`."""
 
 from __future__ import annotations
 
@@ -97,6 +98,19 @@ def check_output_path(path: str | os.PathLike) -> Path:
     return target
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether paths *a* and *b* name the same file: equal once resolved (symbolic links
+    followed), or, when both exist, the same file on disk (hard links, case-insensitive or
+    bind-mounted file systems)."""
+    first, second = Path(a).expanduser(), Path(b).expanduser()
+    if first.resolve() == second.resolve():
+        return True
+    try:
+        return os.path.samefile(first, second)
+    except (OSError, ValueError):  # one of them does not exist (or cannot be reached)
+        return False
+
+
 @contextmanager
 def _atomic_file(target: Path) -> Iterator[IO[bytes]]:
     """Yield a binary file that replaces *target* when the block succeeds: the one
@@ -174,6 +188,6 @@ def read_png_text(path: str | os.PathLike) -> dict[str, str]:
         if img.format != "PNG":
             raise InputImageError(f"{label}: is a {img.format} file, not a PNG")
         try:
-            return {key: str(value) for key, value in img.text.items()}
+            return {key: str(value) for key, value in img.text.items()}  # type: ignore[attr-defined]
         except _DECODE_ERRORS as exc:
             raise InputImageError(f"{label}: is truncated or corrupt ({_describe(exc)})") from None

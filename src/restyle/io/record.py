@@ -1,17 +1,23 @@
-"""The run record: the PNG with the run's config and input digests embedded, read back by
-``restyle run --from-image`` and by resuming studies; the loss CSV and plot beside it."""
+"""The run record: every output carries the run's config and input digests (inside the image
+file, see :mod:`restyle.io.formats`, or in a sidecar ``OUT.json``), read back by
+``restyle run --from-image`` and by resuming studies; the loss CSV and plot beside it; and the
+check, before a run, that none of the files it will write is one of its inputs."""
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
 from restyle._version import __version__
 from restyle.config import Config
-from restyle.errors import InputImageError
-from restyle.io.files import atomic_write_text, read_png_text, save_png
+from restyle.errors import InputImageError, OutputError, notice
+from restyle.io import formats
+from restyle.io.files import atomic_write_text, check_output_path, same_file
 from restyle.io.history import history_csv, plot_history
 
 
@@ -29,7 +35,7 @@ class RunOutput(Protocol):
     def final_loss(self) -> float: ...
 
 
-PNG_KEY = "restyle"  # the PNG text chunk holding the run description
+PNG_KEY = formats.PNG_KEY  # the PNG text chunk holding the run record
 
 
 def describe_input(source: Any) -> str | None:
@@ -75,33 +81,116 @@ def run_record(result: RunOutput, content: Any, styles: Sequence[Any]) -> dict[s
     }
 
 
-def read_run_record(png_path: str | Path) -> dict[str, Any]:
-    """The run description saved in a restyle PNG, or an error naming the file."""
-    text = read_png_text(png_path)
-    if PNG_KEY not in text:
-        raise InputImageError(f"'{png_path}' holds no restyle run config (was it written by restyle run?)")
+def read_run_record(path: str | Path) -> dict[str, Any]:
+    """The run record saved with a restyle output of any format (inside the file, or in its
+    ``OUT.json`` sidecar), or a one-line :class:`InputImageError` naming the file."""
+    text, source = formats.read_embedded(path), f"'{path}'"
+    if text is None:
+        text, source = _read_sidecar(Path(path))
+    if text is None:
+        raise InputImageError(f"'{path}' holds no restyle run config (was it written by restyle run?)")
     try:
-        record = json.loads(text[PNG_KEY])
+        record = json.loads(text)
+        record.pop("image", None)  # the sidecar's note of the image it belongs to
         Config.from_dict(record["config"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise InputImageError(f"'{png_path}': its saved restyle config is unreadable ({err})") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise InputImageError(f"{source}: its saved restyle config is unreadable ({err})") from None
     return record
 
 
+def _read_sidecar(image: Path) -> tuple[str | None, str]:
+    """The text of the sidecar ``OUT.json`` when it describes *image*, and how to name it."""
+    sidecar = side_paths(image)["record"]
+    try:
+        text = sidecar.read_text(encoding="utf-8")
+        described = json.loads(text).get("image", {})
+    except (OSError, ValueError, AttributeError):
+        return None, ""
+    if not isinstance(described, dict) or described.get("file") != image.name:
+        return None, ""  # another output's sidecar (out.bmp's, when reading out.jpg)
+    digest = described.get("sha256")
+    if digest and file_digest(str(image)) != digest:
+        notice(f"'{image}' has changed since its run record '{sidecar}' was written")
+    return text, f"'{sidecar}'"
+
+
 def side_paths(output: str | Path) -> dict[str, Path]:
-    """Files written beside OUT.png: OUT.losses.csv and OUT.losses.png."""
-    out = Path(output)
-    stem = out.with_suffix("") if out.suffix.lower() == ".png" else out
-    return {"csv": Path(f"{stem}.losses.csv"), "plot": Path(f"{stem}.losses.png")}
+    """Files written beside the output OUT.png (or OUT.jpg, ...): the loss history
+    OUT.losses.csv, its plot OUT.losses.png and, for formats with no room for it, the run
+    record OUT.json."""
+    stem = formats.image_stem(output)
+    return {"csv": Path(f"{stem}.losses.csv"), "plot": Path(f"{stem}.losses.png"), "record": Path(f"{stem}.json")}
 
 
-def save_result(
-    result: RunOutput, output: str | Path, content: Any, styles: Sequence[Any], *, history: bool = True, plot: bool = True
-) -> dict[str, Path]:
-    """Write the PNG (config embedded), and beside it the loss CSV and plot. Returns the paths."""
+def run_inputs(content: Any, styles: Sequence[Any], config: Config) -> list[tuple[str, str]]:
+    """The run's input files as (role, path): content, styles, masks, style masks, label image
+    and init image (in-memory images have no path and are left out)."""
+    found = [("content image", content), *((f"style image {i}", s) for i, s in enumerate(styles, 1))]
+    found += [(f"mask {i}", m) for i, m in enumerate(config.masks or [], 1)]
+    found += [(f"style mask {i}", m) for i, m in enumerate(config.style_masks or [], 1) if str(m).lower() != "none"]
+    if config.label_image is not None:
+        found.append(("label image", config.label_image))
+    if config.init not in ("content", "noise"):
+        found.append(("init image", config.init))
+    return [(role, os.fspath(p)) for role, p in found if isinstance(p, (str, os.PathLike))]
+
+
+def check_output(output: str | Path, inputs: Sequence[tuple[str, str]], *, history: bool = True,
+                 plot: bool = True, save_every: int = 0, quality: int | None = None) -> Path:
+    """Check, before a run starts, that its output can be written: a supported extension (and
+    *quality* fits it), a writable directory, and no file the run writes (the image, its loss
+    history and plot, its sidecar record, its snapshots) is one of its *inputs* (from
+    :func:`run_inputs`). Returns the resolved output path; raises a one-line error otherwise."""
+    formats.output_format(output, quality)
+    target = check_output_path(output)
+    for role, given in inputs:
+        if same_file(output, given):
+            raise OutputError(f"output '{output}' is the {_named(role, given, output)}; {_ANOTHER}")
+    sides = side_paths(output)
+    written = {"record": "run record"}
+    if history:
+        written["csv"] = "loss history"
+    if plot:
+        written["plot"] = "loss plot"
+    stem = formats.image_stem(output)
+    snapshot = re.compile(re.escape(stem.name) + r"\.iter\d{4,}\.png")
+    # OUT.iterNNNN.png: those there already (links, perhaps), and any the input's name matches
+    snapshots = [p for p in stem.parent.glob(f"{glob.escape(stem.name)}.iter*.png") if snapshot.fullmatch(p.name)]
+    for role, given in inputs:
+        for key, what in written.items():
+            if same_file(sides[key], given):
+                raise OutputError(f"output '{output}' would write its {what} to '{sides[key]}', which is the "
+                                  f"{_named(role, given, sides[key])}; {_ANOTHER}")
+        if save_every and (any(same_file(p, given) for p in snapshots) or (
+                snapshot.fullmatch(Path(given).name) and same_file(stem.parent / Path(given).name, given))):
+            raise OutputError(f"output '{output}' would write a snapshot (--save-every) over the {role} "
+                              f"'{given}'; {_ANOTHER}")
+    return target
+
+
+_ANOTHER = "choose another output path (restyle never overwrites its inputs)"
+
+
+def _named(role: str, given: str, written: str | Path) -> str:
+    """'content image', or 'content image 'photo.jpg' (the same file)' when the paths differ."""
+    return role if os.fspath(written) == given else f"{role} '{given}' (the same file)"
+
+
+def save_result(result: RunOutput, output: str | Path, content: Any, styles: Sequence[Any], *, history: bool = True,
+                plot: bool = True, quality: int | None = None) -> dict[str, Path]:
+    """Write the image in the format its extension names, with the run record inside it (or,
+    for formats with no room, in ``OUT.json`` beside it), and beside it the loss CSV and plot.
+    Returns the paths written."""
     record = run_record(result, content, styles)
-    written = {"image": save_png(result.image, output, text={PNG_KEY: json.dumps(record)})}
+    pixels = getattr(result, "pixels", None)
+    if pixels is not None:  # 1x3xHxW float tensor on the CPU -> HxWx3 array
+        pixels = pixels.detach()[0].permute(1, 2, 0).float().numpy()
+    image, embedded = formats.write_image(output, result.image, json.dumps(record), pixels=pixels, quality=quality)
+    written = {"image": image}
     paths = side_paths(output)
+    if not embedded:
+        record["image"] = {"file": Path(output).name, "sha256": file_digest(str(image))}
+        written["record"] = atomic_write_text(paths["record"], json.dumps(record, indent=2) + "\n")
     if history:
         written["csv"] = atomic_write_text(paths["csv"], history_csv(result.history))
     if plot and result.history:
