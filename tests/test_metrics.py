@@ -1,8 +1,12 @@
-"""restyle.metrics: the fixed evaluator's metrics give known answers and move the right way."""
+"""restyle.metrics: the fixed evaluator's metrics give known answers and move the right way;
+evaluators of different sizes are independent; the module functions are the default evaluator's."""
 
 from __future__ import annotations
 
 import json
+import os
+import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -119,6 +123,58 @@ def test_evaluator_ignores_run_settings():
     net = metrics.evaluator()
     assert net.arch == "vgg19" and net.pooling == "max"
     assert all(p.dtype == torch.float32 for p in net.parameters())
+    assert metrics.Evaluator(size=64).network is net  # one frozen network per device, whatever the size
+
+
+# ---- Evaluator objects --------------------------------------------------------------------
+
+
+def test_the_module_functions_are_the_default_evaluator(cat):
+    out = noisy(cat, 0.1)
+    ev = metrics.Evaluator()
+    assert metrics.score(out, CHELSEA, STARRY) == ev.score(out, CHELSEA, STARRY)
+    assert metrics.score(out, CHELSEA, [STARRY, SCREAM], style_blend=[1, 3]) == \
+        ev.score(out, CHELSEA, [STARRY, SCREAM], style_blend=[1, 3])
+    assert metrics.content_distance(out, CHELSEA) == ev.content_distance(out, CHELSEA)
+    assert metrics.style_distance(out, SCREAM) == ev.style_distance(out, SCREAM)
+    assert metrics.ssim(out, CHELSEA) == ev.ssim(out, CHELSEA)
+    assert metrics.histogram_distance(out, SCREAM) == ev.histogram_distance(out, SCREAM)
+    assert metrics.total_variation(out) == ev.total_variation(out)
+    assert metrics.describe() == ev.describe()
+    assert metrics.prepare(CHELSEA).size == ev.prepare(CHELSEA).size
+
+
+def test_evaluators_of_two_sizes_score_side_by_side_without_affecting_each_other(cat):
+    out = noisy(cat, 0.1)
+    small, large = metrics.Evaluator(size=48), metrics.Evaluator(size=96)
+    first = small.score(out, CHELSEA, STARRY)
+    other = large.score(out, CHELSEA, STARRY)  # between two uses of the small one, same files
+    assert small.score(out, CHELSEA, STARRY) == first
+    assert metrics.Evaluator(size=48).score(out, CHELSEA, STARRY) == first  # a fresh one: same numbers
+    assert metrics.Evaluator(size=96).score(out, CHELSEA, STARRY) == other
+    assert first != other
+    assert max(small.prepare(CHELSEA).size) == 48 and max(large.prepare(CHELSEA).size) == 96
+    assert "48 px" in small.describe() and "96 px" in large.describe()
+    assert max(metrics.prepare(CHELSEA).size) == metrics.EVAL_SIZE == 256  # the default is untouched
+    assert "256 px" in metrics.describe()
+
+
+def test_a_changed_file_is_prepared_again(tmp_path, cat):
+    style = tmp_path / "style.jpg"
+    shutil.copy(STARRY, style)
+    ev = metrics.Evaluator(size=48)
+    before = ev.style_distance(cat, style)
+    assert ev.style_distance(cat, style) == before  # cached by the file's path, mtime and size
+    shutil.copy(SCREAM, style)
+    os.utime(style, ns=(1, 1))  # another mtime even on a coarse clock
+    assert ev.style_distance(cat, style) == metrics.Evaluator(size=48).style_distance(cat, SCREAM) != before
+
+
+def test_an_evaluator_pickles_as_its_settings(cat):
+    ev = metrics.Evaluator(size=48)
+    again = pickle.loads(pickle.dumps(ev))
+    assert (again.size, again.device) == (48, torch.device("cpu"))
+    assert again.score(cat, CHELSEA, STARRY) == ev.score(cat, CHELSEA, STARRY)
 
 
 # ---- restyle score ------------------------------------------------------------------------

@@ -1,8 +1,10 @@
-"""restyle.study: the grid, a tiny end-to-end study, resuming, the seed-table preset, the CLI."""
+"""restyle.study: the grid, a tiny end-to-end study, resuming, the seed-table preset, the CLI,
+the report's escaping, executors plugged into a study."""
 
 from __future__ import annotations
 
 import csv
+import html as htmllib
 import re
 import shutil
 from pathlib import Path
@@ -18,17 +20,18 @@ from restyle.engine import StyleTransfer
 from restyle.errors import ConfigError
 from restyle.io.record import read_run_record, side_paths
 from restyle.spec import LAYER_SETS
-from restyle.study import build_grid, grid, parse_sweep, preset_grid, run_study, runner
-from restyle.study.grid import example
+from restyle.study import build_grid, grid, parse_sweep, preset_grid, report, runner
+from restyle.study.executors import Executor, InProcessExecutor
+from restyle.study.grid import CellResult, example
 
 CHELSEA, STARRY, SCREAM = example("chelsea.jpg"), example("starry_night.jpg"), example("the_scream.jpg")
 TINY = {"size": 32, "iterations": 2, "device": "cpu", "precision": "fp32"}
+#: These tests' studies score at 64 px (the metrics themselves are tested in test_metrics.py).
+SMALL = metrics.Evaluator(size=64)
 
 
-@pytest.fixture(autouse=True)
-def small_evaluator(monkeypatch):
-    """Score at 64 px in these tests (the metrics themselves are tested in test_metrics.py)."""
-    monkeypatch.setattr(metrics, "EVAL_SIZE", 64)
+def run_study(cells, out_dir, **kwargs):
+    return runner.run_study(cells, out_dir, evaluator=SMALL, **kwargs)
 
 
 @pytest.fixture
@@ -51,10 +54,7 @@ def tiny_cells(sweep=("style_weight=10,100",), **options):
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
     out = tmp_path_factory.mktemp("study")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(metrics, "EVAL_SIZE", 64)
-        summary = run_study(tiny_cells(), out)
-    return out, summary
+    return out, run_study(tiny_cells(), out)
 
 
 def html_refs(html: str) -> list[str]:
@@ -164,6 +164,28 @@ def test_index_html_opens_offline(tiny_study):
     assert "<script" not in html
     for name in metrics.METRIC_NAMES:
         assert name in html
+    assert "images resized to longest side 64 px" in html  # the study's evaluator, not the default
+
+
+def test_labels_notes_and_errors_are_escaped_in_index_html(tmp_path):
+    cells = build_grid([CHELSEA], [STARRY], ["gatys", "seed"], None, TINY)
+    cells[0].content_label = cells[1].content_label = '<script>alert("cat")</script>'
+    png = tmp_path / "cells" / f"{cells[0].name}.png"
+    png.parent.mkdir()
+    shutil.copy(CHELSEA, png)
+    scores = dict.fromkeys(metrics.METRIC_NAMES, 0.5)
+    results = [CellResult(cells[0], "ran", png, metrics=scores, model_used="vgg19"),
+               CellResult(cells[1], "failed", error="<script>boom()</script> & more")]
+    report.write_report(tmp_path, results, notes=["a <script>note</script>"], title="<script>t</script>",
+                        command="restyle study '<script>'")
+    html = (tmp_path / "index.html").read_text()
+    assert "<script" not in html
+    assert "&lt;script&gt;alert(&#34;cat&#34;)&lt;/script&gt;" in html
+    assert "&lt;script&gt;boom()&lt;/script&gt; &amp; more" in html
+    text = htmllib.unescape(html)
+    for shown in ('<script>alert("cat")</script>', "a <script>note</script>", "<script>t</script>",
+                  "restyle study '<script>'"):
+        assert shown in text
 
 
 def test_rerun_skips_finished_cells_and_reruns_changed_ones(tiny_study, tmp_path, engine_calls):
@@ -222,7 +244,7 @@ def test_seed_table_end_to_end_smoke(tmp_path):
     assert "Layer set seed-conv1 is the same as gatys" in html
     if not grid.vgg16_available():
         assert {r["model_used"] for r in rows} == {"vgg19"}
-        assert "VGG16 weights unavailable: the seed&#x27;s layer names ran on the embedded VGG19" in html
+        assert "VGG16 weights unavailable: the seed's layer names ran on the embedded VGG19" in htmllib.unescape(html)
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
@@ -240,9 +262,11 @@ def test_jobs_run_cells_in_spawned_processes(tmp_path, monkeypatch):
     cells = build_grid([CHELSEA], [STARRY], ["gatys"], ["style_weight=10,100"], {**TINY, "iterations": 1})
     summary = run_study(cells, tmp_path / "par", jobs=2)
     assert [r.status for r in summary.results] == ["ran", "ran"]
-    # Same seed, same config: the parallel result equals a serial one (same threads per process).
+    # Same seed, same config: the parallel result equals a serial one (same threads per process),
+    # and the workers scored with the study's evaluator (64 px), as this process does.
     again = run_study(cells[:1], tmp_path / "ser", force=True)
     assert again.results[0].final["total"] == pytest.approx(summary.results[0].final["total"], rel=1e-3)
+    assert again.results[0].metrics == pytest.approx(summary.results[0].metrics, rel=1e-3)
 
 
 def test_devices_are_dealt_round_robin(tmp_path, monkeypatch):
@@ -258,3 +282,28 @@ def test_devices_are_dealt_round_robin(tmp_path, monkeypatch):
     summary = run_study(cells, tmp_path / "dev", devices=["cuda:0", "cuda:1"])
     assert seen == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
     assert all(r.status == "failed" for r in summary.results)
+
+
+def test_a_study_runs_on_any_executor(tmp_path, monkeypatch):
+    class Recording:
+        """A backend of its own: runs the tasks in this process and remembers them."""
+
+        def __init__(self):
+            self.tasks = []
+
+        def map_unordered(self, fn, tasks):
+            for key, outcome in InProcessExecutor().map_unordered(fn, tasks):
+                self.tasks.append(key)
+                yield key, outcome
+
+        def describe(self):
+            return "a recording executor"
+
+    monkeypatch.setattr(runner, "run_cell", lambda task: {"error": f"not run here ({task['eval_size']} px)"})
+    cells = build_grid([CHELSEA], [STARRY, SCREAM], ["gatys"], None, TINY)
+    executor = Recording()
+    assert isinstance(executor, Executor)
+    summary = run_study(cells, tmp_path / "any", executor=executor)
+    assert sorted(executor.tasks) == [0, 1]
+    assert [r.error for r in summary.results] == ["not run here (64 px)"] * 2
+    assert any("Ran with a recording executor" in n for n in summary.notes)

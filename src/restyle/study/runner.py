@@ -8,7 +8,10 @@ DIR receives ``cells/*.png`` (each with its run config embedded and its ``.losse
 ``contact_sheet.png``, ``metrics.csv``, ``curves/*.png`` (loss curves overlaid per content ×
 style) and ``index.html`` (opens offline). Rerunning skips cells whose PNG already holds the same
 config and inputs; ``--jobs N`` runs cells in N processes, ``--devices cuda:0,cuda:1`` spreads
-them over GPUs.
+them over GPUs. Cells run through an executor (:mod:`.executors`): this process by default,
+spawned processes for ``jobs`` > 1, or any backend passed as ``executor=``; every output is scored
+by the study's evaluator (``evaluator=``, default ``restyle.metrics.Evaluator()``), whose settings
+travel to the workers with each task.
 
 >>> from restyle.study import build_grid, run_study
 >>> cells = build_grid(["photo.jpg"], ["a.jpg"], layer_sets=["gatys", "seed"], sweeps={"style_weight": [10, 100]},
@@ -18,17 +21,16 @@ them over GPUs.
 
 from __future__ import annotations
 
-import logging
-import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from restyle.config import Config
 from restyle.errors import ConfigError, RestyleError
 from restyle.io.history import read_history
 from restyle.spec import LAYER_SETS
+from restyle.study.executors import Executor, InProcessExecutor, ProcessExecutor, default_threads, error_outcome
 from restyle.study.grid import (
     IGNORED_FOR_MATCH,
     Cell,
@@ -38,7 +40,11 @@ from restyle.study.grid import (
 )
 from restyle.study.report import format_layers
 
-log = logging.getLogger("restyle")
+if TYPE_CHECKING:
+    from restyle.metrics import Evaluator
+
+__all__ = ["default_threads", "expected_model", "finished_record", "run_cell", "run_study", "study_notes"]
+
 
 # ---------------------------------------------------------------------------------------------
 # Resuming
@@ -86,59 +92,32 @@ def finished_record(cell: Cell, png: Path) -> dict[str, Any] | None:
 # Running
 
 
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-class _Once(logging.Filter):
-    """Let each distinct notice through once (every cell of a fallback study says the same)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        msg = record.getMessage()
-        if msg in self.seen:
-            return False
-        self.seen.add(msg)
-        return True
-
-
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-    logging.getLogger("restyle").addFilter(_Once())
-
-
 def run_cell(task: dict[str, Any]) -> dict[str, Any]:
-    """Run one cell, save its PNG and CSV, score it (in the calling or a worker process)."""
+    """Run one cell, save its PNG and CSV, score it (in the calling or a worker process): the task
+    function of a study's executor. ``task``: ``config`` (a Config dict), ``content``, ``style``,
+    ``png`` (paths) and the evaluator's ``eval_size`` and ``eval_device``. The outcome: history,
+    metrics, model_used, notes, stopped_early and error (empty), or only error."""
     from restyle import metrics
     from restyle.engine import StyleTransfer
     from restyle.io.record import save_result
 
     try:
-        metrics.EVAL_SIZE = task.get("eval_size", metrics.EVAL_SIZE)  # the caller's evaluator, in a worker too
+        evaluator = metrics.shared_evaluator(task.get("eval_size", metrics.EVAL_SIZE), task.get("eval_device", "cpu"))
         config = Config.from_dict(task["config"])
         result = StyleTransfer(config).run(task["content"], [task["style"]])
         save_result(result, task["png"], task["content"], [task["style"]], plot=False)
-        scores = metrics.score(result.image, task["content"], task["style"]).as_dict()
+        scores = evaluator.score(result.image, task["content"], task["style"]).as_dict()
         return {"history": result.history, "metrics": scores, "model_used": result.config.model,
                 "notes": result.notes, "stopped_early": result.stopped_early, "error": ""}
     except Exception as err:  # noqa: BLE001 - one failed cell must not end the study; it is reported
-        return {"error": f"{type(err).__name__}: {err}" if not isinstance(err, RestyleError) else str(err)}
+        return error_outcome(err)
 
 
-def _rescore(cell: Cell, png: Path, record: dict[str, Any]) -> CellResult:
-    from restyle import metrics
+def _rescore(cell: Cell, png: Path, record: dict[str, Any], evaluator: Evaluator) -> CellResult:
     from restyle.io.record import side_paths
 
     history = read_history(side_paths(png)["csv"])
-    scores = metrics.score(png, cell.content, cell.style).as_dict()
+    scores = evaluator.score(png, cell.content, cell.style).as_dict()
     return CellResult(cell, "skipped", png, history, scores, record["config"].get("model", ""),
                       list(record.get("notes") or []))
 
@@ -154,12 +133,17 @@ def run_study(
     progress: Callable[[str], None] | None = None,
     title: str = "restyle study",
     command: str = "",
+    executor: Executor | None = None,
+    evaluator: Evaluator | None = None,
 ) -> StudySummary:
     """Run (or resume) ``cells`` into ``out_dir`` and write the report; see the module docstring.
 
     ``jobs`` > 1 runs cells in spawned processes, each with ``threads`` torch threads (default
     max(1, CPUs // jobs), at most $OMP_NUM_THREADS); with one job, cells run in this process, with
-    ``threads`` threads if given (else torch's current setting). ``devices`` are dealt round-robin.
+    ``threads`` threads if given (else torch's current setting). ``devices`` are dealt round-robin
+    (into each cell's config). ``executor`` replaces that choice (``jobs`` and ``threads`` are then
+    unused). ``evaluator`` scores the outputs (default ``Evaluator()``: 256 px, CPU); workers build
+    one with the same settings.
     """
     from restyle import metrics
     from restyle.study import report
@@ -177,6 +161,7 @@ def run_study(
         raise ConfigError("--jobs must be at least 1")
     if threads is not None and threads < 1:
         raise ConfigError("--threads must be at least 1")
+    evaluator = evaluator if evaluator is not None else metrics.shared_evaluator()
 
     results: dict[int, CellResult] = {}
     todo: list[tuple[int, dict[str, Any]]] = []
@@ -184,45 +169,38 @@ def run_study(
         png = out / "cells" / f"{cell.name}.png"
         record = None if force else finished_record(cell, png)
         if record is not None:
-            results[i] = _rescore(cell, png, record)
+            results[i] = _rescore(cell, png, record, evaluator)
             say(f"[{i + 1}/{len(cells)}] {cell.name}: done earlier, skipped")
             continue
         config = cell.config
         if devices:
             config = config.replace(device=devices[len(todo) % len(devices)])
         todo.append((i, {"config": config.to_dict(), "content": cell.content, "style": cell.style, "png": str(png),
-                         "eval_size": metrics.EVAL_SIZE}))
+                         "eval_size": evaluator.size, "eval_device": str(evaluator.device)}))
 
-    import torch
+    if executor is None:
+        workers = min(jobs, len(todo)) or 1
+        executor = ProcessExecutor(workers, threads) if workers > 1 else InProcessExecutor(threads)
+    for i, outcome in executor.map_unordered(run_cell, todo):
+        cell = cells[i]
+        png = out / "cells" / f"{cell.name}.png"
+        if outcome.get("error"):
+            results[i] = CellResult(cell, "failed", None, error=outcome["error"])
+            say(f"[{i + 1}/{len(cells)}] {cell.name}: FAILED: {outcome['error']}")
+            continue
+        r = CellResult(cell, "ran", png, outcome["history"], outcome["metrics"], outcome["model_used"],
+                       outcome["notes"], stopped_early=outcome["stopped_early"])
+        results[i] = r
+        say(f"[{i + 1}/{len(cells)}] {cell.name}: {r.final.get('seconds', 0):.1f} s, "
+            f"final loss {r.final.get('total', float('nan')):.4g}, style {r.metrics['style_distance']:.3g}, "
+            f"ssim {r.metrics['ssim']:.3f}")
 
-    once = _Once()
-    log.addFilter(once)
-    saved_threads = torch.get_num_threads()
-    workers = min(jobs, len(todo)) or 1
-    if workers == 1 and threads is not None:
-        torch.set_num_threads(threads)
-    used_threads = torch.get_num_threads() if workers == 1 else (threads or default_threads(workers))
-    try:
-        for i, outcome in _execute(todo, workers, used_threads):
-            cell = cells[i]
-            png = out / "cells" / f"{cell.name}.png"
-            if outcome["error"]:
-                results[i] = CellResult(cell, "failed", None, error=outcome["error"])
-                say(f"[{i + 1}/{len(cells)}] {cell.name}: FAILED: {outcome['error']}")
-                continue
-            r = CellResult(cell, "ran", png, outcome["history"], outcome["metrics"], outcome["model_used"],
-                           outcome["notes"], stopped_early=outcome["stopped_early"])
-            results[i] = r
-            say(f"[{i + 1}/{len(cells)}] {cell.name}: {r.final.get('seconds', 0):.1f} s, "
-                f"final loss {r.final.get('total', float('nan')):.4g}, style {r.metrics['style_distance']:.3g}, "
-                f"ssim {r.metrics['ssim']:.3f}")
-    finally:
-        log.removeFilter(once)
-        torch.set_num_threads(saved_threads)
-
+    missing = [cells[i].name for i in range(len(cells)) if i not in results]
+    if missing:  # an executor that broke the contract: say so rather than write a partial report
+        raise RuntimeError(f"the executor returned no outcome for {len(missing)} cell(s): {', '.join(missing[:5])}")
     ordered = [results[i] for i in range(len(cells))]
     seconds = time.perf_counter() - start
-    notes = study_notes(ordered, jobs=workers, devices=devices, threads=used_threads)
+    notes = study_notes(ordered, ran_with=executor.describe(), devices=devices, evaluator=evaluator)
     files = report.write_report(out, ordered, notes=notes, title=title, command=command, seconds=seconds)
     return StudySummary(out, ordered, seconds, files, notes)
 
@@ -242,44 +220,10 @@ def _check_devices(devices: Sequence[str]) -> None:
             raise ConfigError(f"--devices: {', '.join(bad)} not present ({n} GPU(s): cuda:0..cuda:{n - 1})")
 
 
-def default_threads(jobs: int) -> int:
-    """Torch threads per worker process: max(1, CPUs // jobs), at most $OMP_NUM_THREADS when set."""
-    n = max(1, _cpu_count() // max(1, jobs))
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    return min(n, int(env)) if env.isdigit() and int(env) > 0 else n
-
-
-def _execute(todo: list[tuple[int, dict[str, Any]]], jobs: int, threads: int) -> Iterable[tuple[int, dict[str, Any]]]:
-    """Yield ``(cell index, outcome)`` as cells finish: in this process for one job, else in a
-    spawn-context process pool with ``threads`` torch threads per process."""
-    if not todo:
-        return
-    if jobs == 1:
-        for i, task in todo:
-            yield i, run_cell(task)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(threads,)) as pool:
-        futures = {pool.submit(run_cell, task): i for i, task in todo}
-        try:
-            for fut in as_completed(futures):
-                try:
-                    outcome = fut.result()
-                except Exception as err:  # noqa: BLE001 - a worker died (e.g. killed for memory)
-                    outcome = {"error": f"worker failed: {type(err).__name__}: {err}"}
-                yield futures[fut], outcome
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
-            raise
-
-
-def study_notes(results: Sequence[CellResult], *, jobs: int = 1, devices: Sequence[str] = (),
-                threads: int | None = None) -> list[str]:
-    """Plain-language notes for the report: fallbacks, failures, skipped cells, how it ran."""
+def study_notes(results: Sequence[CellResult], *, ran_with: str = "1 process(es)", devices: Sequence[str] = (),
+                evaluator: Evaluator | None = None) -> list[str]:
+    """Plain-language notes for the report: fallbacks, failures, skipped cells, how it ran
+    (``ran_with``: the executor's description), the evaluator."""
     from restyle import metrics
 
     notes: list[str] = []
@@ -305,13 +249,10 @@ def study_notes(results: Sequence[CellResult], *, jobs: int = 1, devices: Sequen
         aliases = [n for n, names in LAYER_SETS.items() if n != label and dict(layers) == {x: 1.0 for x in names}]
         if aliases:
             notes.append(f"Layer set {label} is the same as {', '.join(aliases)} ({format_layers(layers)}).")
-    notes.append(f"Metrics come from one fixed evaluator, independent of the run settings: {metrics.describe()}.")
-    how = f"{jobs} process(es)" + (f" over devices {', '.join(devices)}" if devices else "")
-    how += f", {threads} torch thread(s) each" if threads else ""
+    described = (evaluator or metrics.shared_evaluator()).describe()
+    notes.append(f"Metrics come from one fixed evaluator, independent of the run settings: {described}.")
+    how = ran_with + (f", cells dealt over devices {', '.join(devices)}" if devices else "")
     precisions = sorted({r.cell.config.precision for r in results})
     notes.append(f"Ran with {how}; precision setting {', '.join(precisions)} (auto = bf16 where the hardware has it).")
     return notes
 
-
-# ---------------------------------------------------------------------------------------------
-# metrics.csv
