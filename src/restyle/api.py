@@ -12,14 +12,21 @@ from typing import Any, Callable, Mapping, Sequence
 
 from restyle.config import Config
 from restyle.engine import Result, StyleTransfer
-from restyle.engine.events import Event, EventHandler, Progress
+from restyle.engine.events import Event, EventHandler, Finished, Progress, Started
+from restyle.engine.events import as_dict as event_dict
 from restyle.errors import ConfigError
 from restyle.io import files, images, record
-from restyle.metrics import Scores
+from restyle.metrics import Scores, describe, format_table
 from restyle.study import Cell, StudySummary
 from restyle.study import build_grid as _build_grid
 from restyle.study import preset_grid as _preset_grid
 from restyle.study import run_study as _run_study
+
+__all__ = [
+    "Config", "Event", "EventHandler", "Finished", "Progress", "Result", "Scores", "Started", "build_grid",
+    "changed_inputs", "describe_evaluator", "event_dict", "format_scores", "preset_grid", "read_run_record",
+    "run_study", "score", "stylize",
+]
 
 
 def stylize(
@@ -35,6 +42,7 @@ def stylize(
     plot: bool = True,
     save_every: int = 0,
     quality: int | None = None,
+    keep: Sequence[str | Path] = (),
     **options: Any,
 ) -> Result:
     """Stylise ``content`` with one or more ``styles``.
@@ -49,6 +57,8 @@ def stylize(
     An output (or a file written beside it) that is one of the run's inputs is refused.
     ``on_event`` receives the typed progress events of :mod:`restyle.engine.events`;
     ``save_every`` N > 0 also writes ``OUT.iterNNNN.png`` every N iterations (needs ``output``).
+
+    ``keep``: more files the outputs must never overwrite (e.g. the image a run is reproduced from).
 
     Returns a :class:`Result`: ``.image`` (PIL), ``.history`` (one dict per iteration), ``.config``.
     """
@@ -66,7 +76,8 @@ def stylize(
     if config.style_blend is not None and len(config.style_blend) != len(styles):
         raise ConfigError(f"--style-blend has {len(config.style_blend)} weight(s) for {len(styles)} style image(s)")
     if output is not None:
-        record.check_output(output, record.run_inputs(content, styles, config), history=history, plot=plot,
+        inputs = record.run_inputs(content, styles, config) + [("image the run is reproduced from", str(p)) for p in keep]
+        record.check_output(output, inputs, history=history, plot=plot,
                             save_every=save_every, quality=quality)
         if save_every:
             on_event = _saving_every(save_every, Path(output), on_event)
@@ -102,6 +113,16 @@ def score(output: Any, content: Any, styles: Any, *, style_blend: Sequence[float
     from restyle.metrics import score as _score
 
     return _score(output, content, styles, style_blend=style_blend)
+
+
+def describe_evaluator() -> str:
+    """The fixed evaluator behind :func:`score`, in words (for reports and ``restyle score --json``)."""
+    return describe()
+
+
+def format_scores(values: Mapping[str, float]) -> str:
+    """Scores as the aligned table ``restyle score`` prints."""
+    return format_table(dict(values))
 
 
 def read_run_record(path: str | Path) -> dict[str, Any]:

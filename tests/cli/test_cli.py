@@ -420,3 +420,15 @@ def test_study_preset_takes_the_study_presets_and_run_preset_does_not(capsys):
     with pytest.raises(SystemExit) as info:
         parsed("run", "c.jpg", "s.jpg", "--preset", "seed-table", "-o", "o.png")
     assert info.value.code == 2 and "invalid choice: 'seed-table'" in capsys.readouterr().err
+
+
+def test_reproducing_a_run_never_overwrites_the_output_it_reproduces(tmp_path, content, style, capsys):
+    out = tmp_path / "out.png"
+    code, _, _ = run(capsys, "run", content, style, "-o", out, *FAST, "-q")
+    assert code == 0
+    before = out.read_bytes()
+    code, _, err = run(capsys, "run", "--from-image", out, "-o", out, "-q")
+    assert code == 2
+    assert err.strip().splitlines() == [f"restyle: error: output '{out}' is the image the run is reproduced from; "
+                                        "choose another output path (restyle never overwrites its inputs)"]
+    assert out.read_bytes() == before

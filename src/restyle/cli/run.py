@@ -15,7 +15,8 @@ examples:
   restyle run photo.jpg a.jpg b.jpg --style-blend 0.7,0.3 -o out.png
   restyle run photo.jpg painting.jpg --preset seed --fallback-vgg19 -o seed.png
   restyle run photo.jpg painting.jpg --style-layers block1_conv1:2,block3_conv1 -o out.png
-  restyle run --from-image out.png -o again.png        # reproduce a run from its PNG
+  restyle run --from-image out.png -o again.png        # reproduce a run from its output
+  restyle run photo.jpg painting.jpg -o out.jpg --quality 90
 
 Loss history goes to OUT.losses.csv (and a plot to OUT.losses.png) beside the output.
 Layer names: `restyle layers`. Presets: gatys (default), seed, seed-conv1, seed-mixed.
@@ -25,12 +26,13 @@ Layer names: `restyle layers`. Presets: gatys (default), seed, seed-conv1, seed-
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "run", help="stylise a photo with one or more style images",
-        description="Stylise CONTENT with STYLE image(s); write a PNG with the run's config embedded.",
+        description="Stylise CONTENT with STYLE image(s); write the image (PNG, JPEG, WebP, 16-bit TIFF or BMP, "
+                    "by the extension of -o) with the run's record embedded.",
         epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="*", metavar="CONTENT STYLE", help="content image, then one or more style images")
-    p.add_argument("-o", "--output", required=True, help="output PNG path")
-    p.add_argument("--from-image", metavar="PNG",
-                   help="reproduce the run saved in a restyle PNG (options given here override)")
+    p.add_argument("-o", "--output", required=True, help="output image: .png, .jpg, .webp, .tif (16-bit) or .bmp")
+    p.add_argument("--from-image", metavar="IMAGE",
+                   help="reproduce the run recorded in a restyle output (options given here override)")
     add_run_options(p)
     g = p.add_argument_group("output")
     g.add_argument("--save-every", type=positive_int, default=0, metavar="N",
@@ -68,7 +70,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     bar = ProgressBar(quiet=args.quiet)
     try:
         result = api.stylize(content, styles, config, output=args.output, on_event=bar, save_every=args.save_every,
-                             history=not args.no_history, plot=not args.no_history, quality=args.quality)
+                             history=not args.no_history, plot=not args.no_history, quality=args.quality,
+                             keep=[args.from_image] if args.from_image else [])
     finally:
         bar.close()
     if not args.quiet:
@@ -89,7 +92,7 @@ class ProgressBar:
         self.bar: Any = None
 
     def __call__(self, event: Any) -> None:
-        from restyle.engine.events import Progress, Started
+        from restyle.api import Progress, Started
 
         if self.quiet:
             return

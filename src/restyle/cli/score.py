@@ -19,7 +19,7 @@ def add_score_parser(subparsers: Any) -> None:
         "score", help="score an output image against its content and style (fixed evaluator)",
         description="Score OUTPUT with the fixed evaluator (embedded VGG19, fp32 on CPU; the output's JSON "
                     "names its settings). CONTENT and STYLE default to the inputs recorded in OUTPUT when it is a "
-                    "restyle PNG. See docs/metrics.md.")
+                    "restyle output. See docs/metrics.md.")
     p.add_argument("output", metavar="OUTPUT", help="the stylised image")
     p.add_argument("--content", "-c", help="content image (default: the one recorded in OUTPUT)")
     p.add_argument("--style", "-s", nargs="+", help="style image(s) (default: those recorded in OUTPUT)")
@@ -30,14 +30,15 @@ def add_score_parser(subparsers: Any) -> None:
 def cmd_score(args: argparse.Namespace) -> int:
     import json
 
+    from restyle.api import describe_evaluator as describe
+    from restyle.api import format_scores as format_table
     from restyle.api import read_run_record, score
-    from restyle.metrics import describe, format_table  # presentation of the scores
 
     content, styles, blend = args.content, args.style, None
     if content is None or styles is None:
         try:
             record = read_run_record(args.output)
-        except Exception as err:  # not a restyle PNG: say what to pass instead
+        except Exception as err:  # not a restyle output: say what to pass instead
             raise ConfigError(f"give --content and --style ({err})") from None
         content = content or record["inputs"].get("content")
         if styles is None:

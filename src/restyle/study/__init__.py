@@ -12,10 +12,12 @@ _EXPORTS = {
     "StudySummary": "restyle.study.grid", "build_grid": "restyle.study.grid", "parse_sweep": "restyle.study.grid",
     "parse_value": "restyle.study.grid", "preset_grid": "restyle.study.grid",
     "run_cell": "restyle.study.runner", "run_study": "restyle.study.runner",
+    "Executor": "restyle.study.executors", "InProcessExecutor": "restyle.study.executors",
+    "ProcessExecutor": "restyle.study.executors",
 }
 
-__all__ = ["STUDY_PRESETS", "Cell", "CellResult", "StudySummary", "build_grid", "parse_sweep", "parse_value",
-           "preset_grid", "run_cell", "run_study"]
+__all__ = ["STUDY_PRESETS", "Cell", "CellResult", "Executor", "InProcessExecutor", "ProcessExecutor", "StudySummary",
+           "build_grid", "parse_sweep", "parse_value", "preset_grid", "run_cell", "run_study"]
 
 
 def __getattr__(name: str) -> Any:
@@ -25,6 +27,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
+    from restyle.study.executors import Executor, InProcessExecutor, ProcessExecutor
     from restyle.study.grid import (
         STUDY_PRESETS,
         Cell,

@@ -219,7 +219,7 @@ def build_grid(
             raise ConfigError("give either --style-layers or --layer-sets, not both")
         sets = [_layer_set(s) for s in layer_sets]
     else:
-        base = Config.from_options(preset=preset, **options)
+        base = Config.from_values(options, preset=preset)
         sets = [(layer_label(base.style_layers), dict(base.style_layers))]
     for i, (label, layers) in enumerate(sets):
         for other, other_layers in sets[:i]:
@@ -234,7 +234,7 @@ def build_grid(
     for (content, c_label), (style, s_label), (set_label, layers), combo in itertools.product(
             zip(contents, content_labels), zip(styles, style_labels), sets, combos):
         sweep = dict(zip(keys, combo))
-        config = Config.from_options(preset=preset, **{**options, "style_layers": layers, **sweep})
+        config = Config.from_values({**options, "style_layers": layers, **sweep}, preset=preset)
         name = "__".join([c_label, s_label, _slug(set_label), *(_slug(f"{k}-{format_value(v)}") for k, v in sweep.items())])
         base_name, n = name, 1
         while name in names:
