@@ -13,14 +13,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import EXAMPLES
 from PIL import Image
 
 import restyle
+from conftest import EXAMPLES
 from restyle.backbone import build_backbone
 from restyle.cli import main
 from restyle.config import Config
 from restyle.engine import StyleTransfer
+from restyle.engine.loop import OptimizerSettings, lbfgs_history, make_optimizer
 from restyle.errors import WeightsError
 from restyle.io import images
 from restyle.io.history import HISTORY_FIELDS
@@ -284,9 +285,9 @@ def test_batched_host_reads_give_the_same_rows_in_the_same_order(content, style)
     config = Config(size=32, iterations=7, **CPU)
     runs = {}
     for every in (1, 3):
-        seen = []
+        seen: list[tuple[int, torch.Tensor]] = []
         result = StyleTransfer(config, sync_every=every).run(
-            content, [style], on_iteration=lambda row, image: seen.append((row["iteration"], image.clone())))
+            content, [style], on_iteration=lambda row, image, seen=seen: seen.append((row["iteration"], image.clone())))
         runs[every] = (result, seen)
     (one, seen1), (three, seen3) = runs[1], runs[3]
     drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
@@ -326,8 +327,6 @@ def test_the_loop_reads_the_device_only_once_per_sync_interval(content, style, m
 
 
 def test_lbfgs_history_shrinks_for_huge_images_only():
-    from restyle.engine.transfer import lbfgs_history
-
     assert lbfgs_history(torch.empty(1, 3, 512, 512, device="meta")) == 50
     assert lbfgs_history(torch.empty(1, 3, 1024, 1024, device="meta")) == 50
     assert lbfgs_history(torch.empty(1, 3, 2048, 2048, device="meta")) == 21  # 2 GiB of history
@@ -336,9 +335,9 @@ def test_lbfgs_history_shrinks_for_huge_images_only():
 
 def test_a_short_run_allocates_only_the_pairs_it_can_store():
     x = torch.zeros(1, 3, 64, 64, requires_grad=True)
-    engine = StyleTransfer(Config(size=64, iterations=4, **CPU))
-    assert engine._optimizer(x).m == 3  # 4 steps leave 3 pairs
-    assert StyleTransfer(Config(size=64, iterations=300, **CPU))._optimizer(x).m == 50
+    settings = OptimizerSettings.from_config(Config(size=64, iterations=4, **CPU))
+    assert make_optimizer(x, settings, iterations=4).m == 3  # 4 steps leave 3 pairs
+    assert make_optimizer(x, settings, iterations=300).m == 50
 
 
 def test_a_loss_non_finite_from_the_start_stops_with_the_start_image(content, style, monkeypatch):

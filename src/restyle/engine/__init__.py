@@ -1,4 +1,6 @@
-"""The engine: device and precision (:mod:`.backend`), the run (:mod:`.transfer`).
+"""The engine: device and precision (:mod:`.backend`), the objective (:mod:`.objective`), its
+targets (:mod:`.targets`), the optimisation loop (:mod:`.loop`) and the run that strings them
+together stage by stage (:mod:`.transfer`), with typed progress events (:mod:`.events`).
 
 It emits progress and knows nothing about terminals, HTTP or clusters."""
 

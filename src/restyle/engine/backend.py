@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
-from restyle.backbone import bf16_cpu_ok
+from restyle.backbone import bf16_cpu_ok, channels_last
 from restyle.errors import ConfigError, notice
 
 
@@ -29,6 +30,26 @@ def resolve_precision(name: str, device: torch.device) -> str:
     if name == "bf16" and device.type == "cpu" and not bf16_cpu_ok():
         notice("this CPU has no native bf16; bf16 will be slow (try --precision fp32)")
     return name
+
+
+def weights_dtype(precision: str) -> torch.dtype:
+    """The backbone's weight dtype: bf16 under bf16 (autocast need not cast them every pass), else fp32."""
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """The backbone's forward context: bf16 autocast under bf16, else nothing."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def prepare(t: torch.Tensor, device: torch.device, precision: str) -> torch.Tensor:
+    """``t`` on ``device``, in the backbone's memory format (channels-last where it is)."""
+    t = t.to(device)
+    if channels_last(device, weights_dtype(precision)):
+        t = t.contiguous(memory_format=torch.channels_last)
+    return t
 
 
 @contextlib.contextmanager

@@ -8,8 +8,9 @@ tensor, so they pickle across processes and serialise to JSON with :func:`as_dic
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Union
+from typing import Any, Union
 
 import torch
 

@@ -1,0 +1,176 @@
+"""The optimisation loop of one stage: ``optimise(losses, x0, ...)`` steps an image from ``x0``.
+
+The losses are read to the host (a device sync) once per ``sync_every`` steps, not every
+step: rows, their images and the row callback are delivered in batches. A non-finite loss is
+still caught at the row where it first appears, and the image of the row before it is restored.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from restyle.config import Config
+from restyle.io.history import LOSS_FIELDS
+from restyle.nn import optim
+
+#: The box the image is optimised in: the range of the image delivered. Without it, ~5% of the
+#: values leave [0, 1] and clamping the result raised its loss by a third (1.17 -> 1.55 at 256²).
+PIXEL_RANGE = (0.0, 1.0)
+#: Steps between host reads of the losses on a GPU (on the CPU every step: a read costs nothing
+#: there), and the most memory the images of not-yet-read rows may take.
+SYNC_EVERY_CUDA = 20
+SNAPSHOT_BYTES = 256 * 2**20
+#: The most memory the L-BFGS history may take (50 pairs up to about 1340² px, then fewer).
+HISTORY_BYTES = 2 * 2**30
+
+#: ``losses(x) -> (total, content, style, tv, photo)``, differentiable w.r.t. ``x``.
+LossFn = Callable[[torch.Tensor], Sequence[torch.Tensor]]
+#: ``on_row(row, image)``: a history row and the image whose losses it holds.
+RowHandler = Callable[[dict[str, float], torch.Tensor], None]
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """Which optimiser, its step size (None: 1.0 for L-BFGS, 0.02 for Adam) and, for L-BFGS,
+    whether to use torch's strong-Wolfe line search."""
+
+    name: str = "lbfgs"
+    lr: float | None = None
+    line_search: bool = False
+
+    @classmethod
+    def from_config(cls, config: Config) -> OptimizerSettings:
+        return cls(config.optimizer, config.lr, config.line_search)
+
+
+@dataclass
+class StageRun:
+    """What one stage's loop produced."""
+
+    image: torch.Tensor  # the optimised image (the last good one if the loss stopped being finite)
+    rows: list[dict[str, float]] = field(default_factory=list)
+    stopped: str | None = None  # why it stopped early, if it did
+    seconds: float = 0.0  # time in the loop itself (the final loss evaluation left out)
+
+
+def lbfgs_history(x: torch.Tensor) -> int:
+    """L-BFGS pairs kept: 50, fewer where 50 pairs (2 vectors each, the image's size) would take
+    more than ``HISTORY_BYTES`` (21 at 2048², 5 at 4096²), never fewer than 5."""
+    pair_bytes = 2 * x.numel() * x.element_size()
+    return max(5, min(50, HISTORY_BYTES // pair_bytes))
+
+
+def make_optimizer(x: torch.Tensor, settings: OptimizerSettings,
+                   iterations: int) -> optim.LBFGS | optim.Adam | torch.optim.LBFGS:
+    """The optimiser of image ``x`` for a run of ``iterations`` steps: restyle's projected
+    L-BFGS or Adam (kept in ``PIXEL_RANGE``), or torch's L-BFGS for the line search."""
+    s = settings
+    # A run of N steps stores at most N - 1 pairs: allocate no more (same iterates, less memory).
+    history = max(1, min(lbfgs_history(x), iterations - 1))
+    if s.name == "adam":
+        return optim.Adam(x, lr=s.lr if s.lr is not None else 0.02, bounds=PIXEL_RANGE)
+    if not s.line_search:
+        return optim.LBFGS(x, lr=s.lr if s.lr is not None else 1.0, history_size=history, bounds=PIXEL_RANGE)
+    return torch.optim.LBFGS(
+        [x], lr=s.lr if s.lr is not None else 1.0, max_iter=1, history_size=history,
+        # max_eval defaults to max_iter * 5/4 = 1, which leaves a line search no evaluations to try.
+        max_eval=25, line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0,
+    )
+
+
+def rows_per_sync(x: torch.Tensor, sync_every: int) -> int:
+    """Steps between host reads: ``sync_every``, fewer where the pending images would take
+    more than ``SNAPSHOT_BYTES``."""
+    image_bytes = x.numel() * x.element_size()
+    return max(1, min(sync_every, SNAPSHOT_BYTES // image_bytes))
+
+
+def optimise(
+    losses: LossFn,
+    x0: torch.Tensor,
+    *,
+    iterations: int,
+    optimizer: OptimizerSettings,
+    sync_every: int = 1,
+    offset: int = 0,
+    final: bool = True,
+    start: float | None = None,
+    on_row: RowHandler | None = None,
+) -> StageRun:
+    """``iterations`` steps from ``x0``; rows numbered from ``offset``, their ``seconds`` counted
+    from ``start`` (a ``time.perf_counter()``; default: now). A ``final`` stage also records the
+    loss after its last step. Row i holds the losses of the image after i steps."""
+    start = time.perf_counter() if start is None else start
+    scale = max(x0.shape[-2:])
+    x = x0.detach().clone().requires_grad_(True)
+    opt = make_optimizer(x, optimizer, iterations)
+    rows: list[dict[str, float]] = []
+    stopped: str | None = None
+    last_good = x.detach().clone()
+    current: dict[str, torch.Tensor] = {}
+    pending: list[tuple[int, torch.Tensor, torch.Tensor, float]] = []  # (step, losses, image, seconds)
+    every = rows_per_sync(x, sync_every)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        total, *parts = losses(x)
+        total.backward()
+        # With a line search the closure runs several times per step; the first evaluation is
+        # the loss of the image the step started from, which is what the history records.
+        current.setdefault("parts", torch.stack([total.detach(), *[p.detach() for p in parts]]))
+        return total
+
+    def flush() -> int | None:
+        """Record the pending rows (one host read); the step of the first non-finite one, if any."""
+        nonlocal last_good
+        if not pending:
+            return None
+        read = torch.stack([p for _, p, _, _ in pending]).tolist()
+        try:
+            for (i, _, image, seconds), values in zip(pending, read):
+                if not all(math.isfinite(v) for v in values):
+                    return i
+                row = {"iteration": offset + i, "scale": scale, **dict(zip(LOSS_FIELDS, values)), "seconds": seconds}
+                rows.append(row)
+                if on_row is not None:
+                    on_row(row, image)
+                last_good = image
+            return None
+        finally:
+            pending.clear()
+
+    loop_start = time.perf_counter()
+    for i in range(iterations):
+        snapshot = x.detach().clone()  # the image after i steps, whose loss this step computes
+        current.clear()
+        opt.step(closure)
+        if isinstance(opt, torch.optim.Optimizer):  # --line-search: torch's L-BFGS has no bounds
+            with torch.no_grad():
+                x.clamp_(*PIXEL_RANGE)
+        pending.append((i, current["parts"], snapshot, time.perf_counter() - start))
+        if len(pending) >= every or i == iterations - 1:
+            bad = flush()
+            if bad is not None:
+                stopped = (f"loss became non-finite at iteration {offset + bad}; "
+                               f"kept the last good image (iteration {offset + max(bad - 1, 0)})")
+                x.data.copy_(last_good)
+                break
+    seconds = time.perf_counter() - loop_start
+    if stopped is None and final:
+        with torch.no_grad():
+            parts = torch.stack([t.detach() for t in losses(x)])
+        pending.append((iterations, parts, x.detach(), time.perf_counter() - start))
+        if flush() is not None:
+            stopped = (f"loss became non-finite after the last iteration; "
+                           f"kept the image of iteration {offset + iterations - 1}")
+            x.data.copy_(last_good)
+    elif stopped is None and not torch.isfinite(x).all():
+        stopped = (f"the image became non-finite at scale {scale}; "
+                       f"kept the image of iteration {offset + iterations - 1}")
+        x.data.copy_(last_good)
+    return StageRun(x.detach(), rows, stopped, seconds)

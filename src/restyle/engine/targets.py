@@ -1,0 +1,192 @@
+"""A stage's targets, computed once from its images: the content features, the (blended or
+region-guided) style Grams and, in photo mode, the matting Laplacian — assembled into an
+:class:`~restyle.engine.objective.Objective`.
+
+Colour preservation changes what the network sees here: luminance only (luminance mode), or
+the styles recoloured to the content's colour statistics (histogram mode). Spatial control:
+``--mask``/``--label-image`` give each style image a region of the content, ``--style-mask``
+the part of a style image its Grams come from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from restyle.config import Config
+from restyle.engine.objective import Features, LayerTerms, Objective, Photorealism, TotalVariation
+from restyle.errors import ConfigError
+from restyle.io import images
+from restyle.nn import controls
+from restyle.nn.losses import ContentLoss, GuidedStyleLoss, StyleLoss, gram, masked_gram
+
+
+@dataclass
+class StageTargets:
+    """What a stage optimises towards, and the content image it starts from."""
+
+    content_rgb: torch.Tensor  # the content image as given, on the run's device
+    content: torch.Tensor  # the content as the network sees it (grey in luminance mode)
+    objective: Objective
+
+
+class MaskImages:
+    """The mask and label images of a run, loaded once (every stage resizes them)."""
+
+    def __init__(self) -> None:
+        self._masks: dict[tuple[str, str], torch.Tensor] = {}
+        self._labels: dict[str, tuple[list[torch.Tensor], list[tuple[int, int, int]]]] = {}
+
+    def source(self, path: str, role: str, max_pixels: int | None) -> torch.Tensor:
+        """The grey mask image at ``path`` (values in [0, 1], full size)."""
+        if (path, role) not in self._masks:
+            img = images.load_image(path, max_pixels=max_pixels, role=role)
+            self._masks[(path, role)] = controls.image_to_mask(img)
+        return self._masks[(path, role)]
+
+    def labels(self, path: str, n_styles: int, max_pixels: int | None,
+               on_load: Callable[[list[tuple[int, int, int]]], None]) -> list[torch.Tensor]:
+        """One mask per style image from the label image's colours; ``on_load(colours)`` runs
+        when the image is read (once per run)."""
+        if path not in self._labels:
+            img = images.load_image(path, max_pixels=max_pixels, role="label image")
+            self._labels[path] = controls.label_masks(img, n_styles)
+            on_load(self._labels[path][1])
+        return self._labels[path][0]
+
+
+def build_targets(config: Config, features: Features, masks: MaskImages, notes: list[str],
+                  content_img: Any, style_imgs: Sequence[Any]) -> StageTargets:
+    """The stage's objective for content and style images at the stage's size (PIL images or
+    ``1 x 3 x H x W`` tensors). Notes for the user are appended to ``notes``."""
+    c = config
+    if not style_imgs:
+        raise ConfigError("give at least one style image")
+    blend = c.style_blend if c.style_blend is not None else [1.0] * len(style_imgs)
+    if len(blend) != len(style_imgs):
+        raise ConfigError(f"--style-blend has {len(blend)} weight(s) for {len(style_imgs)} style image(s)")
+    content_rgb = as_tensor(content_img).to(features.device)
+    content, styles = colour_view(content_rgb, [as_tensor(img).to(features.device) for img in style_imgs],
+                                  c.preserve_color)
+    with torch.no_grad():
+        feats = features(content, list(c.content_layers))
+    content_losses = {n: ContentLoss(feats[n]) for n in c.content_layers}
+    regions = content_regions(c, masks, notes, tuple(content.shape[-2:]), len(styles), features.device)
+    smasks = style_masks(c, masks, styles, features.device)
+    grams = style_grams(features, styles, smasks, list(c.style_layers))
+    style_losses = style_terms(grams, blend, regions, features.names)
+    photo = None
+    if c.photo_weight > 0:
+        from restyle.nn.matting import MattingLoss  # scipy: imported only in photo mode
+
+        photo = Photorealism(MattingLoss(content_rgb), c.photo_weight)
+    objective = Objective(
+        features,
+        LayerTerms(content_losses, c.content_layers, c.content_weight),
+        LayerTerms(style_losses, c.style_layers, c.style_weight),
+        TotalVariation(c.tv_weight),
+        photo,
+    )
+    return StageTargets(content_rgb, content, objective)
+
+
+def colour_view(content_rgb: torch.Tensor, styles: list[torch.Tensor],
+                mode: str | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(content, styles) as the network sees them: luminance mode, the luminance alone (the
+    styles' matched to the content's mean and spread); histogram mode, the styles recoloured
+    to the content's colour statistics; otherwise as given."""
+    if mode == "luminance":
+        content_y = controls.luminance(content_rgb)
+        grey = [controls.gray3(controls.match_luminance(controls.luminance(s), content_y)) for s in styles]
+        return controls.gray3(content_y), grey
+    if mode == "histogram":
+        return content_rgb, [controls.match_color(s, content_rgb) for s in styles]
+    return content_rgb, styles
+
+
+def style_grams(features: Features, styles: Sequence[torch.Tensor], smasks: Sequence[torch.Tensor | None],
+                layers: list[str]) -> dict[str, list[torch.Tensor]]:
+    """Per style layer, each style image's Gram (guided by its style mask where it has one)."""
+    names = features.names
+    targets: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
+    for style, smask in zip(styles, smasks):
+        with torch.no_grad():
+            feats = features(style, layers)
+        for n in layers:
+            if smask is None:
+                targets[n].append(gram(feats[n]))
+            else:
+                targets[n].append(masked_gram(feats[n], controls.layer_mask(smask, controls.pools_before(names, n))))
+    return targets
+
+
+def style_terms(grams: Mapping[str, list[torch.Tensor]], blend: Sequence[float],
+                regions: list[torch.Tensor] | None, names: Sequence[str]) -> dict[str, nn.Module]:
+    """Per style layer, the loss: one blended Gram target (no regions), or each style's Gram
+    in its own region (styles whose region is empty are left out)."""
+    if regions is None:
+        return {n: StyleLoss(StyleLoss.blended_target(t, list(blend))) for n, t in grams.items()}
+    used = [i for i, m in enumerate(regions) if float(m.sum()) > 0]
+    return {
+        n: GuidedStyleLoss([controls.layer_mask(regions[i], controls.pools_before(names, n)) for i in used],
+                           [t[i] for i in used])
+        for n, t in grams.items()
+    }
+
+
+def content_regions(config: Config, masks: MaskImages, notes: list[str], size: tuple[int, ...], n_styles: int,
+                    device: torch.device) -> list[torch.Tensor] | None:
+    """Per style image, the content-pixel mask (``size`` = H, W) where it applies (None: everywhere)."""
+    c = config
+    if c.masks is not None:
+        if len(c.masks) != n_styles:
+            raise ConfigError(f"{len(c.masks)} --mask image(s) for {n_styles} style image(s); give one per style image")
+        sources = [masks.source(p, f"mask {i + 1}", c.max_pixels) for i, p in enumerate(c.masks)]
+    elif c.label_image is not None:
+        def note_regions(colours: list[tuple[int, int, int]]) -> None:
+            regions = ", ".join(f"#{r:02x}{g:02x}{b:02x} -> style {i + 1}" for i, (r, g, b) in enumerate(colours))
+            notes.append(f"label image regions: {regions}; black: no style")
+
+        sources = masks.labels(c.label_image, n_styles, c.max_pixels, note_regions)
+    else:
+        return None
+    h, w = size
+    out = [controls.resize_mask(m, (h, w)).to(device) for m in sources]
+    for i, m in enumerate(out):
+        note = f"style image {i + 1}'s region is empty: that style is not used"
+        if float(m.sum()) == 0 and note not in notes:
+            notes.append(note)
+    return out
+
+
+def style_masks(config: Config, masks: MaskImages, styles: Sequence[torch.Tensor],
+                device: torch.device) -> list[torch.Tensor | None]:
+    """Per style image, the mask of the part its Grams come from (None: all of it)."""
+    c = config
+    if c.style_masks is None:
+        return [None] * len(styles)
+    if len(c.style_masks) != len(styles):
+        raise ConfigError(f"{len(c.style_masks)} --style-mask value(s) for {len(styles)} style image(s); "
+                          "give one per style image (none = the whole image)")
+    out: list[torch.Tensor | None] = []
+    for i, (path, style) in enumerate(zip(c.style_masks, styles)):
+        if path.lower() == "none":
+            out.append(None)
+            continue
+        h, w = style.shape[-2:]
+        mask = controls.resize_mask(masks.source(path, f"style mask {i + 1}", c.max_pixels), (h, w))
+        if float(mask.sum()) == 0:
+            raise ConfigError(f"style mask {i + 1} ('{path}') is all black: it selects no part of style image {i + 1}")
+        out.append(mask.to(device))
+    return out
+
+
+def as_tensor(img: Any) -> torch.Tensor:
+    """A ``1 x 3 x H x W`` float tensor from a PIL image (or a tensor, passed through)."""
+    if isinstance(img, torch.Tensor):
+        return (img if img.ndim == 4 else img[None]).float()
+    return images.to_tensor(img)

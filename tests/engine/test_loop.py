@@ -1,0 +1,69 @@
+"""The optimisation loop on its own: it takes any loss function of the image, not only the
+style-transfer objective (cheap quadratics here, no backbone)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from restyle.engine.loop import PIXEL_RANGE, OptimizerSettings, optimise
+from restyle.io.history import HISTORY_FIELDS
+
+TARGET = torch.linspace(-0.5, 1.5, 48).reshape(1, 3, 4, 4)  # a third of it outside [0, 1]
+
+
+def quadratic(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """(total, content, style, tv, photo) with total = ‖x − TARGET‖² and content = total."""
+    total = (x - TARGET).pow(2).sum()
+    zero = torch.zeros(())
+    return total, total, zero, zero, zero
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        pytest.param(OptimizerSettings("lbfgs"), id="lbfgs"),
+        pytest.param(OptimizerSettings("adam", lr=0.05), id="adam"),
+        pytest.param(OptimizerSettings("lbfgs", line_search=True), id="lbfgs-line-search"),
+    ],
+)
+def test_the_loop_minimises_any_loss_inside_the_pixel_box(settings):
+    seen = []
+    run = optimise(quadratic, torch.full_like(TARGET, 0.5), iterations=60, optimizer=settings, sync_every=7,
+                   on_row=lambda row, image: seen.append((row, image)))
+    assert run.stopped is None
+    best = TARGET.clamp(*PIXEL_RANGE)  # the box's point nearest TARGET
+    torch.testing.assert_close(run.image, best, atol=0.05, rtol=0)
+    assert run.image.min() >= PIXEL_RANGE[0] and run.image.max() <= PIXEL_RANGE[1]
+    assert run.rows[-1]["total"] == pytest.approx(float(quadratic(best)[0]), abs=0.02)
+    assert [r["iteration"] for r in run.rows] == list(range(61))  # every step, plus the final image
+    assert [r for r, _ in seen] == run.rows
+    assert set(run.rows[0]) == set(HISTORY_FIELDS) and run.rows[0]["scale"] == 4
+    for row, image in seen:  # each row holds the loss of the image delivered with it
+        assert row["total"] == pytest.approx(float(quadratic(image)[0]), rel=1e-5)
+    assert run.seconds > 0
+
+
+def test_a_stage_before_the_last_numbers_rows_from_its_offset_and_skips_the_final_row():
+    run = optimise(quadratic, torch.full_like(TARGET, 0.5), iterations=5, optimizer=OptimizerSettings("lbfgs"),
+                   offset=10, final=False)
+    assert [r["iteration"] for r in run.rows] == [10, 11, 12, 13, 14]
+
+
+def test_a_non_finite_loss_stops_the_loop_with_the_last_good_image():
+    calls = {"n": 0}
+
+    def losses(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        calls["n"] += 1
+        parts = quadratic(x)
+        return tuple(p * float("nan") for p in parts) if calls["n"] > 3 else parts
+
+    images = []
+    run = optimise(losses, torch.full_like(TARGET, 0.5), iterations=10, optimizer=OptimizerSettings("adam", lr=0.05),
+                   sync_every=4, on_row=lambda row, image: images.append(image))
+    assert run.stopped is not None and "non-finite at iteration 3" in run.stopped
+    assert [r["iteration"] for r in run.rows] == [0, 1, 2]
+    assert all(math.isfinite(r["total"]) for r in run.rows)
+    assert torch.equal(run.image, images[-1])  # the image of the last finite row
