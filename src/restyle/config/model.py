@@ -1,23 +1,25 @@
-"""The typed run configuration behind the CLI, the Python API and the PNG's saved config.
-
-Each :class:`Config` field carries its user-facing description (an :class:`Option` in the
-field's metadata): help text, command-line flag(s), help group, metavar and choices. The CLI's
-run options are generated from it (``restyle.cli.options``), and :func:`parse_field` is the one
-parser of the text a user types for a field (command line, ``--sweep``, a form).
-"""
+"""The :class:`Config` dataclass: every field that determines a run's output, with its option
+metadata, validation and (de)serialisation."""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import re
-import types
-import typing
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import MISSING, dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from restyle.config.options import (
+    COLOR_MODES,
+    DEFAULT_PHOTO_WEIGHT,
+    GROUPS,
+    OPTIMIZERS,
+    POOLINGS,
+    PRECISIONS,
+    option,
+    parse_layers,
+)
 from restyle.errors import ConfigError
 from restyle.spec import (
     ARCHS,
@@ -28,67 +30,6 @@ from restyle.spec import (
     PRESETS,
     canonical_layer,
 )
-
-OPTIMIZERS = ("lbfgs", "adam")
-INITS = ("content", "noise")  # or a path to an image file
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "tf32", "bf16")
-POOLINGS = ("max", "avg")
-COLOR_MODES = ("luminance", "histogram")  # --preserve-color
-#: ``--photo``'s weight for the matting term Σ_c V_cᵀ L V_c / N (see docs/controls.md for how it was chosen).
-DEFAULT_PHOTO_WEIGHT = 1e5
-#: The help groups of the run options, in the order ``--help`` shows them.
-GROUPS = ("image", "model", "losses", "optimisation", "artistic controls (docs/controls.md)")
-
-
-def parse_layers(spec: str | Iterable[str] | Mapping[str, float] | None) -> dict[str, float]:
-    """``"a,b:2"`` / ``["a", "b:2"]`` / ``{"a": 1, "b": 2}`` / a layer-set name -> ``{"a": 1.0, "b": 2.0}``."""
-    if spec is None:
-        return {}
-    if isinstance(spec, Mapping):
-        return {str(k): float(v) for k, v in spec.items()}
-    if isinstance(spec, str):
-        if spec.strip() in LAYER_SETS:
-            spec = LAYER_SETS[spec.strip()]
-        else:
-            spec = [s for s in spec.split(",") if s.strip()]
-    out: dict[str, float] = {}
-    for item in spec:
-        name, _, weight = str(item).partition(":")
-        try:
-            out[name.strip()] = float(weight) if weight else 1.0
-        except ValueError:
-            raise ConfigError(f"layer weight in '{item}' is not a number (write name:weight, e.g. block1_conv1:0.5)") from None
-    if not out:
-        raise ConfigError("empty layer list")
-    return out
-
-
-@dataclass(frozen=True)
-class Option:
-    """How a Config field appears to users: the metadata ``option()`` stores on each field."""
-
-    help: str
-    flags: tuple[str, ...] = ()  # command-line flags, the long one first
-    group: str = ""  # one of GROUPS
-    metavar: str | None = None
-    choices: tuple[str, ...] | None = None  # the valid values (the field validates them too)
-    shown: str | None = None  # the default as --help shows it; None: the field's default; "": not shown
-    repeat: bool = False  # a list field given one item per flag (--mask A --mask B)
-    shortcut: tuple[str, Any, str] | None = None  # (flag, value, help): a flag that sets a fixed value
-    internal: str | None = None  # why the field is not a run option (None: it is one)
-
-
-def option(default: Any = MISSING, *, factory: Callable[[], Any] | None = None, help: str,
-           flag: str | Sequence[str] = (), group: str = "", metavar: str | None = None,
-           choices: Iterable[str] | None = None, shown: str | None = None, repeat: bool = False,
-           shortcut: tuple[str, Any, str] | None = None, internal: str | None = None) -> Any:
-    """A dataclass field whose metadata is the :class:`Option` made of the keyword arguments."""
-    if group and group not in GROUPS:
-        raise ValueError(f"unknown option group '{group}'")
-    meta = {"option": Option(help, (flag,) if isinstance(flag, str) else tuple(flag), group, metavar,
-                             tuple(choices) if choices is not None else None, shown, repeat, shortcut, internal)}
-    return dataclasses.field(default=default, default_factory=factory or MISSING, metadata=meta)
 
 
 @dataclass
@@ -255,7 +196,7 @@ class Config:
                 raise ConfigError(f"unknown preset '{preset}'; choose one of: {', '.join(PRESETS)}")
             merged.update(PRESETS[preset])
             merged["preset"] = preset
-        unknown = sorted(set(values) - set(_fields()))
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise ConfigError(f"unknown option(s): {', '.join(unknown)}")
         merged.update(values)
@@ -267,7 +208,9 @@ class Config:
         each parsed by :func:`parse_field`; a ``preset`` key names the preset."""
         texts = dict(texts)
         preset = texts.pop("preset", None) or preset
-        return cls.from_values({_field_name(k): parse_field(k, v) for k, v in texts.items()}, preset=preset)
+        from restyle.config.text import field_name, parse_field  # text builds on this module
+
+        return cls.from_values({field_name(k): parse_field(k, v) for k, v in texts.items()}, preset=preset)
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -280,120 +223,5 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Config:
-        known = _fields()
+        known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
-
-
-# ---- the fields' metadata and text ----------------------------------------------------------------
-
-
-@functools.cache
-def _fields() -> dict[str, dataclasses.Field[Any]]:
-    return {f.name: f for f in dataclasses.fields(Config)}
-
-
-@functools.cache
-def options() -> dict[str, Option]:
-    """Every Config field's :class:`Option`, in field order."""
-    return {name: f.metadata["option"] for name, f in _fields().items()}
-
-
-def run_fields() -> list[str]:
-    """The fields users set as run options (all but the internal ones), in field order."""
-    return [name for name, opt in options().items() if opt.internal is None]
-
-
-def shown_default(name: str) -> str | None:
-    """The default of field ``name`` as help shows it (None: nothing to show, e.g. a flag that is off)."""
-    name = _field_name(name)
-    opt = options()[name]
-    if opt.shown is not None:
-        return opt.shown or None
-    f = _fields()[name]
-    value = f.default_factory() if f.default_factory is not MISSING else f.default
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, dict):
-        return ",".join(k if w == 1.0 else f"{k}:{w:g}" for k, w in value.items())
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _field_name(name: str) -> str:
-    key = name.strip().lstrip("-").replace("-", "_")
-    if key not in _fields():
-        raise ConfigError(f"unknown option '{name}'; choose one of: {', '.join(run_fields())}")
-    return key
-
-
-@functools.cache
-def _type_of(name: str) -> tuple[Any, bool]:
-    """(the field's type without None, whether None is allowed)."""
-    hint = typing.get_type_hints(Config)[name]
-    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-    return next(a for a in args if a is not type(None)), type(None) in args
-
-
-def value_kind(name: str) -> str:
-    """What field ``name`` holds: "bool", "int", "float", "str", "list" (of items) or "layers" (a layer dict)."""
-    base, _ = _type_of(_field_name(name))
-    origin = typing.get_origin(base)
-    return "layers" if origin is dict else "list" if origin is list else base.__name__
-
-
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-_KINDS = {"bool": "bool (true/false, yes/no, on/off, 1/0)", "layers": "layer list (L[:W],.. or a set name)"}
-
-
-def _scalar(kind: Any, raw: str) -> Any:
-    if kind is bool:
-        if raw.lower() in _TRUE + _FALSE:
-            return raw.lower() in _TRUE
-        raise ValueError(raw)
-    if kind is int:
-        number = int(raw) if re.fullmatch(r"[+-]?\d+", raw) else float(raw)  # 1e3 is a whole number too
-        if isinstance(number, float) and not number.is_integer():
-            raise ValueError(raw)
-        return int(number)
-    return float(raw) if kind is float else raw
-
-
-def parse_field(name: str, text: str, *, label: str | None = None, item: bool = False) -> Any:
-    """The value of Config field ``name`` (``"style_weight"``, ``"--style-weight"``) that ``text`` means, by the
-    field's type: ``true``/``false`` (yes/no, on/off, 1/0), numbers (an int may be written 1e3), comma-separated
-    lists, layer lists (``block1_conv1:2,block3_conv1`` or a set name), ``none`` for fields that may be None.
-    ``item``: one item of a list field (a repeatable flag's value). Bad text: a one-line ConfigError naming ``label``
-    (default: the field's flag) and the text."""
-    key = _field_name(name)
-    opt = options()[key]
-    if opt.internal is not None:
-        raise ConfigError(f"'{key}' is not a run option ({opt.internal})")
-    label = label or opt.flags[0]
-    base, nullable = _type_of(key)
-    raw = text.strip()
-    if nullable and not item and raw.lower() in ("none", "null"):
-        return None
-    origin = typing.get_origin(base)
-    of = typing.get_args(base)[0] if origin is list else None
-    value: Any
-    try:
-        if origin is dict:
-            value = parse_layers(raw)
-        elif of is not None and item:
-            value = _scalar(of, raw)
-        elif of is not None:
-            items = [x.strip() for x in raw.split(",") if x.strip()]
-            if not items:
-                raise ValueError(raw)
-            value = [_scalar(of, x) for x in items]
-        else:
-            value = _scalar(base, raw)
-    except ConfigError as err:
-        raise ConfigError(f"{label}: {err}") from None
-    except ValueError:
-        kind = (of.__name__ if item else f"comma-separated list of {of.__name__}s") if of else _KINDS.get(
-            value_kind(key), value_kind(key))
-        raise ConfigError(f"{label}: '{text}' is not a valid {kind}{' (or none)' if nullable else ''}") from None
-    if opt.choices is not None and value not in opt.choices:
-        raise ConfigError(f"{label}: unknown value '{raw}'; choose one of: "
-                          f"{', '.join([*opt.choices, *(['none'] if nullable else [])])}")
-    return value
