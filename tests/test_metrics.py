@@ -189,7 +189,10 @@ def test_score_cli_table_and_json(tmp_path, capsys):
         assert name in table
     assert main(["score", str(out), "--content", CHELSEA, "--style", STARRY, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert set(data["metrics"]) == set(metrics.METRIC_NAMES)
+    assert set(data["metrics"]) == {*metrics.METRIC_NAMES, "style_by_layer"}
+    by_layer = data["metrics"]["style_by_layer"]
+    assert list(by_layer) == list(metrics.EVAL_STYLE_LAYERS) and len(by_layer) == 16
+    assert data["metrics"]["style_distance"] == pytest.approx(sum(by_layer.values()) / 16)
     assert data["metrics"]["ssim"] < 1
 
 

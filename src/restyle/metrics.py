@@ -12,18 +12,14 @@ An :class:`Evaluator` holds its size and device, the network and its own cache o
 two evaluators share nothing mutable, so they can score side by side in one process. The
 module-level functions are thin wrappers over the default evaluator, ``Evaluator()``.
 
-Metrics (see ``docs/metrics.md`` for the formulas):
-
-``content_distance``    ‖F(out) − F(content)‖² / ‖F(content)‖² at block4_conv2      (lower: closer)
-``style_distance``      mean over the Gatys layers of ‖G(out) − G(style)‖² / ‖G(style)‖²   (lower)
-``ssim``                SSIM of the luminance of output and content (Gaussian window)   (higher: closer)
-``histogram_distance``  mean over R, G, B of the 1-Wasserstein distance between 64-bin
-                        histograms of output and style, in [0, 1] units               (lower)
-``tv``                  mean absolute difference between neighbouring pixels, [0, 1]   (lower: smoother)
+Metrics (:data:`METRICS`; formulas and anchors in ``docs/metrics.md``): content_distance (1 −
+correlation of channel-centred block4_conv2 features; 0 same, ~0.9 unrelated), style_distance
+(relative Gram distance, mean of all 16 VGG19 convs; per layer in ``style_by_layer``), ssim,
+histogram_distance (colour, to the style), tv.
 
 >>> from restyle.metrics import score
 >>> score("out.png", "photo.jpg", "painting.jpg").as_dict()
-{'content_distance': 0.41, 'style_distance': 0.08, 'ssim': 0.62, 'histogram_distance': 0.03, 'tv': 0.05}
+{'content_distance': 0.55, 'style_distance': 0.3, 'ssim': 0.5, 'histogram_distance': 0.03, 'tv': 0.05, 'style_by_layer': {...}}
 >>> Evaluator(size=128).score("out.png", "photo.jpg", "painting.jpg")   # a smaller, faster evaluator
 
 Also ``restyle score OUT.png [--content C] [--style S] [--json]``.
@@ -34,36 +30,41 @@ from __future__ import annotations
 import functools
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from restyle.errors import ConfigError
 from restyle.io import images
+from restyle.nn.imagestats import (  # noqa: F401  (re-exported: the metrics on prepared data)
+    HIST_BINS,
+    LUMA,
+    SSIM_C1,
+    SSIM_C2,
+    SSIM_SIGMA,
+    SSIM_WINDOW,
+    histograms,
+    luminance,
+    ssim_tensors,
+    tv_tensor,
+    wasserstein_hist,
+)
 from restyle.nn.losses import EPS, gram
-from restyle.spec import GATYS_STYLE
+from restyle.spec import CONV_NAMES
 
 if TYPE_CHECKING:
     from restyle.nn.vgg import VGGFeatures
 
 #: Longest side (pixels) every image is resized to before it is scored, by default.
 EVAL_SIZE = 256
-#: The evaluator's content layer and style layers (the Gatys et al. 2016 choices, on VGG19).
+#: The evaluator's content layer (Gatys et al. 2016's) and style layers: every conv layer of
+#: VGG19, equally weighted, so that no compared layer set is graded on exactly the layers it
+#: optimises (the Gatys set, blockN_conv1, is 5 of the 16; docs/metrics.md).
 EVAL_CONTENT_LAYER = "block4_conv2"
-EVAL_STYLE_LAYERS = tuple(GATYS_STYLE)
-#: SSIM parameters (Wang et al. 2004): Gaussian window size and sigma, and the constants.
-SSIM_WINDOW = 11
-SSIM_SIGMA = 1.5
-SSIM_C1 = 0.01**2
-SSIM_C2 = 0.03**2
-#: Bins per channel of the colour histograms (of 256 levels: 4 levels per bin).
-HIST_BINS = 64
-#: Rec. 601 luma weights for the SSIM's luminance channel.
-LUMA = (0.299, 0.587, 0.114)
+EVAL_STYLE_LAYERS = tuple(CONV_NAMES["vgg19"])
 #: Per-file results (content, Gram matrices, histograms) an evaluator keeps.
 CACHE_SIZE = 64
 
@@ -76,8 +77,9 @@ class MetricInfo:
 
 
 METRICS: tuple[MetricInfo, ...] = (
-    MetricInfo("content_distance", "lower", f"relative VGG19 {EVAL_CONTENT_LAYER} feature distance to the content"),
-    MetricInfo("style_distance", "lower", "relative Gram-matrix distance to the style, mean of the 5 Gatys layers"),
+    MetricInfo("content_distance", "lower", f"1 - correlation of VGG19 {EVAL_CONTENT_LAYER} features with the "
+               "content's (0 same, ~0.9 unrelated)"),
+    MetricInfo("style_distance", "lower", "relative Gram-matrix distance to the style, mean of all 16 VGG19 convs"),
     MetricInfo("ssim", "higher", "structural similarity of the luminance to the content (1 = identical)"),
     MetricInfo("histogram_distance", "lower", f"colour: mean per-channel 1-Wasserstein distance of {HIST_BINS}-bin histograms to the style"),
     MetricInfo("tv", "lower", "total variation: mean absolute difference of neighbouring pixels"),
@@ -92,74 +94,44 @@ class Scores:
     ssim: float
     histogram_distance: float
     tv: float
+    #: The style distance of each of ``EVAL_STYLE_LAYERS`` (style_distance is their mean).
+    style_by_layer: dict[str, float] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
+    def as_dict(self) -> dict[str, Any]:
+        """The metrics by name (floats), and ``style_by_layer`` (layer -> float) where known."""
+        out: dict[str, Any] = asdict(self)
+        if not self.style_by_layer:
+            out.pop("style_by_layer")
+        return out
 
 
 # ---------------------------------------------------------------------------------------------
 # The metrics on prepared data
 
 
-def luminance(x: torch.Tensor) -> torch.Tensor:
-    """Rec. 601 luma (1x1xHxW) of an RGB 1x3xHxW tensor in [0, 1]."""
-    w = torch.tensor(LUMA, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x * w).sum(dim=1, keepdim=True)
-
-
-def _gaussian_window(size: int, sigma: float) -> torch.Tensor:
-    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).view(1, 1, size, size)
-
-
-def ssim_tensors(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Mean SSIM of two single-channel 1x1xHxW tensors in [0, 1] (valid-window Gaussian SSIM)."""
-    if x.shape != y.shape:
-        raise ValueError(f"SSIM needs equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
-    x, y = x.double(), y.double()
-    size = min(SSIM_WINDOW, x.shape[-1], x.shape[-2])
-    size -= 1 - size % 2  # odd
-    win = _gaussian_window(size, SSIM_SIGMA)
-    mu_x, mu_y = F.conv2d(x, win), F.conv2d(y, win)
-    sxx = F.conv2d(x * x, win) - mu_x**2
-    syy = F.conv2d(y * y, win) - mu_y**2
-    sxy = F.conv2d(x * y, win) - mu_x * mu_y
-    num = (2 * mu_x * mu_y + SSIM_C1) * (2 * sxy + SSIM_C2)
-    den = (mu_x**2 + mu_y**2 + SSIM_C1) * (sxx + syy + SSIM_C2)
-    return float((num / den).mean())
-
-
-def histograms(img) -> np.ndarray:
-    """Normalised ``HIST_BINS``-bin histogram per channel (3 x HIST_BINS) of an RGB PIL image."""
-    pixels = np.asarray(img, dtype=np.uint8).reshape(-1, 3)
-    bins = (pixels.astype(np.int64) * HIST_BINS) // 256
-    return np.stack([np.bincount(bins[:, c], minlength=HIST_BINS) / len(bins) for c in range(3)])
-
-
-def wasserstein_hist(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean over channels of the 1-Wasserstein (earth mover's) distance between two normalised
-    histograms with bins of width ``1/HIST_BINS`` on [0, 1]: Σ_k |CDF_a(k) − CDF_b(k)| / HIST_BINS."""
-    cdf = np.cumsum(a, axis=-1) - np.cumsum(b, axis=-1)
-    return float(np.abs(cdf).sum(axis=-1).mean() / HIST_BINS)
-
-
-def tv_tensor(x: torch.Tensor) -> float:
-    """Mean absolute difference over all horizontally and vertically neighbouring pixel pairs
-    (all channels) of a 1x3xHxW tensor in [0, 1]."""
-    dx = (x[..., :, 1:] - x[..., :, :-1]).abs()
-    dy = (x[..., 1:, :] - x[..., :-1, :]).abs()
-    return float((dx.sum() + dy.sum()) / (dx.numel() + dy.numel()))
+def style_by_layer(feats: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Per style layer, ‖G(out) − G(style)‖² / ‖G(style)‖²."""
+    return {n: float((gram(feats[n]) - target[n]).pow(2).sum() / (target[n].pow(2).sum() + EPS))
+            for n in EVAL_STYLE_LAYERS}
 
 
 def _style_distance(feats: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> float:
-    values = [float((gram(feats[n]) - target[n]).pow(2).sum() / (target[n].pow(2).sum() + EPS)) for n in EVAL_STYLE_LAYERS]
+    values = list(style_by_layer(feats, target).values())
     return sum(values) / len(values)
 
 
+def content_correlation_distance(feat: torch.Tensor, target: torch.Tensor) -> float:
+    """``1 − ⟨f, t⟩ / (‖f‖ ‖t‖)`` with each channel of both centred over the positions: 0 for the
+    same features (or the same up to a per-channel offset and a common scale), about 0.9 for an
+    unrelated photo, noise or a blank image (docs/metrics.md), up to 2 for opposite ones."""
+    f = feat.double() - feat.double().mean(dim=(-2, -1), keepdim=True)
+    t = target.double() - target.double().mean(dim=(-2, -1), keepdim=True)
+    # 1 − cos(f, t) = ½‖f/‖f‖ − t/‖t‖‖²: exactly 0 for equal features.
+    return float(0.5 * (f / (f.norm() + EPS) - t / (t.norm() + EPS)).pow(2).sum())
+
+
 def _content_distance(feat: torch.Tensor, target: torch.Tensor) -> float:
-    return float((feat - target).pow(2).sum() / (target.pow(2).sum() + EPS))
+    return content_correlation_distance(feat, target)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,7 +204,9 @@ class Evaluator:
         """The evaluator in words (for reports)."""
         where = "CPU" if self.device.type == "cpu" else str(self.device)
         return (f"embedded VGG19, max pooling, fp32 on {where}; images resized to longest side {self.size} px; "
-                f"content layer {EVAL_CONTENT_LAYER}; style layers {', '.join(EVAL_STYLE_LAYERS)}")
+                f"content: 1 - correlation of channel-centred {EVAL_CONTENT_LAYER} features; style: "
+                f"relative Gram distance, mean of all {len(EVAL_STYLE_LAYERS)} conv layers "
+                f"({EVAL_STYLE_LAYERS[0]}..{EVAL_STYLE_LAYERS[-1]}), equal weights")
 
     def clear_cache(self) -> None:
         self._per_file.cache_clear()
@@ -292,12 +266,14 @@ class Evaluator:
         out = self._output(output, c)
         feats = self.features(out, [EVAL_CONTENT_LAYER, *EVAL_STYLE_LAYERS])
         x = images.to_tensor(out)
+        by_layer = style_by_layer(feats, grams)
         return Scores(
             content_distance=_content_distance(feats[EVAL_CONTENT_LAYER], c.features),
-            style_distance=_style_distance(feats, grams),
+            style_distance=sum(by_layer.values()) / len(by_layer),
             ssim=ssim_tensors(luminance(x), c.luma),
             histogram_distance=wasserstein_hist(histograms(out), hist),
             tv=tv_tensor(x),
+            style_by_layer=by_layer,
         )
 
     def content_distance(self, output: Any, content: Any) -> float:

@@ -143,3 +143,107 @@ def test_bounded_optimisers_stay_in_the_box_and_reach_its_best_point(make, chann
         assert 0.0 <= float(x.detach().min()) and float(x.detach().max()) <= 1.0
     expected = target.clamp(0, 1)
     assert torch.allclose(x.detach(), expected, atol=1e-3)
+
+
+# ---- the safeguard -------------------------------------------------------------------------
+
+
+def stiff(x: torch.Tensor) -> torch.Tensor:
+    """A convex quadratic whose curvature spans 1..400: a unit step overshoots along the stiff axes."""
+    scales = torch.linspace(1.0, 400.0, x.numel(), dtype=x.dtype)
+    return (scales * (x.reshape(-1) - 0.25) ** 2).sum()
+
+
+def run_on(fn, make_opt, steps, start=0.9):
+    x = torch.full((1, 1, 4, 5), start, dtype=torch.float64, requires_grad=True)
+    opt = make_opt(x)
+    losses, accepted = [], []
+
+    def closure():
+        opt.zero_grad()
+        loss = fn(x)
+        loss.backward()
+        return loss
+
+    for _ in range(steps):
+        losses.append(float(opt.step(closure).detach()))
+        accepted.append(bool(getattr(opt, "accepted", True)))
+    return x.detach(), losses, accepted, opt
+
+
+def test_the_fixed_step_overshoots_where_the_safeguard_backtracks():
+    """With a step 3x too long the plain L-BFGS raises the loss; the safeguarded one rejects those
+    trial points, and the accepted points' losses never rise."""
+    _, plain, _, _ = run_on(stiff, lambda x: optim.LBFGS(x, lr=3.0), 30)
+    assert max(b / a for a, b in zip(plain, plain[1:])) > 1.5
+    for safeguard in ("backtrack", "reset", "adaptive", "secant"):
+        x, losses, accepted, _ = run_on(stiff, lambda x, s=safeguard: optim.LBFGS(x, lr=3.0, safeguard=s), 30)
+        assert not all(accepted), safeguard  # some trial points were rejected ...
+        kept = [f for f, ok in zip(losses, accepted) if ok]
+        assert all(b <= a for a, b in zip(kept, kept[1:])), safeguard  # ... and the accepted ones descend
+        assert kept[-1] < 1e-3 * kept[0], safeguard
+
+
+def test_a_rejected_trial_point_is_replaced_by_a_shorter_step_from_the_accepted_point():
+    x = torch.full((4,), 1.0, dtype=torch.float64, requires_grad=True)
+    opt = optim.LBFGS(x, lr=10.0, safeguard="backtrack")
+
+    def closure():
+        opt.zero_grad()
+        loss = (x**2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)  # from 1: the first step, scaled by 1/‖g‖₁ = 1/8, times lr 10 -> x = 1 - 2.5 = -1.5
+    first_step = opt.prev_step.clone()
+    assert torch.allclose(x.detach(), torch.full((4,), -1.5, dtype=torch.float64))
+    opt.step(closure)  # loss 9 > 4: rejected, back to 1 + β s with β the quadratic model's minimiser (0.4)
+    assert not bool(opt.accepted)
+    torch.testing.assert_close(opt.prev_step, 0.4 * first_step)
+    torch.testing.assert_close(x.detach(), torch.full((4,), 0.0, dtype=torch.float64))
+
+
+def test_the_reset_safeguard_forgets_the_curvature_memory_when_it_rejects():
+    _, _, accepted, opt = run_on(stiff, lambda x: optim.LBFGS(x, lr=3.0, safeguard="reset"), 6)
+    first_reject = accepted.index(False)
+    _, _, _, opt = run_on(stiff, lambda x: optim.LBFGS(x, lr=3.0, safeguard="reset"), first_reject + 1)
+    assert bool(torch.all(opt.w == 0)) and bool(opt._fresh)
+
+
+def test_a_non_finite_trial_point_is_rejected_and_the_image_stays_finite():
+    x = torch.full((3,), 0.5, dtype=torch.float64, requires_grad=True)
+    opt = optim.LBFGS(x, lr=4.0, safeguard="backtrack")
+
+    def closure():
+        opt.zero_grad()
+        loss = ((x - 0.2) ** 2).sum() + torch.where(x.detach().abs() > 0.6, float("nan"), 0.0).sum()
+        loss.backward()
+        return loss
+
+    for _ in range(15):
+        opt.step(closure)
+        assert bool(torch.isfinite(x).all())
+    opt.settle(closure().detach())
+    assert torch.allclose(x.detach(), torch.full((3,), 0.2, dtype=torch.float64), atol=1e-3)
+
+
+def test_the_safeguarded_step_reads_nothing_back_to_the_host(monkeypatch):
+    """Every decision is a mask on the device: no .item(), bool(), float() or .tolist() of a tensor."""
+    x = torch.full((1, 1, 4, 5), 0.9, dtype=torch.float64, requires_grad=True)
+    opt = optim.LBFGS(x, lr=3.0, safeguard="reset")
+
+    def closure():
+        opt.zero_grad()
+        loss = stiff(x)
+        loss.backward()
+        return loss
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("host read")
+
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
+        monkeypatch.setattr(torch.Tensor, name, refuse)
+    for _ in range(8):
+        opt.step(closure)
+    monkeypatch.undo()
+    assert float(stiff(x.detach())) < 0.01 * float(stiff(torch.full_like(x, 0.9)))  # and it did optimise

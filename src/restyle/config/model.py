@@ -17,6 +17,8 @@ from restyle.config.options import (
     OPTIMIZERS,
     POOLINGS,
     PRECISIONS,
+    SAFEGUARDS,
+    STYLE_LOSSES,
     option,
     parse_layers,
 )
@@ -30,6 +32,9 @@ from restyle.spec import (
     PRESETS,
     canonical_layer,
 )
+
+#: The smallest --tile: twice the stride of VGG's deepest layers (16), so every tile holds their positions.
+MIN_TILE = 32
 
 
 @dataclass
@@ -62,6 +67,13 @@ class Config:
         shown="gatys", help=f"style layers with optional weights, or a set name ({', '.join(LAYER_SETS)})")
     content_weight: float = option(1.0, flag="--content-weight", group="losses", help="weight of the content loss")
     style_weight: float = option(50.0, flag="--style-weight", group="losses", help="weight of the style loss")
+    strength: float | None = option(None, flag="--strength", group="losses", metavar="0..1", shown="off (use "
+                                    "--style-weight)", help="how strongly to stylise, one knob: sets the style weight "
+                                    "to 50 x 10^(4 (s - 0.5)) (0.5 = the default weight 50; +0.25 = x10); overrides "
+                                    "--style-weight")
+    style_loss: str = option("gram", flag="--style-loss", group="losses", choices=STYLE_LOSSES, help="style statistics "
+                             "matched: gram (Gram matrices, Gatys et al.) or w2 (Wasserstein-2 distance of feature "
+                             "means and covariances)")
     tv_weight: float = option(1.0, flag="--tv-weight", group="losses", help="total-variation weight")
     # Optimisation
     optimizer: str = option("lbfgs", flag="--optimizer", group="optimisation", choices=OPTIMIZERS, help="optimiser")
@@ -71,6 +83,12 @@ class Config:
                               help="step size")
     line_search: bool = option(False, flag="--line-search", group="optimisation",
                                help="strong-Wolfe line search (L-BFGS)")
+    safeguard: str = option("reset", flag="--safeguard", group="optimisation", choices=SAFEGUARDS,
+                            help="L-BFGS without --line-search: a step that raises the loss is undone and retried "
+                            "shorter (backtrack), also with the curvature memory reset (reset) or the step length "
+                            "kept shrunk (adaptive); off: the fixed step of earlier releases")
+    ema: float = option(0.0, flag="--ema", group="optimisation", metavar="DECAY", help="deliver the exponential "
+                        "moving average of the iterates with this decay (e.g. 0.9); 0 = the last iterate")
     init: str = option("content", flag="--init", group="image", metavar="content|noise|PATH",
                        help="start from the content image, noise, or an image file")
     seed: int = option(0, flag="--seed", group="optimisation", help="random seed: same seed, same image on CPU")
@@ -103,6 +121,14 @@ class Config:
                          shown="auto: CUDA when present", help="where to run")
     precision: str = option("auto", flag="--precision", group="optimisation", choices=PRECISIONS,
                             help="auto: bf16 where the hardware has it natively, else fp32")
+    # Memory (docs/large.md)
+    tile: int | None = option(None, flag="--tile", group="optimisation", metavar="PX", shown="off",
+                              help="evaluate the objective in tiles of PX x PX pixels (each with a halo), with exact "
+                              "global style statistics: memory bounded by the tile, not the image; stages no larger "
+                              "than PX run untiled (docs/large.md)")
+    max_memory: float | None = option(None, flag="--max-memory", group="optimisation", metavar="GB", shown="no limit",
+                                      help="tile the stages whose untiled run is estimated to need more than GB (on "
+                                      "CUDA: more than the free memory, if less), with the largest tile that fits")
     preset: str | None = option(None, flag="--preset", group="model", choices=PRESETS, shown="gatys",
                                 help="layers and model of a known setup", internal="recorded for the report; "
                                 "--preset sets the other fields (Config.from_options), this one only names it")
@@ -135,6 +161,16 @@ class Config:
             value = getattr(self, name)
             if not (value >= 0 and value < float("inf")):
                 raise ConfigError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+        choice("safeguard", self.safeguard, SAFEGUARDS)
+        choice("style loss", self.style_loss, STYLE_LOSSES)
+        if self.strength is not None and not (0.0 <= self.strength <= 1.0):
+            raise ConfigError(f"--strength must be between 0 and 1, got {self.strength}")
+        if not (0.0 <= self.ema < 1.0):
+            raise ConfigError(f"--ema must be a decay in [0, 1) (0 = off), got {self.ema}")
+        if self.tile is not None and self.tile < MIN_TILE:
+            raise ConfigError(f"--tile must be at least {MIN_TILE} (pixels; none = untiled), got {self.tile}")
+        if self.max_memory is not None and not (0 < self.max_memory < float("inf")):
+            raise ConfigError(f"--max-memory must be a number of GB > 0, got {self.max_memory}")
         if self.lr is not None and not (0 < self.lr < float("inf")):
             raise ConfigError(f"--lr must be a finite number > 0, got {self.lr}")
         if self.style_blend is not None and any(not (w >= 0) for w in self.style_blend):
@@ -178,6 +214,13 @@ class Config:
             if any(s < 16 for s in scales) or any(b <= a for a, b in zip(scales, scales[1:])):
                 raise ConfigError(f"--scales must increase (coarse to fine), each at least 16 px; got {scales}")
             self.scales = scales
+
+    @property
+    def effective_style_weight(self) -> float:
+        """The style weight a run uses: from ``strength`` when given, else ``style_weight``."""
+        from restyle.config.options import strength_to_style_weight
+
+        return self.style_weight if self.strength is None else strength_to_style_weight(self.strength)
 
     # ---- construction -------------------------------------------------------------------
     @classmethod

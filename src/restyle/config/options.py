@@ -14,6 +14,19 @@ from restyle.spec import (
 )
 
 OPTIMIZERS = ("lbfgs", "adam")
+#: --safeguard: how L-BFGS treats a step that raises the loss (restyle.nn.optim.LBFGS; docs/quality.md).
+SAFEGUARDS = ("reset", "backtrack", "adaptive", "secant", "off")
+#: --style-loss: Gram matrices (Gatys et al.) or the Wasserstein-2 distance of feature means and covariances.
+STYLE_LOSSES = ("gram", "w2")
+#: --strength s in [0, 1] sets the style weight to STRENGTH_MID_WEIGHT * 10 ** (STRENGTH_DECADES * (s - 0.5)).
+STRENGTH_MID_WEIGHT = 50.0
+STRENGTH_DECADES = 4.0
+
+
+def strength_to_style_weight(strength: float) -> float:
+    """The style weight of ``--strength s``: ``50 · 10^(4·(s − 0.5))``, i.e. 0.5 at s = 0, 5 at
+    0.25, the default 50 at 0.5, 500 at 0.75, 5000 at 1 (each quarter a factor of 10)."""
+    return STRENGTH_MID_WEIGHT * 10 ** (STRENGTH_DECADES * (float(strength) - 0.5))
 INITS = ("content", "noise")  # or a path to an image file
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "tf32", "bf16")

@@ -3,6 +3,12 @@
 The losses are read to the host (a device sync) once per ``sync_every`` steps, not every
 step: rows, their images and the row callback are delivered in batches. A non-finite loss is
 still caught at the row where it first appears, and the image of the row before it is restored.
+
+With a safeguarded L-BFGS (the default, :class:`restyle.nn.optim.LBFGS`), a step whose point
+fails the optimiser's acceptance test is a line-search trial, not an iterate: its row holds
+the last accepted image and losses, the delivered image is the last accepted one, and so the
+history never shows a rise the safeguard undid. With ``ema`` the delivered image (and the
+final row) is the moving average of the iterates (:class:`EMA`).
 """
 
 from __future__ import annotations
@@ -36,16 +42,18 @@ RowHandler = Callable[[dict[str, float], torch.Tensor], None]
 
 @dataclass(frozen=True)
 class OptimizerSettings:
-    """Which optimiser, its step size (None: 1.0 for L-BFGS, 0.02 for Adam) and, for L-BFGS,
-    whether to use torch's strong-Wolfe line search."""
+    """Which optimiser, its step size (None: 1.0 for L-BFGS, 0.02 for Adam), for L-BFGS whether to
+    use torch's strong-Wolfe line search or else which safeguard, and the EMA decay."""
 
     name: str = "lbfgs"
     lr: float | None = None
     line_search: bool = False
+    safeguard: str = "reset"  # L-BFGS without line search: see restyle.nn.optim.LBFGS; "off": fixed step
+    ema: float = 0.0  # deliver the moving average of the iterates with this decay (0: the last iterate)
 
     @classmethod
     def from_config(cls, config: Config) -> OptimizerSettings:
-        return cls(config.optimizer, config.lr, config.line_search)
+        return cls(config.optimizer, config.lr, config.line_search, config.safeguard, config.ema)
 
 
 @dataclass
@@ -56,6 +64,25 @@ class StageRun:
     rows: list[dict[str, float]] = field(default_factory=list)
     stopped: str | None = None  # why it stopped early, if it did
     seconds: float = 0.0  # time in the loop itself (the final loss evaluation left out)
+
+
+class EMA:
+    """Exponential moving average of the iterates, ``a ← d·a + (1 − d)·x``, started at zero and
+    divided by ``1 − dᵗ`` (Adam's bias correction), so it is a weighted mean of the iterates seen."""
+
+    def __init__(self, decay: float):
+        self.decay, self.steps = decay, 0
+        self.avg: torch.Tensor | None = None
+
+    def update(self, x: torch.Tensor) -> None:
+        self.steps += 1
+        if self.avg is None:
+            self.avg = torch.zeros_like(x)
+        self.avg.mul_(self.decay).add_(x, alpha=1 - self.decay)
+
+    def value(self) -> torch.Tensor:
+        assert self.avg is not None, "update first"
+        return self.avg / (1 - self.decay**self.steps)
 
 
 def lbfgs_history(x: torch.Tensor) -> int:
@@ -75,7 +102,8 @@ def make_optimizer(x: torch.Tensor, settings: OptimizerSettings,
     if s.name == "adam":
         return optim.Adam(x, lr=s.lr if s.lr is not None else 0.02, bounds=PIXEL_RANGE)
     if not s.line_search:
-        return optim.LBFGS(x, lr=s.lr if s.lr is not None else 1.0, history_size=history, bounds=PIXEL_RANGE)
+        return optim.LBFGS(x, lr=s.lr if s.lr is not None else 1.0, history_size=history, bounds=PIXEL_RANGE,
+                           safeguard=None if s.safeguard == "off" else s.safeguard)
     return torch.optim.LBFGS(
         [x], lr=s.lr if s.lr is not None else 1.0, max_iter=1, history_size=history,
         # max_eval defaults to max_iter * 5/4 = 1, which leaves a line search no evaluations to try.
@@ -144,6 +172,9 @@ def optimise(
         finally:
             pending.clear()
 
+    guarded = isinstance(opt, optim.LBFGS) and opt.safeguard is not None
+    ema = EMA(optimizer.ema) if optimizer.ema > 0 else None
+    accepted_parts: torch.Tensor | None = None
     loop_start = time.perf_counter()
     for i in range(iterations):
         snapshot = x.detach().clone()  # the image after i steps, whose loss this step computes
@@ -152,7 +183,16 @@ def optimise(
         if isinstance(opt, torch.optim.Optimizer):  # --line-search: torch's L-BFGS has no bounds
             with torch.no_grad():
                 x.clamp_(*PIXEL_RANGE)
-        pending.append((i, current["parts"], snapshot, time.perf_counter() - start))
+        parts = current["parts"]
+        if guarded:
+            # A rejected trial point is a line-search evaluation, not an iterate: the row holds the
+            # last accepted point (its image and losses), chosen on the device.
+            assert isinstance(opt, optim.LBFGS)
+            accepted_parts = parts if accepted_parts is None else torch.where(opt.accepted, parts, accepted_parts)
+            parts, snapshot = accepted_parts, torch.where(opt.accepted, snapshot, opt.accepted_image().detach())
+        if ema is not None:
+            ema.update(snapshot)
+        pending.append((i, parts, snapshot, time.perf_counter() - start))
         if len(pending) >= every or i == iterations - 1:
             bad = flush()
             if bad is not None:
@@ -161,6 +201,14 @@ def optimise(
                 x.data.copy_(last_good)
                 break
     seconds = time.perf_counter() - loop_start
+    if stopped is None and guarded:
+        with torch.no_grad():  # the last step's trial point: kept only if it passes the test
+            assert isinstance(opt, optim.LBFGS)
+            opt.settle(losses(x)[0])
+    if stopped is None and ema is not None:
+        with torch.no_grad():
+            ema.update(x.detach())
+            x.data.copy_(ema.value())
     if stopped is None and final:
         with torch.no_grad():
             parts = torch.stack([t.detach() for t in losses(x)])

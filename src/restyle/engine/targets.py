@@ -2,6 +2,10 @@
 region-guided) style Grams and, in photo mode, the matting Laplacian — assembled into an
 :class:`~restyle.engine.objective.Objective`.
 
+The style term is the Gram loss (:class:`~restyle.nn.losses.StyleLoss`) or, with ``--style-loss
+w2``, the Wasserstein-2 loss of feature means and covariances (:mod:`restyle.nn.w2`); its weight
+is ``--style-weight`` or the one ``--strength`` maps to (:attr:`Config.effective_style_weight`).
+
 Colour preservation changes what the network sees here: luminance only (luminance mode), or
 the styles recoloured to the content's colour statistics (histogram mode). Spatial control:
 ``--mask``/``--label-image`` give each style image a region of the content, ``--style-mask``
@@ -19,10 +23,12 @@ import torch.nn as nn
 
 from restyle.config import Config
 from restyle.engine.objective import Features, LayerTerms, Objective, Photorealism, TotalVariation
+from restyle.engine.tiles import TiledFeatures
 from restyle.errors import ConfigError
 from restyle.io import images
 from restyle.nn import controls
 from restyle.nn.losses import ContentLoss, GuidedStyleLoss, StyleLoss, gram, masked_gram
+from restyle.nn.w2 import W2StyleLoss, mean_cov
 
 
 @dataclass
@@ -77,8 +83,14 @@ def build_targets(config: Config, features: Features, masks: MaskImages, notes: 
     content_losses = {n: ContentLoss(feats[n]) for n in c.content_layers}
     regions = content_regions(c, masks, notes, tuple(content.shape[-2:]), len(styles), features.device)
     smasks = style_masks(c, masks, styles, features.device)
-    grams = style_grams(features, styles, smasks, list(c.style_layers))
-    style_losses = style_terms(grams, blend, regions, features.names)
+    if c.style_loss == "w2":
+        if regions is not None or any(m is not None for m in smasks):
+            raise ConfigError("--style-loss w2 does not take --mask, --label-image or --style-mask yet; "
+                              "use --style-loss gram with them")
+        style_losses: dict[str, nn.Module] = w2_terms(features, styles, list(c.style_layers), blend)
+    else:
+        grams = style_grams(features, styles, smasks, list(c.style_layers))
+        style_losses = style_terms(grams, blend, regions, features.names)
     photo = None
     if c.photo_weight > 0:
         from restyle.nn.matting import MattingLoss  # scipy: imported only in photo mode
@@ -87,7 +99,7 @@ def build_targets(config: Config, features: Features, masks: MaskImages, notes: 
     objective = Objective(
         features,
         LayerTerms(content_losses, c.content_layers, c.content_weight),
-        LayerTerms(style_losses, c.style_layers, c.style_weight),
+        LayerTerms(style_losses, c.style_layers, c.effective_style_weight),
         TotalVariation(c.tv_weight),
         photo,
     )
@@ -114,6 +126,12 @@ def style_grams(features: Features, styles: Sequence[torch.Tensor], smasks: Sequ
     names = features.names
     targets: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
     for style, smask in zip(styles, smasks):
+        if isinstance(features, TiledFeatures):  # a tiled stage: each Gram summed tile by tile
+            lmasks = None if smask is None else {n: controls.layer_mask(smask, controls.pools_before(names, n))
+                                                 for n in layers}
+            for n, g in features.grams(style, layers, lmasks).items():
+                targets[n].append(g)
+            continue
         with torch.no_grad():
             feats = features(style, layers)
         for n in layers:
@@ -122,6 +140,23 @@ def style_grams(features: Features, styles: Sequence[torch.Tensor], smasks: Sequ
             else:
                 targets[n].append(masked_gram(feats[n], controls.layer_mask(smask, controls.pools_before(names, n))))
     return targets
+
+
+def w2_terms(features: Features, styles: Sequence[torch.Tensor], layers: list[str],
+             blend: Sequence[float]) -> dict[str, nn.Module]:
+    """Per style layer, the Wasserstein-2 loss towards the blend of the styles' feature
+    distributions (means and covariances; :mod:`restyle.nn.w2`)."""
+    stats: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {n: [] for n in layers}
+    for style in styles:
+        if isinstance(features, TiledFeatures):  # a tiled stage: the moments summed tile by tile
+            for n, moments in features.mean_covs(style, layers).items():
+                stats[n].append(moments)
+            continue
+        with torch.no_grad():
+            feats = features(style, layers)
+        for n in layers:
+            stats[n].append(mean_cov(feats[n]))
+    return {n: W2StyleLoss(*W2StyleLoss.blended_target(s, list(blend))) for n, s in stats.items()}
 
 
 def style_terms(grams: Mapping[str, list[torch.Tensor]], blend: Sequence[float],

@@ -19,6 +19,11 @@ from typing import Callable
 
 import torch
 
+#: Safeguards of :class:`LBFGS` (None: the plain fixed step); see ``LBFGS._safeguarded_step``.
+SAFEGUARDS = (None, "backtrack", "reset", "adaptive", "secant")
+#: The sufficient-decrease constant of the safeguard's acceptance test.
+ARMIJO = 1e-4
+
 
 class _ImageOptimizer:
     """What both optimisers share: one tensor ``x``; ``step(closure)`` evaluates loss and gradient."""
@@ -49,8 +54,17 @@ class LBFGS(_ImageOptimizer):
     """
 
     def __init__(self, x: torch.Tensor, lr: float = 1.0, history_size: int = 50,
-                 bounds: tuple[float, float] | None = None):
+                 bounds: tuple[float, float] | None = None, safeguard: str | None = None):
+        if safeguard not in SAFEGUARDS:
+            raise ValueError(f"unknown safeguard {safeguard!r}; choose one of {SAFEGUARDS}")
         self.x, self.lr, self.m, self.bounds = x, lr, history_size, bounds
+        self.safeguard = safeguard
+        #: True where the last step's trial point was accepted (always, without a safeguard).
+        self.accepted = torch.ones((), dtype=torch.bool, device=x.device)
+        self._f_acc: torch.Tensor | None = None  # loss at the last accepted point (float64)
+        self._x_acc: torch.Tensor | None = None  # the last accepted point (flat)
+        self._fresh = torch.zeros((), dtype=torch.bool, device=x.device)  # memory was just reset
+        self._tau = torch.ones((), dtype=torch.float64, device=x.device)  # step multiplier (adaptive)
         n = x.numel()
         self.w = torch.zeros(2 * history_size, n, dtype=x.dtype, device=x.device)  # rows: s_0..s_m-1, y_0..y_m-1
         self.sy = torch.zeros(history_size, history_size, dtype=torch.float64, device=x.device)  # (i, j): s_iᵀ y_j, ring-slot order
@@ -66,6 +80,8 @@ class LBFGS(_ImageOptimizer):
     def step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:
         loss, g = self._evaluate(closure)
         g = g.reshape(-1)
+        if self.safeguard is not None:
+            return self._safeguarded_step(loss, g)
         if self.prev_grad is None:
             d = g.neg()
             t = torch.clamp(1.0 / g.abs().sum(), max=1.0) * self.lr
@@ -77,6 +93,104 @@ class LBFGS(_ImageOptimizer):
         self.prev_grad = g.clone()
         self.prev_step = self._move(d * t)
         return loss
+
+    def _safeguarded_step(self, loss: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """One step with the point just evaluated (``x``, loss ``f``, gradient ``g``) tested
+        against the last accepted point (``x_a``, ``f_a``, ``g_a``, and ``s`` the step from it):
+
+        - accepted when ``f`` is finite and ``f ≤ f_a + c₁·g_aᵀs`` (Armijo, ``c₁ = ARMIJO``): the
+          pair ``(s, g − g_a)`` is stored and the next step is the L-BFGS one from ``x``;
+        - otherwise rejected: ``x`` goes back to ``x_a + β·s``, ``β`` the minimiser of the
+          quadratic through ``f_a``, ``g_aᵀs`` and ``f``, kept in [0.1, 0.5] (a backtracking line
+          search spread over iterations, one evaluation each); with ``"reset"`` the curvature
+          memory is emptied too and the next L-BFGS step starts as the first one did.
+
+        Every decision is a 0/1 mask on the device; nothing is read to the host."""
+        f = loss.detach().double()
+        finite = torch.isfinite(f) & torch.isfinite(g).all()
+        g = torch.where(torch.isfinite(g), g, torch.zeros_like(g))
+        first = self.prev_grad is None
+        if first:
+            accept = finite | True
+            self._f_acc = torch.where(finite, f, torch.full_like(f, float("inf")))
+            self._x_acc = self.x.detach().reshape(-1).clone()
+            d, g_dir = g.neg(), g
+            t = torch.clamp(1.0 / g.abs().sum(), max=1.0) * self.lr
+        else:
+            assert self.prev_grad is not None and self.prev_step is not None
+            assert self._f_acc is not None and self._x_acc is not None
+            s, g_a, f_a = self.prev_step, self.prev_grad, self._f_acc
+            slope = g_a.dot(s).double()  # g_aᵀs < 0 for every step taken
+            accept = finite & (f <= f_a + ARMIJO * slope)
+            if self.safeguard == "secant":
+                # The rejected trial's pair is curvature information too: store it, and step again
+                # from the accepted point along -H g_a with the updated memory, shortened by τ.
+                g_dir = torch.where(accept, g, g_a)
+                d = self._direction(g, None, at=g_dir)
+            else:
+                # Across a reset no pair is stored: the memory starts empty from the accepted point.
+                d = self._direction(g, accept & ~self._fresh)
+                g_dir = g
+            # After a reset the first step's scale again: min(1, 1/‖g‖₁).
+            t0 = torch.clamp(1.0 / g.abs().sum(), max=1.0)
+            t = torch.where(self._fresh, t0, torch.ones_like(t0)) * self.lr
+            if self.safeguard in ("adaptive", "secant"):
+                t = t * self._tau.to(t.dtype)
+            # Backtrack: the minimiser of q(β) = f_a + β·slope + β²·(f − f_a − slope).
+            curv = (torch.where(finite, f, f_a) - f_a - slope).clamp_min(1e-300)
+            beta = (-slope / (2 * curv)).clamp(0.1, 0.5)
+            beta = torch.where(finite & torch.isfinite(beta), beta, torch.full_like(beta, 0.1))
+        t = t * (g_dir.dot(d) < 0)
+        step = d * t
+        if not first:
+            x_flat = self.x.detach().reshape(-1)
+            base = torch.where(accept, x_flat, self._x_acc)
+            if self.safeguard != "secant":
+                step = torch.where(accept, step, beta.to(step.dtype) * s)
+            # The accepted point becomes the new reference (masked copies, no branch).
+            self._x_acc = base.clone()
+            self._f_acc = torch.where(accept, f, f_a)
+            g = torch.where(accept, g, g_a)  # the gradient at the point the next step starts from
+            if self.safeguard == "reset":
+                self._reset_memory(~accept)
+            if self.safeguard == "adaptive":
+                self._tau = torch.where(accept, (self._tau * 2).clamp(max=1.0), self._tau * beta)
+            if self.safeguard == "secant":
+                self._tau = torch.where(accept, torch.ones_like(self._tau), self._tau * 0.5)
+            self.x.copy_(base.view(self.x.shape))
+        self.accepted = accept
+        self.prev_grad = g.clone()
+        self.prev_step = self._move(torch.nan_to_num(step, nan=0.0, posinf=0.0, neginf=0.0))
+        return loss
+
+    def _reset_memory(self, reset: torch.Tensor) -> None:
+        """Where ``reset`` (a 0-d bool on the device) is true, forget every stored pair (zero
+        pairs are inert) and make the next step a scaled gradient step, as the first one."""
+        keep = (~reset).to(self.w.dtype)
+        self.w.mul_(keep)
+        self.sy.mul_(keep.double())
+        self.yy.mul_(keep.double())
+        self.h_diag = torch.where(reset, torch.ones_like(self.h_diag), self.h_diag)
+        self._fresh = reset
+
+    @torch.no_grad()
+    def settle(self, loss: torch.Tensor) -> torch.Tensor:
+        """After the last step: ``loss`` is that of the current (trial) point; where it fails the
+        acceptance test, put ``x`` back at the last accepted point. Returns the 0-d mask of
+        "kept the trial point" (always true without a safeguard)."""
+        if self.safeguard is None or self._f_acc is None or self._x_acc is None:
+            return torch.ones((), dtype=torch.bool, device=self.x.device)
+        f = loss.detach().double()
+        keep = torch.isfinite(f) & (f <= self._f_acc)
+        self.x.copy_(torch.where(keep, self.x.detach().reshape(-1), self._x_acc).view(self.x.shape))
+        return keep
+
+    def accepted_image(self) -> torch.Tensor:
+        """The last accepted point (shaped as ``x``): the optimiser's iterate, which a trial
+        point that was rejected is not."""
+        if self._x_acc is None:
+            return self.x.detach()
+        return self._x_acc.view(self.x.shape)
 
     def _move(self, step: torch.Tensor) -> torch.Tensor:
         """Take ``step``; with ``bounds``, project onto the box and return the step actually taken
@@ -90,18 +204,23 @@ class LBFGS(_ImageOptimizer):
         self.x.copy_(new.view(self.x.shape))
         return taken
 
-    def _direction(self, g: torch.Tensor) -> torch.Tensor:
-        """Store the pair (s, y) of the last step, then return ``-H g``."""
+    def _direction(self, g: torch.Tensor, store: torch.Tensor | None = None,
+                   at: torch.Tensor | None = None) -> torch.Tensor:
+        """Store the pair (s, y = g − g_prev) of the last step (as zeros where ``store``, a 0-d
+        bool, is false), then return ``-H g`` (``-H at`` when ``at`` is given)."""
         m, k = self.m, self.slot
         assert self.prev_grad is not None and self.prev_step is not None
         y, s = g - self.prev_grad, self.prev_step
         ys = y.dot(s)
         # torch skips a pair with yᵀs ≤ 1e-10; here it is stored as zeros, which contribute nothing.
         useful = ys > 1e-10
+        if store is not None:
+            useful = useful & store
         self.w[k].copy_(s).mul_(useful)
         self.w[m + k].copy_(y).mul_(useful)
         self.h_diag = torch.where(useful, ys.double() / y.dot(y).double(), self.h_diag)
         # One pass over W: S·s, Y·s, S·y, Y·y (for the new row and column of SᵀY and YᵀY) and S·g, Y·g.
+        g = g if at is None else at
         prods = (self.w @ torch.stack([self.w[k], self.w[m + k], g]).T).double()
         self.sy[:, k] = prods[:m, 1]  # s_iᵀ y_new
         self.sy[k, :] = prods[m:, 0]  # s_newᵀ y_j
