@@ -145,3 +145,96 @@ def preset_grid(name: str, options: Mapping[str, Any] | None = None, **kwargs: A
 def run_study(cells: Sequence[Cell], out_dir: str | Path, **kwargs: Any) -> StudySummary:
     """Run (or resume) a study's cells into ``out_dir`` and write its report."""
     return _run_study(cells, out_dir, **kwargs)
+
+
+# ---- for front-ends that take images over the network (restyle serve) ------------------------------------
+
+
+def check_image(path: str | Path, role: str = "image", *, name: str | None = None,
+                max_pixels: int | None = None) -> tuple[int, int]:
+    """Load the image file at ``path`` exactly as ``restyle run`` loads its inputs and return its
+    (width, height), or raise the same one-line :class:`~restyle.errors.InputImageError`, naming the
+    image ``name`` (e.g. an upload's file name) instead of ``path`` when given. The error's ``problem``
+    attribute says which kind of problem it is: ``"too-large"`` (over ``max_pixels``, e.g. a decompression
+    bomb), ``"too-small"`` (a side under 2 pixels) or ``"unreadable"`` (not an image, truncated, corrupt)."""
+    import os
+
+    from restyle.errors import InputImageError
+
+    limit = images.DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+    try:
+        with images.load_image(path, max_pixels=limit, role=role) as img:
+            return img.size
+    except InputImageError as err:
+        message = str(err)
+        if name is not None:
+            shown = " ".join(name.split()).replace("'", "’")
+            message = message.replace(f"{role} '{os.fspath(path)}'", f"{role} '{shown}'", 1)
+        problem = "unreadable"
+        size = _header_size(path)
+        if size is not None and size[0] * size[1] > limit:
+            problem = "too-large"
+        elif size is not None and min(size) < images.MIN_SIDE:
+            problem = "too-small"
+        error = InputImageError(message)
+        error.problem = problem  # type: ignore[attr-defined]
+        raise error from None
+
+
+def _header_size(path: str | Path) -> tuple[int, int] | None:
+    """The (width, height) an image file's header declares, or None when it has no readable header."""
+    from PIL import Image
+
+    try:
+        with files._pillow_pixel_limit(None), Image.open(path) as img:  # a bomb's header too; nothing is decoded
+            return img.size
+    except Exception:  # noqa: BLE001 - any failure to read a header means "no size"
+        return None
+
+
+def example_images() -> dict[str, Path]:
+    """The bundled example images (``restyle/examples``), by file name."""
+    import importlib.resources
+
+    folder = Path(str(importlib.resources.files("restyle") / "examples"))
+    return {p.name: p for p in sorted(folder.iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png")}
+
+
+def encode_image(image: Any, *, longest: int | None = None, format: str = "png", quality: int = 85) -> bytes:
+    """``image`` (a path, PIL image, array or tensor, e.g. :attr:`Progress.image`) as PNG or JPEG bytes,
+    scaled down so its longest side is at most ``longest`` (for previews and thumbnails)."""
+    import io
+
+    from PIL import Image
+
+    if format not in ("png", "jpeg"):
+        raise ConfigError(f"unknown image format '{format}'; choose png or jpeg")
+    img = images.load_image(image, role="image") if not hasattr(image, "float") else images.to_image(
+        image.detach().float().cpu())
+    if longest is not None and max(img.size) > longest:
+        img = img.copy()
+        img.thumbnail((longest, longest), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    if format == "png":
+        img.save(buf, format="PNG")
+    else:
+        img.save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def loss_history_csv(rows: Sequence[Mapping[str, float]]) -> str:
+    """History rows (as ``on_iteration`` receives them) in the format of ``OUT.losses.csv``."""
+    from restyle.io.history import history_csv
+
+    return history_csv([dict(r) for r in rows])
+
+
+def available_devices() -> list[str]:
+    """The devices a run can use here: ``cuda:0``, ``cuda:1``, ... when CUDA is available, else ``cpu``."""
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return [f"cuda:{i}" for i in range(count)] or ["cpu"]
+
+
+__all__ += ["available_devices", "check_image", "encode_image", "example_images", "loss_history_csv"]

@@ -1,0 +1,190 @@
+"""A job's options: the Pydantic model of the run options, generated from :class:`restyle.config.Config`'s
+fields and their metadata, so the HTTP API takes exactly the options ``restyle run`` takes.
+
+A field added to Config (a number, a flag, a choice) is an API option with no change here. The
+exceptions are decided here: ``device`` belongs to the worker a job runs on, and free-text fields
+(``init``, ``weights``, ``masks``, ...) could name files on the server, so they take only the words
+in :data:`WORDS_ONLY`; a new free-text field is refused until it is listed there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import types
+import typing
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from restyle import config as config_module
+from restyle.config import Config, parse_field
+from restyle.errors import ConfigError
+from restyle.spec import DEFAULT_MAX_PIXELS, PRESETS
+
+#: Fields a client may not set, and why.
+SERVER_SET = {"device": "set by the server: each worker runs on one device (restyle serve --device)"}
+#: Free-text fields, and the words they take over HTTP (anything else could be a path on the server).
+WORDS_ONLY: dict[str, tuple[str, ...]] = {
+    "init": ("content", "noise"),
+    "weights": ("embedded", "download"),
+    "masks": (), "style_masks": (), "label_image": (),
+}
+
+
+class OptionError(Exception):
+    """Options that cannot run: ``errors`` are FastAPI-style ``{"loc", "msg", "type"}`` items."""
+
+    def __init__(self, errors: list[dict[str, Any]]):
+        super().__init__("; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in errors))
+        self.errors = errors
+
+
+def _free_text(name: str) -> bool:
+    hint, _ = _base(name)
+    origin = typing.get_origin(hint)
+    item = typing.get_args(hint)[0] if origin is list else hint
+    return item is str and config_module.options()[name].choices is None
+
+
+def _base(name: str) -> tuple[Any, bool]:
+    """(the field's type without None, whether None is allowed)."""
+    hint = typing.get_type_hints(Config)[name]
+    args = typing.get_args(hint) if typing.get_origin(hint) in (Union, types.UnionType) else (hint,)
+    return next(a for a in args if a is not type(None)), type(None) in args
+
+
+@functools.cache
+def _free_text_cached(name: str) -> bool:
+    return _free_text(name)
+
+
+@functools.cache
+def api_fields() -> list[str]:
+    """The run options a client may set (Config's run fields less :data:`SERVER_SET`)."""
+    return [n for n in config_module.run_fields() if n not in SERVER_SET]
+
+
+@functools.cache
+def dataclasses_fields() -> dict[str, dataclasses.Field[Any]]:
+    return {f.name: f for f in dataclasses.fields(Config)}
+
+
+def _default(f: dataclasses.Field[Any]) -> dict[str, Any]:
+    if f.default_factory is not dataclasses.MISSING:
+        return {"default_factory": f.default_factory}
+    return {"default": f.default}
+
+
+@functools.cache
+def options_model() -> type[BaseModel]:
+    """The Pydantic model of a job's ``options`` (unknown fields refused)."""
+    fields: dict[str, Any] = {}
+    dc_fields = dataclasses_fields()
+    for name in api_fields():
+        opt = config_module.options()[name]
+        base, nullable = _base(name)
+        kind = config_module.value_kind(name)
+        hint: Any
+        if name in WORDS_ONLY and WORDS_ONLY[name]:
+            hint = Literal[WORDS_ONLY[name]]
+        elif _free_text(name):
+            hint = None.__class__  # a path on the server: only null
+        elif opt.choices is not None:
+            hint = Literal[opt.choices]
+        elif kind == "layers":
+            hint = Union[dict[str, float], list[str]]
+        else:
+            hint = base
+        if nullable:
+            hint = Optional[hint]
+        description = opt.help + (f" (command line: {opt.flags[0]})" if opt.flags else "")
+        fields[name] = (hint, Field(description=description, **_default(dc_fields[name])))
+    fields["preset"] = (Optional[Literal[tuple(PRESETS)]], Field(
+        default=None, description=config_module.options()["preset"].help + "; the other options apply over it"))
+    model = create_model("Options", __config__=ConfigDict(extra="forbid"), **fields)
+    model.__doc__ = "Run options: the fields of restyle.config.Config (restyle run's options)."
+    return model
+
+
+def _loc(name: str) -> list[Any]:
+    return ["body", "options", name]
+
+
+def parse_options(raw: str | dict[str, Any] | None, styles: int) -> tuple[dict[str, Any], str | None, Config]:
+    """Check a job's options (JSON text or a dict) for ``styles`` style images: the values the client
+    gave, the preset, and the Config the job runs with. Raises :class:`OptionError` naming each bad field.
+
+    Text values of typed fields go through :func:`restyle.config.parse_field` (the CLI's one text
+    parser): ``{"size": "none"}``, ``{"style_layers": "seed"}`` and ``{"style_blend": "0.7,0.3"}`` work."""
+    if raw is None or raw == "":
+        raw = {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError as err:
+            raise OptionError([{"loc": ["body", "options"], "msg": f"not valid JSON ({err})", "type": "json"}]) from None
+    if not isinstance(raw, dict):
+        raise OptionError([{"loc": ["body", "options"], "msg": "must be a JSON object of option names and values",
+                            "type": "dict_type"}])
+    values = dict(raw)
+    errors: list[dict[str, Any]] = []
+    for name, value in list(values.items()):
+        if name in SERVER_SET:
+            errors.append({"loc": _loc(name), "msg": SERVER_SET[name], "type": "server_set"})
+        elif name in api_fields() and _free_text_cached(name) and value is not None \
+                and value not in WORDS_ONLY.get(name, ()):
+            words = " or ".join(WORDS_ONLY.get(name, ())) or "only null"
+            errors.append({"loc": _loc(name), "msg": f"takes {words} over HTTP (a path would name a file on the "
+                           "server)", "type": "server_path"})
+        elif name in api_fields() and isinstance(value, str) and config_module.value_kind(name) != "str":
+            try:
+                values[name] = parse_field(name, value, label=name)
+            except ConfigError as err:
+                errors.append({"loc": _loc(name), "msg": str(err), "type": "value_error"})
+    if errors:
+        raise OptionError(errors)
+    try:
+        given = options_model().model_validate(values).model_dump(exclude_unset=True)
+    except ValidationError as err:
+        raise OptionError([{"loc": ["body", "options", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                           for e in err.errors(include_url=False)]) from None
+    preset = given.pop("preset", None)
+    if given.get("max_pixels", DEFAULT_MAX_PIXELS) is None or given.get("max_pixels", 0) > DEFAULT_MAX_PIXELS:
+        errors.append({"loc": _loc("max_pixels"), "msg": f"at most {DEFAULT_MAX_PIXELS} on this server",
+                       "type": "less_than_equal"})
+    model = {"model": given["model"]} if "model" in given else {}
+    for name, value in given.items():  # each field alone (over the preset): the error names its field
+        try:
+            Config.from_values({**model, name: value}, preset=preset)
+        except ConfigError as err:
+            errors.append({"loc": _loc(name), "msg": str(err), "type": "value_error"})
+    if errors:
+        raise OptionError(errors)
+    try:
+        config = Config.from_values(given, preset=preset)
+    except ConfigError as err:
+        raise OptionError([{"loc": ["body", "options"], "msg": str(err), "type": "value_error"}]) from None
+    if config.style_blend is not None and len(config.style_blend) != styles:
+        raise OptionError([{"loc": _loc("style_blend"), "type": "value_error",
+                            "msg": f"has {len(config.style_blend)} weight(s) for {styles} style image(s)"}])
+    return given, preset, config
+
+
+def describe() -> dict[str, Any]:
+    """The options for a form: per field its kind, default, choices, help and group, in Config's order,
+    with the JSON schema of the model (``GET /api/options``)."""
+    out = []
+    for name in api_fields():
+        if name in WORDS_ONLY and not WORDS_ONLY[name]:
+            continue  # cannot be set over HTTP
+        opt = config_module.options()[name]
+        _, nullable = _base(name)
+        choices = WORDS_ONLY.get(name) or opt.choices
+        f = dataclasses_fields()[name]
+        value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        out.append({"name": name, "kind": config_module.value_kind(name), "nullable": nullable,
+                    "default": config_module.shown_default(name), "value": value, "metavar": opt.metavar, "choices": list(choices) if choices else None,
+                    "help": opt.help, "group": opt.group, "flag": opt.flags[0] if opt.flags else None})
+    return {"fields": out, "presets": list(PRESETS), "schema": options_model().model_json_schema()}

@@ -1,0 +1,50 @@
+"""Run the server: bind the address (a one-line error when it is taken), then uvicorn."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Callable
+
+from restyle.errors import ConfigError
+from restyle.server.settings import Settings
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host``:``port`` (port 0: a free one)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as err:
+        sock.close()
+        hint = f"; try another --port (e.g. {port + 1})" if port else ""
+        raise ConfigError(f"cannot listen on {host}:{port}: {err.strerror or err}{hint}") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: Settings, *, log_level: str = "info",
+          announce: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)) -> None:
+    """Serve until interrupted (Ctrl-C or SIGTERM; jobs left running resume at the next start)."""
+    import uvicorn
+
+    from restyle.server.app import create_app
+
+    settings.check()
+    sock = bind(settings.host, settings.port)
+    port = sock.getsockname()[1]
+    shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+    if shown in ("0.0.0.0", "[::]"):
+        shown = socket.gethostname()
+
+    def ready(devices: list[str]) -> None:
+        announce(f"restyle: serving http://{shown}:{port}/ (API docs at /docs; data in {settings.data}; "
+                 f"workers: {', '.join(devices) or 'none'}{'; token required' if settings.token else ''})")
+
+    app = create_app(settings, on_ready=ready)
+    config = uvicorn.Config(app, log_level=log_level, access_log=log_level in ("info", "debug"),
+                            timeout_graceful_shutdown=3, lifespan="on")
+    uvicorn.Server(config).run(sockets=[sock])

@@ -1,0 +1,226 @@
+"""A worker process: runs jobs on one device through :func:`restyle.api.stylize`, one at a time.
+
+It talks to the server over two one-way pipes. Commands in: ``("run", job)``, ``("cancel", id)``,
+``("stop",)``. Messages out: ``("ready", info)``, then per job ``("started" | "progress" | "preview" |
+"checkpoint" | "note" | "done" | "failed" | "cancelled", id, data)``. When the server goes away (its
+end of the command pipe closes, as when it is killed) the worker exits at once.
+
+Every ``checkpoint_every`` iterations the image is saved in the job's folder (``checkpoint.png``, then
+``checkpoint.json``, each replaced atomically) with the loss rows so far (``rows.jsonl``). A job that
+runs again after its worker or the server died resumes from there: ``init`` = the saved image,
+``iterations`` = those left. Coarse-to-fine runs (``scales``/``multiscale``) start again from the
+beginning instead, as one Config cannot say "the rest of this stage, then the later stages".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from contextlib import suppress
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from restyle.config import Config
+from restyle.errors import RestyleError
+
+
+class Cancelled(Exception):
+    """Raised from the event handler to stop a job that was cancelled."""
+
+
+def main(commands: Connection, events: Connection, device: str, threads: int | None) -> None:
+    """The worker process's entry point (spawned: a fresh interpreter)."""
+    if threads:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[name] = str(threads)  # read by torch when it is first imported, just below
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server stops us
+    from restyle import api
+
+    jobs: queue.Queue[dict[str, Any] | None] = queue.Queue()
+    cancelled: set[str] = set()
+
+    def send(message: tuple[Any, ...]) -> None:
+        try:
+            events.send(message)
+        except (OSError, ValueError):  # the server is gone
+            os._exit(0)
+
+    def read_commands() -> None:
+        while True:
+            try:
+                message = commands.recv()
+            except (EOFError, OSError):  # the server is gone (killed, perhaps): stop now
+                os._exit(0)
+            if message[0] == "run":
+                jobs.put(message[1])
+            elif message[0] == "cancel":
+                cancelled.add(message[1])
+            elif message[0] == "stop":
+                jobs.put(None)
+
+    threading.Thread(target=read_commands, name="commands", daemon=True).start()
+    runner = JobRunner(api, device, send, cancelled)
+    send(("ready", {"pid": os.getpid(), "device": device}))
+    while (job := jobs.get()) is not None:
+        runner.run(job)
+
+
+class JobRunner:
+    """Runs one job after another on this process's device."""
+
+    def __init__(self, api: Any, device: str, send: Any, cancelled: set[str]):
+        self.api, self.device, self.send, self.cancelled = api, device, send, cancelled
+        self.notes = _Notes()
+        logging.getLogger("restyle").addHandler(self.notes)
+
+    def run(self, job: dict[str, Any]) -> None:
+        job_id, folder = job["id"], Path(job["dir"])
+        done = folder / "done.json"
+        if done.exists():  # finished just before the server stopped, before it heard: report it
+            self.send(("done", job_id, json.loads(done.read_text())))
+            return
+        self.notes.start(job_id, self.send)
+        try:
+            info = self._run(job, folder)
+            _write_json(done, info)
+            self.send(("done", job_id, info))
+        except Cancelled:
+            self.send(("cancelled", job_id, {}))
+        except RestyleError as err:
+            self.send(("failed", job_id, {"error": str(err)}))
+        except MemoryError:
+            self.send(("failed", job_id, {"error": "out of memory; try a smaller size"}))
+        except Exception as err:  # noqa: BLE001 - reported as the job's error; the worker goes on
+            if type(err).__name__ == "OutOfMemoryError":
+                message = "out of GPU memory; try a smaller size or precision bf16"
+            else:
+                message = f"internal error: {type(err).__name__}: {' '.join(str(err).split())}"
+            self.send(("failed", job_id, {"error": message}))
+        finally:
+            self.notes.stop()
+            self.cancelled.discard(job_id)
+            if not done.exists():
+                for name in ("checkpoint.png", "checkpoint.json"):
+                    with suppress(OSError):
+                        (folder / name).unlink()
+
+    def _run(self, job: dict[str, Any], folder: Path) -> dict[str, Any]:
+        api, job_id = self.api, job["id"]
+        values = dict(job["config"], device=self.device)
+        single_stage = values.get("scales") is None and not values.get("multiscale")
+        offset, before = resume_point(folder, values) if single_stage else (0, [])
+        if offset:
+            values.update(init=str(folder / "checkpoint.png"), iterations=values["iterations"] - offset)
+        rows_file = folder / "rows.jsonl"
+        rows_file.write_text("".join(json.dumps(r) + "\n" for r in before))
+        seconds0 = before[-1]["seconds"] if before else 0.0
+        every = job["preview_every"]
+        state = {"preview": -1.0, "total": 0}
+        rows: list[dict[str, float]] = []
+
+        def on_event(event: Any) -> None:
+            if job_id in self.cancelled:
+                raise Cancelled
+            if isinstance(event, api.Started):
+                state["total"] = total = event.total + offset
+                curve = [[r["iteration"], r["total"], r["content"], r["style"]] for r in before]
+                self.send(("started", job_id, {**api.event_dict(event), "total": total, "resumed_from": offset or None,
+                                               "curve": curve[:: max(1, len(curve) // 500)]}))
+            elif isinstance(event, api.Progress):
+                i, total = event.iteration + offset, event.total + offset
+                progress = {**api.event_dict(event), "iteration": i, "total": total, "seconds": event.seconds + seconds0,
+                            "fraction": min(1.0, (i + 1) / max(1, total))}
+                self.send(("progress", job_id, progress))
+                if event.image is not None:
+                    self._preview(job_id, event.image, i, total, every or max(1, total // 40), state)
+                    if single_stage and i and i % job["checkpoint_every"] == 0 and i < total - 1:
+                        _save_checkpoint(folder, api.encode_image(event.image), i)
+                        self.send(("checkpoint", job_id, progress))
+
+        def on_iteration(row: dict[str, float], image: Any) -> None:
+            shifted = {k: float(v) for k, v in row.items()}
+            shifted["iteration"] += offset
+            shifted["seconds"] += seconds0
+            rows.append(shifted)
+            with open(rows_file, "a") as f:
+                f.write(json.dumps(shifted) + "\n")
+
+        config = Config.from_dict(values)
+        content, styles = job["content"], job["styles"]
+        result = api.stylize(content, styles, config, output=folder / "result.png", on_event=on_event,
+                             on_iteration=on_iteration, plot=False)
+        if offset:  # the CSV the run wrote has its own rows only: write the whole job's
+            _write_text(folder / "result.losses.csv", api.loss_history_csv(before + rows))
+        (folder / "thumb.jpg").write_bytes(api.encode_image(result.image, longest=320, format="jpeg"))
+        last = (before + rows)[-1] if (before or rows) else {}
+        return {"iterations": int(last.get("iteration", 0)), "final_loss": result.final_loss,
+                "seconds": float(last.get("seconds", 0.0)), "stopped_early": result.stopped_early,
+                "width": result.image.size[0], "height": result.image.size[1], "notes": list(result.notes),
+                "resumed_from": offset or None, "device": result.device, "precision": result.precision}
+
+    def _preview(self, job_id: str, image: Any, i: int, total: int, every: int, state: dict[str, Any]) -> None:
+        now = time.monotonic()
+        last = i == total - 1
+        if i == 0 or last or (i % every == 0 and now - state["preview"] >= 0.25):
+            state["preview"] = now
+            data = self.api.encode_image(image, longest=640, format="jpeg", quality=80)
+            self.send(("preview", job_id, {"iteration": i, "jpeg": data}))
+
+
+def resume_point(folder: Path, values: dict[str, Any]) -> tuple[int, list[dict[str, float]]]:
+    """(the iteration of the job's saved image, the loss rows before it), or (0, []) to start afresh."""
+    try:
+        saved = json.loads((folder / "checkpoint.json").read_text())["iteration"]
+        rows = [json.loads(line) for line in (folder / "rows.jsonl").read_text().splitlines() if line.strip()]
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0, []
+    before = [r for r in rows if r.get("iteration", -1) < saved]
+    if not (0 < saved < values["iterations"]) or len(before) != saved or not (folder / "checkpoint.png").is_file():
+        return 0, []
+    return int(saved), before
+
+
+def _save_checkpoint(folder: Path, png: bytes, iteration: int) -> None:
+    """The image first, then the note that names its iteration (each replaced atomically)."""
+    tmp = folder / ".checkpoint.png.tmp"
+    tmp.write_bytes(png)
+    os.replace(tmp, folder / "checkpoint.png")
+    _write_json(folder / "checkpoint.json", {"iteration": iteration, "time": time.time()})
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    _write_text(path, json.dumps(value))
+
+
+class _Notes(logging.Handler):
+    """Sends restyle's notices during a job to the server as the job's ``note`` messages."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.job: str | None = None
+        self.send: Any = None
+
+    def start(self, job_id: str, send: Any) -> None:
+        self.job, self.send = job_id, send
+
+    def stop(self) -> None:
+        self.job = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.job is not None:
+            self.send(("note", self.job, {"note": record.getMessage()}))

@@ -1,0 +1,127 @@
+"""Specification of jobs run by a real worker process (FastAPI's test client, one CPU worker): a job
+becomes a PNG with its run record and its loss history; a running job cancels; a worker killed under
+its job takes only itself down, and the job resumes from its last saved image."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from server_helpers import TINY, app_client, wait_for
+
+from restyle import api
+from restyle.server.store import Store
+from restyle.server.worker import resume_point
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    with app_client(tmp_path_factory.mktemp("data"), devices=["cpu"], checkpoint_every=3) as c:
+        wait_for(lambda: c.get("/api/server").json()["workers"][0]["state"] == "idle", 60, "the worker to start")
+        yield c
+
+
+def submit(client, photo: bytes, painting: bytes, **options) -> dict:
+    r = client.post("/api/jobs", data={"options": json.dumps({**TINY, **options})},
+                    files=[("content", ("photo.png", photo, "image/png")), ("style", ("art.png", painting, "image/png"))])
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def job(client, job_id: str) -> dict:
+    return client.get(f"/api/jobs/{job_id}").json()
+
+
+def over(client, job_id: str, timeout: float = 90) -> dict:
+    return wait_for(lambda: (j := job(client, job_id))["status"] in ("done", "failed", "cancelled") and j, timeout,
+                    f"job {job_id} to finish", every=0.2)
+
+
+def test_a_job_runs_to_a_png_with_its_run_record_and_loss_history(client, photo, painting, tmp_path):
+    done = over(client, submit(client, photo, painting, iterations=3)["id"])
+    assert done["status"] == "done", done["error"]
+    assert done["progress"]["iteration"] == 3 and done["progress"]["fraction"] == 1.0 and done["attempts"] == 1
+    result = client.get(done["links"]["result"])
+    assert result.status_code == 200 and result.headers["content-type"] == "image/png"
+    assert f'filename="restyle-{done["id"]}.png"' in result.headers["content-disposition"]
+    (tmp_path / "out.png").write_bytes(result.content)
+    record = api.read_run_record(tmp_path / "out.png")  # as restyle run --from-image reads it
+    assert record["config"]["size"] == 32 and record["config"]["iterations"] == 3
+    with Image.open(io.BytesIO(result.content)) as img:
+        assert max(img.size) == 32
+    rows = list(csv.DictReader(io.StringIO(client.get(done["links"]["losses"]).text)))
+    assert [int(r["iteration"]) for r in rows] == [0, 1, 2, 3]
+    assert client.get(done["links"]["thumbnail"]).headers["content-type"] == "image/jpeg"
+
+
+def test_a_running_job_is_cancelled(client, photo, painting):
+    running = submit(client, photo, painting, iterations=2000)
+    wait_for(lambda: (job(client, running["id"])["progress"] or {}).get("iteration", 0) >= 1, 60, "it to run")
+    r = client.delete(f"/api/jobs/{running['id']}")
+    assert r.status_code == 202 and r.json()["cancel_requested"] is True
+    cancelled = over(client, running["id"], 30)
+    assert cancelled["status"] == "cancelled" and cancelled["progress"]["iteration"] < 2000
+    assert client.get(f"/api/jobs/{running['id']}/result").status_code == 409
+    assert wait_for(lambda: client.get("/api/server").json()["workers"][0]["state"] == "idle", 10, "the worker")
+
+
+def test_a_worker_killed_under_its_job_takes_only_itself_down_and_the_job_resumes(client, photo, painting):
+    victim = submit(client, photo, painting, iterations=24)
+    wait_for(lambda: (job(client, victim["id"])["progress"] or {}).get("iteration", 0) >= 7, 60, "a saved image",
+             every=0.02)
+    pid = client.get("/api/server").json()["workers"][0]["pid"]
+    os.kill(pid, signal.SIGKILL)  # as the kernel's out-of-memory killer would
+    assert client.get("/api/server").status_code == 200  # the server is still there
+    done = over(client, victim["id"], 120)
+    assert done["status"] == "done" and done["attempts"] == 2, done
+    assert done["resumed_from"] is not None and done["resumed_from"] >= 6 and done["resumed_from"] % 3 == 0
+    rows = list(csv.DictReader(io.StringIO(client.get(done["links"]["losses"]).text)))
+    assert [int(r["iteration"]) for r in rows] == list(range(25))  # one history across both attempts
+    assert [float(r["seconds"]) for r in rows] == sorted(float(r["seconds"]) for r in rows)
+    worker = client.get("/api/server").json()["workers"][0]
+    assert worker["restarts"] == 1 and worker["pid"] != pid
+
+
+def test_a_job_whose_worker_keeps_dying_fails_instead_of_running_forever(tmp_path):
+    store = Store(tmp_path)
+    row, _ = store.create(options={}, preset=None, config={}, inputs={"content": {}, "styles": []}, max_queue=5)
+    statuses = []
+    for _ in range(3):
+        assert store.claim_next("cpu")["id"] == row["id"]
+        statuses.append(store.requeue(row["id"], crashed=True, max_crashes=3, reason="was killed (SIGKILL)"))
+    assert statuses == ["queued", "queued", "failed"]
+    assert store.get(row["id"])["error"] == "was killed (SIGKILL) (3 times); not retried"
+    store.close()
+
+
+def test_a_job_left_running_by_a_stopped_server_is_queued_again_or_cancelled(tmp_path):
+    store = Store(tmp_path)
+    ids = [store.create(options={}, preset=None, config={}, inputs={"content": {}, "styles": []},
+                        max_queue=5)[0]["id"] for _ in range(3)]
+    for _ in ids:
+        store.claim_next("cpu")
+    assert store.request_cancel(ids[1]) == "running"
+    store.close()
+    store = Store(tmp_path)  # the next start
+    assert sorted(store.recover()) == sorted(ids)
+    assert [store.get(i)["status"] for i in ids] == ["queued", "cancelled", "queued"]
+    assert store.get(ids[0])["position"] == 1 and store.get(ids[2])["position"] == 2
+    store.close()
+
+
+def test_a_job_resumes_only_from_a_complete_saved_image(tmp_path: Path):
+    rows = [{"iteration": i, "seconds": i / 10} for i in range(8)]
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert resume_point(tmp_path, {"iterations": 20}) == (0, [])  # no image saved yet
+    (tmp_path / "checkpoint.png").write_bytes(b"png")
+    (tmp_path / "checkpoint.json").write_text(json.dumps({"iteration": 6}))
+    assert resume_point(tmp_path, {"iterations": 20}) == (6, rows[:6])
+    assert resume_point(tmp_path, {"iterations": 6}) == (0, [])  # nothing left to do: run it whole
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
+    assert resume_point(tmp_path, {"iterations": 20}) == (0, [])  # rows missing: start afresh
