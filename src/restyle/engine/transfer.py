@@ -15,6 +15,7 @@ import torch.nn as nn
 
 from restyle.backbone import cached_backbone
 from restyle.config import Config
+from restyle.engine import tiled
 from restyle.engine.backend import backend_flags, resolve_device, resolve_precision, weights_dtype
 from restyle.engine.events import EventHandler, Finished, Progress, Started
 from restyle.engine.loop import (  # noqa: F401  (PIXEL_RANGE, lbfgs_history re-exported)
@@ -138,8 +139,12 @@ class StyleTransfer:
     def set_targets(self, content_img: Any, style_imgs: Sequence[Any]) -> None:
         """Build the stage's objective from its images (see :func:`.targets.build_targets`)."""
         self.objective = None  # free the previous stage's targets (the matting Laplacian) first
-        stage = build_targets(self.config, self.extractor, self._masks, self.notes, content_img, style_imgs)
-        self.content_rgb, self.content, self.objective = stage.content_rgb, stage.content, stage.objective
+        c = self.config
+        # --tile / --max-memory: a stage larger than its tile is evaluated in tiles (engine/tiled.py)
+        features = tiled.stage_features(c, self.extractor, [*c.content_layers, *c.style_layers], content_img, self.notes)
+        stage = build_targets(c, features, self._masks, self.notes, content_img, style_imgs)
+        self.content_rgb, self.content = stage.content_rgb, stage.content
+        self.objective = tiled.stage_objective(stage.objective, features)
 
     def _objective(self) -> Objective:
         if self.objective is None:
