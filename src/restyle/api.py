@@ -238,3 +238,139 @@ def available_devices() -> list[str]:
 
 
 __all__ += ["available_devices", "check_image", "encode_image", "example_images", "loss_history_csv"]
+
+
+# ---- batches (restyle batch) and where runs execute ---------------------------------------------------
+
+from typing import TYPE_CHECKING  # noqa: E402 - appended section
+
+from restyle.batch import BatchEvent, BatchItem, BatchStarted, BatchSummary, ItemFinished, ItemResult  # noqa: E402
+
+
+def plan_batch(inputs: Sequence[str | Path] = (), styles: Sequence[str | Path] = (), out_dir: str | Path = ".", *,
+               manifest: str | Path | None = None, options: Mapping[str, Any] | None = None,
+               preset: str | None = None, format: str = "png") -> list[BatchItem]:
+    """The outputs of a batch (:class:`restyle.batch.BatchItem`: content, styles, config, output
+    path): each of ``inputs`` (image files, folders searched recursively for image files, globs)
+    × each of ``styles``, then each row of ``manifest`` (a ``.csv`` or ``.jsonl`` file with a row
+    per output: content, styles and any run option). ``options`` are run options for all (a
+    manifest row's own win), over ``preset``; ``format`` is the output format's extension
+    (png, jpg, webp, tif, bmp). Outputs are named ``OUT_DIR/{content}__{style}.{format}``, made
+    safe and unique. Bad usage: a one-line :class:`ConfigError`."""
+    from restyle.batch import plan
+
+    return plan([str(p) for p in inputs], [str(p) for p in styles], out_dir, manifest=manifest, options=options,
+                preset=preset, fmt=format)
+
+
+def run_batch(items: Sequence[BatchItem], out_dir: str | Path, *, jobs: int = 1, devices: Sequence[str] | None = None,
+              threads: int | None = None, ray: str | None = None, ray_gpus: float | None = None,
+              executor: Executor | None = None, force: bool = False, quality: int | None = None,
+              dry_run: bool = False, on_event: Callable[[BatchEvent], None] | None = None) -> BatchSummary:
+    """Make the outputs of :func:`plan_batch` in ``out_dir``, skipping those an earlier run
+    finished (same config and input files), and write ``OUT_DIR/batch.csv``. Runs in this process,
+    in ``jobs`` local processes (``devices`` dealt round-robin), on a Ray cluster (``ray``:
+    ``"auto"``, an address, or ``"local"``; one task per output, ``ray_gpus`` GPUs each, default 1
+    when the cluster has GPUs; ``threads`` CPUs each), or on ``executor``. A failed output is
+    recorded and the others go on. ``dry_run``: only say which outputs would run. ``on_event``
+    receives :class:`restyle.batch.BatchStarted` and :class:`restyle.batch.ItemFinished`.
+    Returns a :class:`restyle.batch.BatchSummary`."""
+    from restyle.batch import run_batch as _run
+
+    common: dict[str, Any] = {"force": force, "quality": quality, "on_event": on_event, "dry_run": dry_run}
+    if ray is None or dry_run:
+        return _run(items, out_dir, executor=executor, jobs=jobs, devices=devices, threads=threads, **common)
+    if devices or jobs > 1 or executor is not None:
+        raise ConfigError("--ray places the outputs on the cluster: drop --jobs and --devices")
+    with ray_executor(ray, threads=threads, gpus=ray_gpus) as on_ray:
+        return _run(items, out_dir, executor=on_ray, **common)
+
+
+def ray_executor(address: str | None = "auto", *, threads: int | None = None, gpus: float | None = None,
+                 max_retries: int = 3) -> RayExecutor:
+    """An executor on a Ray cluster, for :func:`run_batch` or :func:`run_study` (``executor=``):
+    ``address`` ``"auto"`` ($RAY_ADDRESS, or the cluster started here with ``ray start --head``), an
+    address (``HOST:6379``, ``ray://HOST:10001``) or ``"local"`` (a private instance on this
+    machine). One task per output with ``threads`` CPUs (default 1) and ``gpus`` GPUs (default 1
+    when the cluster has GPUs, else 0); a task whose worker dies is retried ``max_retries`` times.
+    Use it as a context manager (it disconnects, and a ``local`` instance shuts down, on exit).
+    Needs ``pip install 'restyle[ray]'`` (else a one-line :class:`ConfigError`)."""
+    from restyle.executors.ray import RayExecutor
+
+    return RayExecutor(address, cpus_per_task=threads, gpus_per_task=gpus, max_retries=max_retries)
+
+
+__all__ += ["BatchEvent", "BatchItem", "BatchStarted", "BatchSummary", "ItemFinished", "ItemResult", "plan_batch",
+            "ray_executor", "run_batch"]
+
+if TYPE_CHECKING:
+    from restyle.executors import Executor
+    from restyle.executors.ray import RayExecutor
+
+
+# ---- video (the restyle[video] extra: PyAV and OpenCV load when a video function runs) -------------------
+
+from typing import TYPE_CHECKING  # noqa: E402
+
+from restyle.video.events import FrameFinished, FrameStarted, VideoFinished, VideoStarted  # noqa: E402
+
+if TYPE_CHECKING:
+    from restyle.video import VideoResult, VideoScores
+
+
+def stylize_video(
+    input: str | Path,
+    styles: Any,
+    config: Config | None = None,
+    *,
+    output: str | Path,
+    preset: str | None = None,
+    temporal_weight: float | None = None,
+    first_iterations: int | None = None,
+    frames: str | None = None,
+    fps: float | None = None,
+    flow: str = "medium",
+    crf: int = 18,
+    work_dir: str | Path | None = None,
+    keep_frames: bool = False,
+    on_event: Callable[[Any], None] | None = None,
+    **options: Any,
+) -> VideoResult:
+    """Stylise the video ``input`` (a file PyAV decodes, a GIF, or a folder of numbered frames) with
+    ``styles`` (paths) into ``output``: a video file (H.264 where FFmpeg has libx264, the audio copied),
+    a ``.gif``, or ``DIR/`` for PNG frames; same frame count and rate as the input unless ``frames``
+    (``"A:B"``) or ``fps`` say otherwise. ``config``/``preset``/``options`` are each frame's run, as in
+    :func:`stylize`. ``temporal_weight`` (default :data:`restyle.video.DEFAULT_TEMPORAL_WEIGHT`; 0 =
+    independent frames) weighs closeness to the previous stylised frame warped by the optical flow;
+    the first frame gets ``first_iterations`` (default twice the config's). Finished frames are kept
+    in ``work_dir`` (default ``OUTPUT.work/``) and a rerun continues from them. ``on_event`` receives
+    :class:`VideoStarted`, per frame :class:`FrameStarted`, the engine's events, :class:`FrameFinished`,
+    then :class:`VideoFinished`."""
+    from restyle.video import DEFAULT_TEMPORAL_WEIGHT, VideoOptions
+    from restyle.video import stylize_video as _stylize_video
+
+    if isinstance(styles, (str, Path)) or not isinstance(styles, Sequence):
+        styles = [styles]
+    if config is None:
+        config = Config.from_options(preset=preset, **options)
+    elif preset is not None:
+        raise ConfigError("give either a config or a preset, not both")
+    elif options:
+        config = config.replace(**options)
+    video = VideoOptions(DEFAULT_TEMPORAL_WEIGHT if temporal_weight is None else float(temporal_weight),
+                         first_iterations, frames, fps, flow, crf)
+    return _stylize_video(input, list(styles), config, output, video, work_dir=work_dir, keep_frames=keep_frames,
+                          on_event=on_event)
+
+
+def score_video(output: str | Path, content: str | Path | None = None, styles: Sequence[str | Path] | None = None,
+                *, style_blend: Sequence[float] | None = None) -> VideoScores:
+    """The temporal warping error of the video ``output`` against its input video ``content`` (default:
+    the one its record names), the input's own, and the means over frames of :func:`score`'s metrics
+    (the style ones when ``styles`` are given or recorded)."""
+    from restyle.video import score_video as _score_video
+
+    return _score_video(output, content, styles, style_blend=style_blend)
+
+
+__all__ += ["FrameFinished", "FrameStarted", "VideoFinished", "VideoStarted", "score_video", "stylize_video"]

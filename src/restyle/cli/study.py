@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import Any
 
@@ -21,6 +22,7 @@ examples:
   restyle study photo.jpg --styles a.jpg --sweep "content_layers=block4_conv2;block2_conv2" -o out
   restyle study ... --jobs 2                                 # two processes (CPU threads split between them)
   restyle study ... --devices cuda:0,cuda:1                  # cells round-robin over two GPUs
+  restyle study ... --ray                                    # cells on the Ray cluster ($RAY_ADDRESS)
 
 --sweep takes any run option (KEY=V1,V2,..; values parsed by the option's type, 'none' for unset;
 split on ';' instead of ',' for list values). Rerunning into the same DIR skips finished cells.
@@ -47,6 +49,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--threads", type=int, metavar="T",
                    help="torch threads per process (default CPUs // jobs; on a machine shared with other jobs, "
                         "1 is often several times faster)")
+    p.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
+                   help="run the cells on a Ray cluster, one task per cell: auto (default: $RAY_ADDRESS or the cluster "
+                        "started here with `ray start --head`), HOST:PORT, ray://HOST:10001, or local; needs restyle[ray]")
     p.add_argument("--force", action="store_true", help="rerun every cell, even finished ones")
     p.add_argument("--quiet", "-q", action="store_true", help="no per-cell progress lines")
     add_run_options(p, preset_choices={name: preset.description for name, preset in STUDY_PRESETS.items()})
@@ -55,8 +60,10 @@ def add_parser(subparsers: Any) -> None:
 
 def cmd_study(args: argparse.Namespace) -> int:
     from restyle import api
+    from restyle.cli.batch import ray_address
     from restyle.cli.options import run_options
 
+    args.ray = ray_address(args.ray, args.contents)
     options = run_options(args)
     if args.preset in STUDY_PRESETS:
         cells = api.preset_grid(args.preset, options, contents=args.contents or None, styles=args.styles,
@@ -69,12 +76,15 @@ def cmd_study(args: argparse.Namespace) -> int:
         title = "restyle study"
     devices = [d.strip() for d in (args.devices or "").split(",") if d.strip()]
     jobs = args.jobs if args.jobs is not None else max(1, len(devices))
+    if args.ray is not None and (devices or jobs > 1):
+        raise ConfigError("--ray places the cells on the cluster: drop --jobs and --devices")
     say = (lambda s: None) if args.quiet else (lambda s: print(f"restyle: {s}", file=sys.stderr, flush=True))
     say(f"study of {len(cells)} cells into {args.output}")
     command = "restyle " + " ".join(_quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["study"] else ""
-    summary = api.run_study(cells, args.output, jobs=jobs, devices=devices, threads=args.threads, force=args.force,
-                        progress=say,
-                        title=title, command=command)
+    with contextlib.ExitStack() as stack:
+        executor = stack.enter_context(api.ray_executor(args.ray, threads=args.threads)) if args.ray else None
+        summary = api.run_study(cells, args.output, jobs=jobs, devices=devices, threads=args.threads,
+                                force=args.force, progress=say, title=title, command=command, executor=executor)
     ran = sum(r.status == "ran" for r in summary.results)
     say(f"{ran} ran, {len(cells) - ran - len(summary.failed)} skipped, {len(summary.failed)} failed "
         f"in {summary.seconds:.0f} s; open {summary.files['html']}")

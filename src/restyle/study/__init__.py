@@ -1,6 +1,6 @@
-"""Studies: a grid of runs (:mod:`.grid`), run and resumed through an executor (:mod:`.runner`),
-reported (:mod:`.report`). Names load on first use: ``restyle study --help`` needs only the grid's
-presets, not torch."""
+"""Studies: a grid of runs (:mod:`.grid`), run and resumed through an executor (:mod:`.runner`;
+the executors are :mod:`restyle.executors`), reported (:mod:`.report`). Names load on first use:
+``restyle study --help`` needs only the grid's presets, not torch."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ _EXPORTS = {
     "StudySummary": "restyle.study.grid", "build_grid": "restyle.study.grid", "parse_sweep": "restyle.study.grid",
     "parse_value": "restyle.study.grid", "preset_grid": "restyle.study.grid",
     "run_cell": "restyle.study.runner", "run_study": "restyle.study.runner",
-    "Executor": "restyle.study.executors", "InProcessExecutor": "restyle.study.executors",
-    "ProcessExecutor": "restyle.study.executors",
+    "Executor": "restyle.executors.base", "InProcessExecutor": "restyle.executors.base",
+    "ProcessExecutor": "restyle.executors.process",
 }
 
 __all__ = ["STUDY_PRESETS", "Cell", "CellResult", "Executor", "InProcessExecutor", "ProcessExecutor", "StudySummary",
@@ -27,7 +27,8 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from restyle.study.executors import Executor, InProcessExecutor, ProcessExecutor
+    from restyle.executors.base import Executor, InProcessExecutor
+    from restyle.executors.process import ProcessExecutor
     from restyle.study.grid import (
         STUDY_PRESETS,
         Cell,

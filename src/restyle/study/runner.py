@@ -8,9 +8,10 @@ DIR receives ``cells/*.png`` (each with its run config embedded and its ``.losse
 ``contact_sheet.png``, ``metrics.csv``, ``curves/*.png`` (loss curves overlaid per content ×
 style) and ``index.html`` (opens offline). Rerunning skips cells whose PNG already holds the same
 config and inputs; ``--jobs N`` runs cells in N processes, ``--devices cuda:0,cuda:1`` spreads
-them over GPUs. Cells run through an executor (:mod:`.executors`): this process by default,
-spawned processes for ``jobs`` > 1, or any backend passed as ``executor=``; every output is scored
-by the study's evaluator (``evaluator=``, default ``restyle.metrics.Evaluator()``), whose settings
+them over GPUs. Cells run through an executor (:mod:`restyle.executors`): this process by default,
+spawned processes for ``jobs`` > 1, or any backend passed as ``executor=`` (for a Ray cluster,
+the input files travel to the workers as bytes). Outputs come back to this process, which writes
+them. Every output is scored by the study's evaluator (``evaluator=``, default ``restyle.metrics.Evaluator()``), whose settings
 travel to the workers with each task.
 
 >>> from restyle.study import build_grid, run_study
@@ -21,26 +22,22 @@ travel to the workers with each task.
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-from restyle.config import Config
 from restyle.errors import ConfigError, RestyleError
+from restyle.executors import runs
+from restyle.executors.base import Executor, InProcessExecutor, default_threads, shares_files
+from restyle.executors.base import check_devices as _check_devices
+from restyle.executors.process import ProcessExecutor
 from restyle.io.history import read_history
 from restyle.spec import LAYER_SETS
-from restyle.study.executors import Executor, InProcessExecutor, ProcessExecutor, default_threads, error_outcome
-from restyle.study.grid import (
-    IGNORED_FOR_MATCH,
-    Cell,
-    CellResult,
-    StudySummary,
-    vgg16_available,
-)
+from restyle.study.grid import IGNORED_FOR_MATCH, Cell, CellResult, StudySummary
 from restyle.study.report import format_layers
 
 if TYPE_CHECKING:
+    from restyle.config import Config
     from restyle.metrics import Evaluator
 
 __all__ = ["default_threads", "expected_model", "finished_record", "run_cell", "run_study", "study_notes"]
@@ -50,42 +47,14 @@ __all__ = ["default_threads", "expected_model", "finished_record", "run_cell", "
 # Resuming
 
 
-def _comparable(config: Mapping[str, Any]) -> dict[str, Any]:
-    d = Config.from_dict(config).to_dict()
-    for k in IGNORED_FOR_MATCH:
-        d.pop(k, None)
-    return d
-
-
 def expected_model(config: Config) -> str:
     """The model a cell runs on: vgg19 when it asks for vgg16 with fallback and VGG16 is absent."""
-    if config.model == "vgg16" and config.weights is None and config.fallback_vgg19 and not vgg16_available():
-        return "vgg19"
-    return config.model
+    return runs.expected_model(config)
 
 
 def finished_record(cell: Cell, png: Path) -> dict[str, Any] | None:
     """The saved run record of ``png`` when it is this cell's finished output, else None."""
-    from restyle.io.record import file_digest, read_run_record, side_paths
-
-    if not png.is_file() or not side_paths(png)["csv"].is_file():
-        return None
-    try:
-        record = read_run_record(png)
-        saved = _comparable(record["config"])
-    except (RestyleError, KeyError, TypeError, ValueError):
-        return None
-    want = _comparable({**cell.config.to_dict(), "model": expected_model(cell.config)})
-    if saved != want:
-        return None
-    inputs = record.get("inputs", {})
-    content, style = str(Path(cell.content).resolve()), str(Path(cell.style).resolve())
-    if inputs.get("content") != content or inputs.get("styles") != [style]:
-        return None
-    digests = inputs.get("sha256", {})
-    if any(digests.get(p) != file_digest(p) for p in (content, style)):
-        return None
-    return record
+    return runs.finished_record(png, cell.config, cell.content, [cell.style], ignore=IGNORED_FOR_MATCH)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,24 +62,28 @@ def finished_record(cell: Cell, png: Path) -> dict[str, Any] | None:
 
 
 def run_cell(task: dict[str, Any]) -> dict[str, Any]:
-    """Run one cell, save its PNG and CSV, score it (in the calling or a worker process): the task
-    function of a study's executor. ``task``: ``config`` (a Config dict), ``content``, ``style``,
-    ``png`` (paths) and the evaluator's ``eval_size`` and ``eval_device``. The outcome: history,
-    metrics, model_used, notes, stopped_early and error (empty), or only error."""
+    """Run one cell and score it (in the calling or a worker process): the task function of a
+    study's executor. ``task``: a :func:`restyle.executors.runs.make_task` task (config, content,
+    styles: [style], and the files' bytes for executors that share no file system) with the
+    evaluator's ``eval_size`` and ``eval_device``. The outcome carries the output back (the runner
+    writes it) with history, metrics, model_used, notes, stopped_early and error (empty); or only
+    error."""
     from restyle import metrics
     from restyle.engine import StyleTransfer
-    from restyle.io.record import save_result
 
+    start = time.perf_counter()
     try:
         evaluator = metrics.shared_evaluator(task.get("eval_size", metrics.EVAL_SIZE), task.get("eval_device", "cpu"))
-        config = Config.from_dict(task["config"])
-        result = StyleTransfer(config).run(task["content"], [task["style"]])
-        save_result(result, task["png"], task["content"], [task["style"]], plot=False)
-        scores = evaluator.score(result.image, task["content"], task["style"]).as_dict()
-        return {"history": result.history, "metrics": scores, "model_used": result.config.model,
-                "notes": result.notes, "stopped_early": result.stopped_early, "error": ""}
-    except Exception as err:  # noqa: BLE001 - one failed cell must not end the study; it is reported
-        return error_outcome(err)
+        with runs.task_inputs(task) as inputs:
+            try:
+                result = StyleTransfer(inputs.config).run(inputs.content, inputs.styles)
+                scores = evaluator.score(result.image, inputs.content, inputs.styles[0]).as_dict()
+                outcome = runs.result_outcome(result, start, inputs)
+            except Exception as err:  # noqa: BLE001 - one failed cell must not end the study; it is reported
+                return runs.failure_outcome(err, inputs)
+        return {**outcome, "metrics": scores, "model_used": outcome["model"]}
+    except Exception as err:  # noqa: BLE001
+        return runs.failure_outcome(err)
 
 
 def _rescore(cell: Cell, png: Path, record: dict[str, Any], evaluator: Evaluator) -> CellResult:
@@ -164,7 +137,7 @@ def run_study(
     evaluator = evaluator if evaluator is not None else metrics.shared_evaluator()
 
     results: dict[int, CellResult] = {}
-    todo: list[tuple[int, dict[str, Any]]] = []
+    todo: list[tuple[int, Config]] = []
     for i, cell in enumerate(cells):
         png = out / "cells" / f"{cell.name}.png"
         record = None if force else finished_record(cell, png)
@@ -175,25 +148,49 @@ def run_study(
         config = cell.config
         if devices:
             config = config.replace(device=devices[len(todo) % len(devices)])
-        todo.append((i, {"config": config.to_dict(), "content": cell.content, "style": cell.style, "png": str(png),
-                         "eval_size": evaluator.size, "eval_device": str(evaluator.device)}))
+        todo.append((i, config))
+    configs = dict(todo)
 
     if executor is None:
         workers = min(jobs, len(todo)) or 1
         executor = ProcessExecutor(workers, threads) if workers > 1 else InProcessExecutor(threads)
-    for i, outcome in executor.map_unordered(run_cell, todo):
+    unreadable: list[tuple[int, dict[str, Any]]] = []  # cells whose inputs could not be read to ship them
+
+    def tasks() -> Iterator[tuple[int, dict[str, Any]]]:
+        ship = not shares_files(executor)
+        for i, config in todo:
+            try:
+                task = runs.make_task(config, cells[i].content, [cells[i].style], ship=ship)
+            except RestyleError as err:
+                unreadable.append((i, runs.failure_outcome(err)))
+                continue
+            yield i, {**task, "eval_size": evaluator.size, "eval_device": str(evaluator.device)}
+
+    def finished(i: int, outcome: dict[str, Any]) -> None:
         cell = cells[i]
         png = out / "cells" / f"{cell.name}.png"
+        if not outcome.get("error"):
+            try:
+                runs.save_output(outcome, configs[i], png, cell.content, [cell.style])
+            except RestyleError as err:
+                outcome = runs.failure_outcome(err)
         if outcome.get("error"):
             results[i] = CellResult(cell, "failed", None, error=outcome["error"])
             say(f"[{i + 1}/{len(cells)}] {cell.name}: FAILED: {outcome['error']}")
-            continue
+            return
         r = CellResult(cell, "ran", png, outcome["history"], outcome["metrics"], outcome["model_used"],
                        outcome["notes"], stopped_early=outcome["stopped_early"])
         results[i] = r
         say(f"[{i + 1}/{len(cells)}] {cell.name}: {r.final.get('seconds', 0):.1f} s, "
             f"final loss {r.final.get('total', float('nan')):.4g}, style {r.metrics['style_distance']:.3g}, "
             f"ssim {r.metrics['ssim']:.3f}")
+
+    for i, outcome in executor.map_unordered(run_cell, tasks()):
+        finished(i, outcome)
+        while unreadable:
+            finished(*unreadable.pop(0))
+    while unreadable:
+        finished(*unreadable.pop(0))
 
     missing = [cells[i].name for i in range(len(cells)) if i not in results]
     if missing:  # an executor that broke the contract: say so rather than write a partial report
@@ -203,21 +200,6 @@ def run_study(
     notes = study_notes(ordered, ran_with=executor.describe(), devices=devices, evaluator=evaluator)
     files = report.write_report(out, ordered, notes=notes, title=title, command=command, seconds=seconds)
     return StudySummary(out, ordered, seconds, files, notes)
-
-
-def _check_devices(devices: Sequence[str]) -> None:
-    for d in devices:
-        if not re.fullmatch(r"cpu|cuda(:\d+)?", d):
-            raise ConfigError(f"--devices: unknown device '{d}'; write e.g. cuda:0,cuda:1 or cpu")
-    if any(d.startswith("cuda") for d in devices):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError("--devices names CUDA devices, but no CUDA GPU is available")
-        n = torch.cuda.device_count()
-        bad = [d for d in devices if d.startswith("cuda:") and int(d.split(":")[1]) >= n]
-        if bad:
-            raise ConfigError(f"--devices: {', '.join(bad)} not present ({n} GPU(s): cuda:0..cuda:{n - 1})")
 
 
 def study_notes(results: Sequence[CellResult], *, ran_with: str = "1 process(es)", devices: Sequence[str] = (),
