@@ -70,8 +70,8 @@ class LiveServer:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env.pop("RESTYLE_TOKEN", None)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "restyle", "serve", "--port", "0", "--data", str(data), "--device", "cpu",
-             "--threads", "1", "--log-level", "warning", *args],
+            [sys.executable, "-m", "restyle", "serve", "--port", "0", "--data", str(data), "--threads", "1",
+             "--log-level", "warning", *([] if "--device" in args else ["--device", "cpu"]), *args],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

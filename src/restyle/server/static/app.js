@@ -145,7 +145,7 @@ async function loadOptions() {
   for (const preset of described.presets)
     if (preset !== "gatys") $("preset").append(new Option(preset, preset));
   const defaults = Object.fromEntries(state.fields.map((f) => [f.name, f.default]));
-  if (defaults.iterations) setIterations(defaults.iterations);
+  if (defaults.iterations && !$("iterations").dataset.touched) setIterations(defaults.iterations);
   $("more-fields").replaceChildren(...state.fields.filter((f) => !MAIN.includes(f.name)).map(fieldInput));
 }
 
@@ -306,7 +306,7 @@ function handle(block, ticket) {
     setPreview(d.image);
   } else if (kind === "status") {
     show(d.job);
-    if (FINAL.has(d.status)) { finished(d.job); refreshGallery(); }
+    if (FINAL.has(d.status)) { finished(d.job); refreshGallery(); serverState(); }
   }
 }
 
@@ -370,26 +370,26 @@ function drawCurve() {
   const g = canvas.getContext("2d");
   g.scale(ratio, ratio);
   g.clearRect(0, 0, w, h);
-  const points = (state.curve || []).filter((p) => p[1] > 0);
+  const points = state.curve || [];
+  $("legend").hidden = points.length < 2;
   if (points.length < 2) return;
   const css = getComputedStyle(document.documentElement);
   const total = state.job?.progress?.total || points[points.length - 1][0] + 1;
-  const logs = points.flatMap((p) => [p[1], p[2], p[3]].filter((v) => v > 0).map(Math.log10));
-  const lo = Math.min(...logs), hi = Math.max(...logs) || lo + 1;
   const x = (i) => 4 + (w - 8) * (i / Math.max(1, total - 1));
-  const y = (v) => h - 6 - (h - 12) * ((Math.log10(v) - lo) / Math.max(1e-9, hi - lo));
+  // each loss on its own log scale: their shapes matter here, not their sizes (the CSV has the numbers)
   const line = (index, color, width) => {
+    const series = points.filter((p) => p[index] > 0 && p[0] > 0).map((p) => [p[0], Math.log10(p[index])]);
+    if (series.length < 2) return;
+    const lo = Math.min(...series.map((p) => p[1])), hi = Math.max(...series.map((p) => p[1]));
+    const y = (v) => h - 5 - (h - 10) * ((v - lo) / Math.max(1e-9, hi - lo));
     g.beginPath();
-    g.strokeStyle = color; g.lineWidth = width;
-    points.filter((p) => p[index] > 0).forEach((p, k) => (k ? g.lineTo : g.moveTo).call(g, x(p[0]), y(p[index])));
+    g.strokeStyle = color; g.lineWidth = width; g.lineJoin = "round";
+    series.forEach((p, k) => (k ? g.lineTo : g.moveTo).call(g, x(p[0]), y(p[1])));
     g.stroke();
   };
-  line(2, css.getPropertyValue("--muted"), 1);
-  line(3, css.getPropertyValue("--line"), 1);
-  line(1, css.getPropertyValue("--accent"), 2);
-  g.fillStyle = css.getPropertyValue("--muted");
-  g.font = "11px system-ui, sans-serif";
-  g.fillText("loss (log) — total, content, style", 8, 14);
+  line(2, css.getPropertyValue("--curve-content"), 1.5);
+  line(3, css.getPropertyValue("--curve-style"), 1.5);
+  line(1, css.getPropertyValue("--accent"), 2.5);
 }
 
 async function download(path, name) {
@@ -482,7 +482,10 @@ async function start() {
   setUpDrop("content");
   setUpDrop("style");
   $("compose").addEventListener("submit", submit);
-  $("iterations").addEventListener("input", () => { $("iterations-out").textContent = $("iterations").value; });
+  $("iterations").addEventListener("input", () => {
+    $("iterations").dataset.touched = "1";
+    $("iterations-out").textContent = $("iterations").value;
+  });
   $("strength").addEventListener("input", () => { $("strength-out").textContent = Number($("strength").value).toFixed(2); });
   $("cancel").onclick = () => state.job && api(`/api/jobs/${state.job.id}`, { method: "DELETE" });
   $("download").onclick = () => download(state.job.links.result, `restyle-${state.job.id}.png`);
@@ -492,6 +495,7 @@ async function start() {
   window.addEventListener("resize", drawCurve);
   await serverState();
   await Promise.all([loadOptions(), loadExamples(), refreshGallery()]);
+  document.body.dataset.ready = "1";
   const wanted = location.hash.match(/^#job=([0-9a-f]+)$/);
   if (wanted) json(`/api/jobs/${wanted[1]}`).then(follow).catch(() => history.replaceState(null, "", "#"));
   setInterval(serverState, 5000);

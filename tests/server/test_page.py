@@ -1,0 +1,106 @@
+"""Specification of the page in a real browser (Playwright driving Debian's chromium) against a live
+``restyle serve`` that needs a token: the page asks for the token once, a photo and a painting are
+uploaded, the live preview changes as the job runs, the PNG downloads; the layout fits a phone.
+
+``RESTYLE_UPDATE_SCREENSHOT=1`` also runs a larger job and writes the page's screenshot to
+docs/img/server.png (otherwise the screenshot goes to the test's temporary folder)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from server_helpers import EXAMPLES, LiveServer
+
+from restyle import api
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "server.png"
+UPDATE = os.environ.get("RESTYLE_UPDATE_SCREENSHOT") == "1"
+TOKEN = "page-test-token"
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the test extra)")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (scripts/test.sh installs Debian's)")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    os.environ["RESTYLE_TOKEN"] = TOKEN
+    try:
+        live = LiveServer(tmp_path_factory.mktemp("data"), "--token", TOKEN)
+    finally:
+        del os.environ["RESTYLE_TOKEN"]
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def small_copy(name: str, longest: int, path: Path) -> Path:
+    from PIL import Image
+
+    with Image.open(EXAMPLES / name) as img:
+        img = img.convert("RGB")
+        img.thumbnail((longest, longest))
+        img.save(path)
+    return path
+
+
+def test_a_photo_is_uploaded_its_preview_changes_live_and_the_png_downloads(server, browser, tmp_path):
+    size, iterations = (256, 60) if UPDATE else (64, 10)
+    photo = small_copy("chelsea.jpg", 2 * size, tmp_path / "my cat.png")
+    painting = small_copy("starry_night.jpg", 2 * size, tmp_path / "starry.png")
+    page = browser.new_page(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url + "/")
+    page.fill("#token-input", TOKEN)  # every API call needs it: the page asks once
+    page.click("#token-form button[type=submit]")
+    page.wait_for_selector("body[data-ready]")  # options, examples and gallery loaded
+    assert page.locator("#content-examples button").count() >= 8  # the bundled examples' thumbnails
+    page.set_input_files("#content-file", str(photo))
+    page.set_input_files("#style-file", str(painting))
+    assert page.locator("#content-chosen .thumb").count() == 1 and page.locator("#style-chosen .thumb").count() == 1
+    page.eval_on_selector("#size", f"s => s.add(new Option('{size} px', '{size}', true, true))")
+    page.eval_on_selector("#iterations", f"e => {{ e.value = {iterations}; e.dispatchEvent(new Event('input')) }}")
+    page.evaluate("""() => {
+        window.previews = [];
+        new MutationObserver(() => window.previews.push(document.getElementById('preview').src))
+            .observe(document.getElementById('preview'), {attributes: true, attributeFilter: ['src']});
+    }""")
+    page.click("#submit")
+    page.wait_for_selector("#download:not([hidden])", timeout=180_000)
+    previews = page.evaluate("window.previews")
+    live = [p for p in previews if p.startswith("data:image/jpeg")]
+    assert len(set(live)) >= 2, "the live preview should change as the job runs"
+    page.wait_for_function("document.getElementById('preview').src.startsWith('blob:')")  # then the result
+    assert page.text_content("#status-line").startswith(f"Done: {iterations} iterations")
+    assert page.input_value("#iterations") == str(iterations)
+    with page.expect_download() as download:
+        page.click("#download")
+    saved = tmp_path / "downloaded.png"
+    download.value.save_as(saved)
+    record = api.read_run_record(saved)
+    assert record["config"]["size"] == size and record["config"]["iterations"] == iterations
+    card = page.locator("#jobs .job").first
+    assert card.locator(".st").text_content() == "done" and "my cat.png" in card.locator(".what").text_content()
+    assert errors == []
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(SCREENSHOT if UPDATE else tmp_path / "server.png"))
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing wider than the screen
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.close()
