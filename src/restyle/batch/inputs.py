@@ -20,6 +20,7 @@ manifest's folder.
 from __future__ import annotations
 
 import csv
+import functools
 import glob
 import hashlib
 import json
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from restyle.config import Config, parse_field
+from restyle.config import Config, options, parse_field
 from restyle.errors import ConfigError
 
 #: Files a folder or a glob contributes (files named one by one are taken whatever their name).
@@ -183,7 +184,7 @@ def _row(values: Mapping[str, Any], base: Path, where: str) -> Row:
         if value is None or value == "":
             continue
         try:
-            field_name = key.lower().lstrip("-").replace("-", "_")
+            field_name = _fields_by_flag().get(key.lower().lstrip("-").replace("-", "_"), key)
             parsed = parse_field(field_name, _text(value))
         except ConfigError as err:
             raise ConfigError(f"{where}: {err}") from None
@@ -202,6 +203,18 @@ def _row(values: Mapping[str, Any], base: Path, where: str) -> Row:
     preset = fixed.get("preset")
     return Row(_source(content.strip(), base), [_source(s, base) for s in styles], options,
                str(preset) if preset else None, output or None, where)
+
+
+@functools.cache
+def _fields_by_flag() -> dict[str, str]:
+    """Run-option fields by their names and flags, as a manifest column may name them
+    (``style_weight``, ``mask`` for ``masks``, ``n`` for ``iterations``)."""
+    found = {}
+    for name, opt in options().items():
+        found[name] = name
+        for flag in opt.flags:
+            found[flag.lstrip("-").replace("-", "_")] = name
+    return found
 
 
 def _text(value: Any) -> str:
@@ -250,25 +263,29 @@ def safe(text: str, longest: int = 60) -> str:
 
 
 def labels(sources: Sequence[Source]) -> dict[str, str]:
-    """A safe name per distinct source path: its label; where labels clash (case ignored), the
-    path from the clashing files' common folder, then with the extension, then numbered."""
+    """A safe name per distinct source path: its label; files whose labels clash (case ignored)
+    are all named by their path from the folder they share, without the extension if that is
+    enough, else with it; what still clashes is numbered."""
     by_path = {s.path: s for s in sources}
     names = {p: safe(s.label) for p, s in by_path.items()}
-    for attempt in (_relative_stem, _relative_name, None):
-        clashes: dict[str, list[str]] = {}
-        for p, n in names.items():
-            clashes.setdefault(n.lower(), []).append(p)
-        groups = [g for g in clashes.values() if len(g) > 1]
-        if not groups:
-            break
-        for group in groups:
-            if attempt is None:
-                for i, p in enumerate(group[1:], 2):
-                    names[p] = f"{names[p]}-{i}"
-            else:
-                common = Path(os.path.commonpath([str(Path(p).resolve().parent) for p in group]))
-                for p in group:
-                    names[p] = safe(attempt(Path(p).resolve(), common))
+    groups: dict[str, list[str]] = {}
+    for p, n in names.items():
+        groups.setdefault(n.lower(), []).append(p)
+    for group in (g for g in groups.values() if len(g) > 1):
+        common = Path(os.path.commonpath([str(Path(p).resolve().parent) for p in group]))
+        for attempt in (_relative_stem, _relative_name):
+            tried = {p: safe(attempt(Path(p).resolve(), common)) for p in group}
+            if len({n.lower() for n in tried.values()}) == len(group):
+                names.update(tried)
+                break
+    seen: set[str] = set()
+    for p, n in names.items():
+        unique, k = n, 1
+        while unique.lower() in seen:
+            k += 1
+            unique = f"{n}-{k}"
+        seen.add(unique.lower())
+        names[p] = unique
     return names
 
 

@@ -123,7 +123,12 @@ class BatchBar:
         from restyle.api import BatchStarted, ItemFinished
 
         if isinstance(event, BatchStarted):
-            if not self.quiet:
+            if self.quiet:
+                return
+            if not event.to_run:
+                print(f"restyle: all {event.total} output(s) in {self.out_dir} already made; nothing to run",
+                      file=sys.stderr)
+            else:
                 from tqdm import tqdm
 
                 print(f"restyle: {event.total} output(s) in {self.out_dir}: {event.skipped} already made, "

@@ -102,7 +102,9 @@ class RayExecutor:
         ray = self.ray
         if ray.is_initialized():
             return
-        options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+        options: dict[str, Any] = {}
+        if not self.address.startswith("ray://"):  # Ray Client passes these on to the cluster's own ray.init
+            options.update(logging_level=logging.WARNING, log_to_driver=False)
         if self.address == "local":
             options["include_dashboard"] = False
         options.update(self.init_options)
@@ -111,7 +113,8 @@ class RayExecutor:
         except (ConnectionError, ValueError, RuntimeError) as err:
             where = "no Ray cluster found" if self.address == "auto" else f"cannot connect to Ray at '{self.address}'"
             raise ConfigError(f"--ray: {where} ({one_line(str(err))}); start one with `ray start --head`, set "
-                              "RAY_ADDRESS, or use --ray local for a private one on this machine") from None
+                              "RAY_ADDRESS, or use --ray local for a private one on this machine (a cluster with "
+                              "token authentication also needs RAY_AUTH_MODE=token and its token)") from None
         self.owned = True
 
     def close(self) -> None:
@@ -137,10 +140,16 @@ class RayExecutor:
     def describe(self) -> str:
         cpus, gpus, slots = self.resources()
         where = "the Ray instance this process is connected to" if not self.owned else (
-            "a local Ray instance" if self.address == "local" else f"Ray at {self.address}")
+            "a local Ray instance" if self.address == "local" else f"Ray at {self._gcs_address()}")
         gpu = f" and {gpus:g} GPU(s)" if gpus else ""
         return (f"{where}: {slots} task(s) at a time, {cpus} CPU(s){gpu} per task, "
                 f"tasks retried up to {self.max_retries} time(s) when a worker dies")
+
+    def _gcs_address(self) -> str:
+        try:
+            return str(self.ray.get_runtime_context().gcs_address)
+        except Exception:  # noqa: BLE001 - Ray Client has none; the address given will do
+            return self.address
 
     # ---- the tasks -------------------------------------------------------------------------
     def map_unordered(self, fn: TaskFn, tasks: Iterable[tuple[K, Task]]) -> Iterator[tuple[K, Outcome]]:
