@@ -71,7 +71,22 @@ def test_a_running_job_is_cancelled(client, photo, painting):
     assert wait_for(lambda: client.get("/api/server").json()["workers"][0]["state"] == "idle", 10, "the worker")
 
 
-def test_a_worker_killed_under_its_job_takes_only_itself_down_and_the_job_resumes(client, photo, painting):
+def test_a_job_that_cannot_run_fails_with_one_line_and_the_worker_goes_on(client, painting):
+    from server_helpers import png_bytes
+
+    blocker = submit(client, png_bytes("rocket.jpg"), painting, iterations=2000)  # keeps the worker busy
+    doomed = submit(client, png_bytes("coffee.jpg"), painting)
+    data = Path(client.app.state.restyle.settings.data)
+    (data / "uploads" / doomed["inputs"]["content"]["sha256"][:2] / doomed["inputs"]["content"]["sha256"]).unlink()
+    client.delete(f"/api/jobs/{blocker['id']}")
+    failed = over(client, doomed["id"], 60)
+    assert failed["status"] == "failed" and failed["error"].startswith("content image '") and "not found" in failed["error"]
+    assert "\n" not in failed["error"] and client.get(f"/api/jobs/{doomed['id']}/result").status_code == 409
+    after = over(client, submit(client, png_bytes("coffee.jpg", 36), painting)["id"])
+    assert after["status"] == "done"
+
+
+def test_a_worker_killed_under_its_job_takes_only_itself_down_and_the_job_resumes(client, photo, painting, tmp_path):
     victim = submit(client, photo, painting, iterations=24)
     wait_for(lambda: (job(client, victim["id"])["progress"] or {}).get("iteration", 0) >= 7, 60, "a saved image",
              every=0.02)
@@ -86,6 +101,11 @@ def test_a_worker_killed_under_its_job_takes_only_itself_down_and_the_job_resume
     assert [float(r["seconds"]) for r in rows] == sorted(float(r["seconds"]) for r in rows)
     worker = client.get("/api/server").json()["workers"][0]
     assert worker["restarts"] == 1 and worker["pid"] != pid
+    (tmp_path / "resumed.png").write_bytes(client.get(done["links"]["result"]).content)
+    record = api.read_run_record(tmp_path / "resumed.png")  # what made it: the rest, from the saved image
+    assert record["config"]["iterations"] == 24 - done["resumed_from"]
+    assert Path(record["config"]["init"]).name == "checkpoint.png" and Path(record["config"]["init"]).is_file()
+    assert done["config"]["iterations"] == 24 and done["config"]["init"] == "content"  # what was asked for
 
 
 def test_a_job_whose_worker_keeps_dying_fails_instead_of_running_forever(tmp_path):

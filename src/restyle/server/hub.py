@@ -87,7 +87,7 @@ class Hub:
         live = self._live.setdefault(job_id, Live())
         if kind == "started":
             live.started, live.progress, live.preview = data, None, None
-            live.curve = [list(p) for p in data.pop("curve", [])]
+            live.curve = [list(p) for p in data.get("curve", [])]
         elif kind == "progress":
             live.progress = data
             losses = data.get("losses", {})

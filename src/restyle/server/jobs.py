@@ -96,7 +96,7 @@ async def submit(request: Request) -> JSONResponse:
         inputs = await run_in_threadpool(_take_images, state, contents[0], styles, config.max_pixels)
     finally:
         await form.close()
-    return _create(state, given, preset, config, inputs, key)
+    return await run_in_threadpool(_create, state, given, preset, config, inputs, key)  # commits wait for the disk
 
 
 def _options(raw: Any, styles: int) -> tuple[dict[str, Any], str | None, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import sys
 from collections.abc import Callable
+from types import FrameType
 
 from restyle.errors import ConfigError
 from restyle.server.settings import Settings
@@ -32,8 +33,12 @@ def serve(settings: Settings, *, log_level: str = "info",
     import uvicorn
 
     from restyle.server.app import create_app
+    from restyle.server.state import resolve_devices
+    from restyle.server.store import Store
 
     settings.check()
+    resolve_devices(settings)  # one-line errors before anything listens
+    Store.check_free(settings.data)
     sock = bind(settings.host, settings.port)
     port = sock.getsockname()[1]
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
@@ -45,6 +50,18 @@ def serve(settings: Settings, *, log_level: str = "info",
                  f"workers: {', '.join(devices) or 'none'}{'; token required' if settings.token else ''})")
 
     app = create_app(settings, on_ready=ready)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            state = getattr(app.state, "restyle", None)
+            if state is not None:  # end the event streams, or uvicorn would wait for them to time out
+                state.hub.close()
+            super().handle_exit(sig, frame)
+
     config = uvicorn.Config(app, log_level=log_level, access_log=log_level in ("info", "debug"),
-                            timeout_graceful_shutdown=3, lifespan="on")
-    uvicorn.Server(config).run(sockets=[sock])
+                            timeout_graceful_shutdown=5, lifespan="on")
+    try:
+        Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn raises the Ctrl-C again once it has shut down
+        pass
+    announce("restyle: stopped; jobs that were running will resume at the next start")

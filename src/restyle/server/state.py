@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from restyle import api
+from restyle.errors import ConfigError
 from restyle.server.hub import Hub
 from restyle.server.pool import WorkerPool
 from restyle.server.settings import Settings
@@ -35,7 +36,7 @@ class ServerState:
         examples = api.example_images()
         store = Store(settings.data, examples)
         recovered = store.recover()
-        devices = settings.devices if settings.devices is not None else api.available_devices()
+        devices = resolve_devices(settings)
         state_box: list[ServerState] = []
         pool = WorkerPool(settings, store, hub, devices, lambda job_id: state_box[0].job(job_id))
         state = cls(settings, store, hub, pool, examples, devices, recovered)
@@ -84,6 +85,18 @@ class ServerState:
             tmp.write_bytes(data)
             os.replace(tmp, cached)
         return data
+
+
+def resolve_devices(settings: Settings) -> list[str]:
+    """The workers' devices: ``--device`` as given (each CUDA one checked), or one per GPU, else the CPU."""
+    available = api.available_devices()
+    if settings.devices is None:
+        return available
+    for device in settings.devices:
+        if device.startswith("cuda") and device not in available:
+            found = ", ".join(d for d in available if d != "cpu") or "none"
+            raise ConfigError(f"--device {device}: no such CUDA device here (CUDA devices: {found})")
+    return list(settings.devices)
 
 
 def _progress(progress: dict[str, Any] | None, status: str) -> dict[str, Any] | None:

@@ -56,6 +56,17 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+def _lock(handle: IO[str], root: Path) -> None:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        pid = handle.read().strip() or "?"
+        handle.close()
+        raise ConfigError(f"another restyle serve (pid {pid}) uses the data folder '{root}'; "
+                          "stop it or give another --data") from None
+
+
 class QueueFull(Exception):
     """The queue holds ``--max-queue`` jobs already."""
 
@@ -81,21 +92,23 @@ class Store:
             with suppress(OSError):
                 stale.unlink()
 
+    @staticmethod
+    def check_free(root: Path) -> None:
+        """A one-line error now if another server holds the data folder ``root`` (checked again at open)."""
+        if (Path(root) / "server.lock").exists():
+            with open(Path(root) / "server.lock", "a+") as handle:
+                _lock(handle, Path(root))
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def _take_lock(self) -> IO[str]:
         handle = open(self.root / "server.lock", "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            pid = handle.read().strip() or "?"
-            handle.close()
-            raise ConfigError(f"another restyle serve (pid {pid}) uses the data folder '{self.root}'; "
-                              "stop it or give another --data") from None
+        _lock(handle, self.root)
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
         return handle
+
 
     def close(self) -> None:
         with self._lock:

@@ -89,6 +89,11 @@ class JobRunner:
         try:
             info = self._run(job, folder)
             _write_json(done, info)
+            # A resumed job's PNG records the run that made it: init = the saved image (kept, so that
+            # restyle run --from-image reproduces it) and the iterations that were left.
+            for name in ("rows.jsonl", "checkpoint.json", *(() if info["resumed_from"] else ("checkpoint.png",))):
+                with suppress(OSError):
+                    (folder / name).unlink()
             self.send(("done", job_id, info))
         except Cancelled:
             self.send(("cancelled", job_id, {}))

@@ -183,7 +183,7 @@ function fieldInput(field) {
 function chosenOptions() {
   const options = { size: $("size").value === "none" ? null : Number($("size").value),
                     iterations: Number($("iterations").value) };
-  if (!$("strength-row").hidden) options.strength = Number($("strength").value);
+  if (!$("strength-row").hidden && $("strength").dataset.touched) options.strength = Number($("strength").value);
   if ($("preserve_color").value) options.preserve_color = $("preserve_color").value;
   if ($("preset").value) options.preset = $("preset").value;
   for (const input of document.querySelectorAll("#more-fields [data-field]"))
@@ -196,7 +196,11 @@ function applyOptions(job) {
   $("size").value = o.size === null ? "none" : String(o.size ?? 512);
   if ($("size").selectedIndex < 0) $("size").append(new Option(`${o.size} px`, String(o.size), true, true));
   setIterations(o.iterations ?? job.config.iterations);
-  if (o.strength != null) { $("strength").value = o.strength; $("strength-out").textContent = Number(o.strength).toFixed(2); }
+  if (o.strength != null) {
+    $("strength").value = o.strength;
+    $("strength").dataset.touched = "1";
+    $("strength-out").textContent = Number(o.strength).toFixed(2);
+  }
   $("preserve_color").value = o.preserve_color ?? "";
   $("preset").value = job.preset ?? "";
   for (const input of document.querySelectorAll("#more-fields [data-field]")) {
@@ -486,7 +490,10 @@ async function start() {
     $("iterations").dataset.touched = "1";
     $("iterations-out").textContent = $("iterations").value;
   });
-  $("strength").addEventListener("input", () => { $("strength-out").textContent = Number($("strength").value).toFixed(2); });
+  $("strength").addEventListener("input", () => {  // untouched, the style weight (its default, or More options) rules
+    $("strength").dataset.touched = "1";
+    $("strength-out").textContent = Number($("strength").value).toFixed(2);
+  });
   $("cancel").onclick = () => state.job && api(`/api/jobs/${state.job.id}`, { method: "DELETE" });
   $("download").onclick = () => download(state.job.links.result, `restyle-${state.job.id}.png`);
   $("download-csv").onclick = () => download(state.job.links.losses, `restyle-${state.job.id}.losses.csv`);
