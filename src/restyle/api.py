@@ -340,19 +340,21 @@ def stylize_video(
     ``styles`` (paths) into ``output``: a video file (H.264 where FFmpeg has libx264, the audio copied),
     a ``.gif``, or ``DIR/`` for PNG frames; same frame count and rate as the input unless ``frames``
     (``"A:B"``) or ``fps`` say otherwise. ``config``/``preset``/``options`` are each frame's run, as in
-    :func:`stylize`. ``temporal_weight`` (default :data:`restyle.video.DEFAULT_TEMPORAL_WEIGHT`; 0 =
-    independent frames) weighs closeness to the previous stylised frame warped by the optical flow;
-    the first frame gets ``first_iterations`` (default twice the config's). Finished frames are kept
+    :func:`stylize`, but ``iterations`` defaults to 100. ``temporal_weight`` (default
+    :data:`restyle.video.DEFAULT_TEMPORAL_WEIGHT`; 0 = independent frames) weighs closeness to the
+    previous stylised frame warped by the optical flow; the first frame gets ``first_iterations``
+    (default 3 x the config's iterations, with a temporal weight; else the same). Finished frames are kept
     in ``work_dir`` (default ``OUTPUT.work/``) and a rerun continues from them. ``on_event`` receives
     :class:`VideoStarted`, per frame :class:`FrameStarted`, the engine's events, :class:`FrameFinished`,
     then :class:`VideoFinished`."""
     from restyle.video import DEFAULT_TEMPORAL_WEIGHT, VideoOptions
     from restyle.video import stylize_video as _stylize_video
+    from restyle.video.stylize import DEFAULT_ITERATIONS
 
     if isinstance(styles, (str, Path)) or not isinstance(styles, Sequence):
         styles = [styles]
     if config is None:
-        config = Config.from_options(preset=preset, **options)
+        config = Config.from_options(preset=preset, **{"iterations": DEFAULT_ITERATIONS, **options})
     elif preset is not None:
         raise ConfigError("give either a config or a preset, not both")
     elif options:

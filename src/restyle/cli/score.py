@@ -19,9 +19,13 @@ def add_score_parser(subparsers: Any) -> None:
         "score", help="score an output image against its content and style (fixed evaluator)",
         description="Score OUTPUT with the fixed evaluator (embedded VGG19, fp32 on CPU; the output's JSON "
                     "names its settings). CONTENT and STYLE default to the inputs recorded in OUTPUT when it is a "
-                    "restyle output. See docs/metrics.md.")
-    p.add_argument("output", metavar="OUTPUT", help="the stylised image")
-    p.add_argument("--content", "-c", help="content image (default: the one recorded in OUTPUT)")
+                    "restyle output. See docs/metrics.md. With --video: the temporal warping error of a "
+                    "stylised video and its per-frame metrics' means (docs/video.md).")
+    p.add_argument("output", metavar="OUTPUT", nargs="?", help="the stylised image")
+    p.add_argument("--video", metavar="VIDEO", help="score a stylised video (file, GIF or folder of frames) "
+                   "instead: warping error against --content, the input video, and per-frame metrics' means")
+    p.add_argument("--content", "-c", help="content image, or with --video the input video "
+                   "(default: the one recorded in OUTPUT)")
     p.add_argument("--style", "-s", nargs="+", help="style image(s) (default: those recorded in OUTPUT)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=cmd_score)
@@ -34,6 +38,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     from restyle.api import format_scores as format_table
     from restyle.api import read_run_record, score
 
+    if (args.video is None) == (args.output is None):
+        raise ConfigError("give either an OUTPUT image or --video VIDEO")
+    if args.video is not None:
+        return score_video(args)
     content, styles, blend = args.content, args.style, None
     if content is None or styles is None:
         try:
@@ -57,3 +65,27 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def score_video(args: argparse.Namespace) -> int:
+    """``restyle score --video OUT --content INPUT``: warping errors, then the metrics' means."""
+    import json
+
+    from restyle.api import describe_evaluator, format_scores
+    from restyle.api import score_video as score
+
+    result = score(args.video, args.content, args.style)
+    if args.json:
+        print(json.dumps({"video": str(args.video), "content": result.content, "styles": result.styles,
+                          "frames": result.frames, "warping_error": result.warping_error,
+                          "input_warping_error": result.input_warping_error, "metrics": result.metrics,
+                          "evaluator": describe_evaluator()}, indent=2))
+    else:
+        print(f"video {args.video}\ncontent {result.content}\nstyle {', '.join(result.styles) or '(none: style metrics left out)'}"
+              f"\nframes {result.frames}\n")
+        print(f"{'warping error':<20} {result.warping_error:>10.4g}  lower   mean over frame pairs of the squared "
+              "difference to the previous frame warped by the input's flow, where it is reliable")
+        print(f"{'  of the input':<20} {result.input_warping_error:>10.4g}  -       the same of the input frames "
+              "(what the flow leaves unexplained)\n")
+        print("means over frames:")
+        print(format_scores(result.metrics))
+    sys.stdout.flush()
+    return 0

@@ -6,7 +6,10 @@ It is composed from small terms, each a module carrying its weight in the total:
   for content; :class:`~restyle.nn.losses.StyleLoss` or, with regions,
   :class:`~restyle.nn.losses.GuidedStyleLoss` for style), the layers' weights normalised to sum 1;
 - :class:`TotalVariation` — smoothness of the image itself;
-- :class:`Photorealism` — the matting-Laplacian term of photo mode (Luan et al.).
+- :class:`Photorealism` — the matting-Laplacian term of photo mode (Luan et al.);
+- :class:`TemporalConsistency` — closeness to a given image where a mask says so (video: the
+  previous stylised frame warped by the optical flow, Ruder et al.), one of the ``extra`` terms a
+  caller adds to the total (``StyleTransfer.run(..., extra_terms=[...])``).
 
 The targets inside the terms are built once per stage (:mod:`restyle.engine.targets`); the
 backbone is shared and is not a submodule (the objective holds no network weights). The order of the
@@ -100,10 +103,39 @@ class Photorealism(nn.Module):
         return self.matting(x)
 
 
+class TemporalConsistency(nn.Module):
+    """``mean(mask · (x − target)²)`` over pixels and channels (Ruder et al. 2016): a mean, so its
+    weight means the same at every image size. ``target`` (``1 x 3 x H x W``) and ``mask``
+    (``1 x 1 x H x W``, 1 = reliable) are resized to the image's size in coarse-to-fine stages."""
+
+    def __init__(self, target: torch.Tensor, mask: torch.Tensor, weight: float):
+        super().__init__()
+        self.register_buffer("target", target.detach().float())
+        self.register_buffer("mask", mask.detach().float())
+        self.weight = weight
+        self._sized: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        target, mask = self.at(tuple(x.shape[-2:]))
+        return (mask * (x - target).pow(2)).mean()
+
+    def at(self, size: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(target, mask) at ``size`` = (height, width), computed once per size."""
+        target, mask = cast(torch.Tensor, self.target), cast(torch.Tensor, self.mask)
+        key = (int(size[0]), int(size[1]))
+        if tuple(target.shape[-2:]) == key:
+            return target, mask
+        if key not in self._sized:
+            self._sized[key] = (nn.functional.interpolate(target, size=key, mode="area"),
+                                nn.functional.interpolate(mask, size=key, mode="area"))
+        return self._sized[key]
+
+
 class Objective(nn.Module):
     """``forward(x) -> (total, content, style, tv, photo)`` for image ``x`` (``1 x 3 x H x W`` in
     [0, 1]), differentiable w.r.t. ``x``; ``total`` is the weighted sum of the other four
-    (photo is 0 and left out of it without a photo term)."""
+    (photo is 0 and left out of it without a photo term) plus the ``extra`` terms' (each a module
+    with a ``weight``, e.g. :class:`TemporalConsistency`; not reported separately)."""
 
     def __init__(self, features: Features, content: LayerTerms, style: LayerTerms, tv: TotalVariation,
                  photo: Photorealism | None = None):
@@ -112,6 +144,7 @@ class Objective(nn.Module):
         self.content, self.style, self.tv, self.photo = content, style, tv, photo
         #: The backbone layers one evaluation needs (content layers first, each once).
         self.layers = list(dict.fromkeys(content.layers + style.layers))
+        self.extra = nn.ModuleList()
 
     def forward(self, x: torch.Tensor) -> Losses:
         feats = self.features(x, self.layers)
@@ -124,6 +157,8 @@ class Objective(nn.Module):
             total = total + self.photo.weight * photo
         else:
             photo = torch.zeros((), device=x.device)
+        for term in self.extra:
+            total = total + term.weight * term(x)
         return total, content, style, tv, photo
 
 

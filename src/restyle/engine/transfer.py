@@ -171,9 +171,14 @@ class StyleTransfer:
         """(total, content, style, tv, photo) for image ``x``; differentiable w.r.t. ``x``."""
         return self._objective()(x)
 
-    def initial_image(self) -> torch.Tensor:
+    def initial_image(self, start: torch.Tensor | None = None) -> torch.Tensor:
+        """The first stage's start: ``start`` (an RGB ``1 x 3 x H x W`` image in [0, 1], resized to
+        the stage) when given, else what ``--init`` says; grey in luminance mode, as the content."""
         c = self.config
         assert self.content is not None, "set_targets first"
+        if start is not None:
+            x = controls.upsample(as_tensor(start).to(self.device), _hw(self.content)).clamp(0, 1)
+            return controls.gray3(controls.luminance(x)) if c.preserve_color == "luminance" else x
         if c.init == "content":
             return self.content.clone()
         if c.init == "noise":
@@ -203,14 +208,21 @@ class StyleTransfer:
         *,
         on_event: EventHandler | None = None,
         on_iteration: IterationHandler | None = None,
+        init_image: torch.Tensor | None = None,
+        extra_terms: Sequence[nn.Module] = (),
     ) -> Result:
         """Optimise. ``on_event`` receives :class:`Started`, then a :class:`Progress` per history
-        row, then :class:`Finished`; ``on_iteration(row, image)`` is the same rows as plain dicts."""
+        row, then :class:`Finished`; ``on_iteration(row, image)`` is the same rows as plain dicts.
+
+        ``init_image`` (``1 x 3 x H x W`` in [0, 1]) replaces ``--init`` as the start; ``extra_terms``
+        (modules with a ``weight``, e.g. :class:`~.objective.TemporalConsistency`) are added to
+        every stage's objective (to its total only: the history's columns stay the same)."""
         with backend_flags(self.device, self.precision):
-            return self._run(content, styles, on_event, on_iteration)
+            return self._run(content, styles, on_event, on_iteration, init_image, extra_terms)
 
     def _run(self, content: Any, styles: Sequence[Any], on_event: EventHandler | None,
-             on_iteration: IterationHandler | None) -> Result:
+             on_iteration: IterationHandler | None, init_image: torch.Tensor | None = None,
+             extra_terms: Sequence[nn.Module] = ()) -> Result:
         c = self.config
         emit = on_event or (lambda event: None)
         torch.manual_seed(c.seed)
@@ -232,8 +244,9 @@ class StyleTransfer:
         x: torch.Tensor | None = None
         for k, size in enumerate(sizes):
             self.set_targets(*self.resize_inputs(content_src, style_srcs, size))
+            self._objective().extra.extend(term.to(self.device) for term in extra_terms)
             assert self.content is not None
-            x0 = self.initial_image() if x is None else controls.upsample(x, _hw(self.content))
+            x0 = self.initial_image(init_image) if x is None else controls.upsample(x, _hw(self.content))
             stage = self._optimise(x0, k * c.iterations, k == len(sizes) - 1, start, on_row)
             history.extend(stage.rows)
             x, stopped = stage.image, stage.stopped

@@ -1,0 +1,248 @@
+"""Stylising a video frame by frame, each frame one run of the engine (Ruder, Dosovitskiy & Brox 2016).
+
+Frame t starts from the stylised frame t−1 warped to t by the optical flow of the input
+(disoccluded pixels and motion boundaries from frame t itself), and its objective has one more
+term, :class:`~restyle.engine.objective.TemporalConsistency`: ``temporal_weight`` times the mean
+of ``mask · (x − warped)²``, the mask 1 where the flow is reliable. ``temporal_weight`` 0 gives
+independent frames (each from ``--init``, no flow). The first frame gets ``first_iterations``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from restyle._version import __version__
+from restyle.config import Config
+from restyle.engine import StyleTransfer
+from restyle.engine.objective import TemporalConsistency
+from restyle.errors import ConfigError, OutputError, notice
+from restyle.io import files, images
+from restyle.nn import controls
+from restyle.video import flow, sink, source
+from restyle.video.events import FrameFinished, FrameStarted, VideoFinished, VideoStarted
+from restyle.video.work import SETTINGS, WorkFolder, file_digest, source_digest
+
+#: ``--temporal-weight``'s default: the warping error falls to about 1/3 of independent frames'
+#: (docs/video.md), with the style losses within a few per cent of theirs.
+DEFAULT_TEMPORAL_WEIGHT = 1e3
+#: Each frame's iterations when not given: later frames start from the previous one, warped, and
+#: need fewer than a photo from scratch.
+DEFAULT_ITERATIONS = 100
+#: How many times ``--iterations`` the first frame gets by default (it starts from the content):
+#: 300 by default, as a photo.
+FIRST_FRAME_FACTOR = 3
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """What a video run adds to the per-frame :class:`Config`."""
+
+    temporal_weight: float = DEFAULT_TEMPORAL_WEIGHT
+    first_iterations: int | None = None  # None: FIRST_FRAME_FACTOR x the config's iterations
+    frames: str | None = None  # "A:B", input frames A to B-1 (0-based)
+    fps: float | None = None  # output frame rate (None: the input's)
+    flow: str = flow.DEFAULT_PRESET  # DIS preset
+    crf: int = sink.DEFAULT_CRF  # video quality (libx264's constant rate factor)
+
+    def validate(self) -> None:
+        if not (0 <= self.temporal_weight < float("inf")):
+            raise ConfigError(f"--temporal-weight must be a finite number >= 0, got {self.temporal_weight}")
+        if self.first_iterations is not None and self.first_iterations < 0:
+            raise ConfigError("--first-iterations must be >= 0")
+        if self.fps is not None and not (0 < self.fps <= 1000):
+            raise ConfigError(f"--fps must be > 0 (and at most 1000), got {self.fps}")
+        if not (0 <= self.crf <= 51):
+            raise ConfigError(f"--crf must be 0-51, got {self.crf}")
+        if self.flow not in flow.PRESETS:
+            raise ConfigError(f"unknown --flow '{self.flow}'; choose one of: {', '.join(flow.PRESETS)}")
+        source.parse_range(self.frames)
+
+    def first(self, config: Config) -> int:
+        return self.first_iterations if self.first_iterations is not None else FIRST_FRAME_FACTOR * config.iterations
+
+
+@dataclass
+class VideoResult:
+    """What a video run produced."""
+
+    output: Path
+    frames: int
+    fps: float
+    width: int
+    height: int
+    codec: str  # the video encoder ("png" for a folder of frames)
+    audio: str  # "copied (aac)", "re-encoded as aac (...)", or "none"
+    seconds: float  # this session's
+    stylised: int  # frames stylised in this session (the others were finished before)
+    frame_seconds: list[float] = field(default_factory=list)  # per frame stylised in this session
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def working_size(config: Config, width: int, height: int) -> tuple[int, int]:
+    """The stylised frames' (width, height): the engine's output size for a frame of the input's."""
+    longest = config.scales[-1] if config.scales else config.size
+    if longest is None:
+        return width, height
+    scale = longest / max(width, height)
+    return max(2, round(width * scale)), max(2, round(height * scale))
+
+
+def stylize_video(input: str | os.PathLike[str], styles: Sequence[str | os.PathLike[str]], config: Config,
+                  output: str | os.PathLike[str], options: VideoOptions = VideoOptions(), *,
+                  work_dir: str | os.PathLike[str] | None = None, keep_frames: bool = False,
+                  on_event: Callable[[Any], None] | None = None) -> VideoResult:
+    """Stylise the video ``input`` with ``styles`` into ``output`` (a video file, a ``.gif``, or
+    ``DIR/`` for PNG frames). Finished frames go to ``work_dir`` (default ``OUTPUT.work/``; for
+    ``DIR/`` the folder itself), which a rerun of the same call continues from; it is deleted
+    after the output is written unless ``keep_frames``. ``on_event`` receives the events of
+    :mod:`restyle.video.events` and, between a frame's start and finish, the engine's events."""
+    start = time.perf_counter()
+    emit = on_event or (lambda event: None)
+    options.validate()
+    if not styles:
+        raise ConfigError("give at least one style image")
+    info = source.probe(input, folder_fps=Fraction(options.fps).limit_denominator(1001) if options.fps else None)
+    kind, target = sink.check_output(output, info)
+    indices, rate = source.select(info, options.frames, options.fps)
+    style_images = [images.load_image(s, max_pixels=config.max_pixels, role=f"style image {i + 1}")
+                    for i, s in enumerate(styles)]
+    size = working_size(config, info.width, info.height)
+    folder = WorkFolder(target if kind == "folder" else Path(work_dir or f"{target}.work").expanduser().resolve())
+    if kind != "folder" and files.same_file(folder.path, info.path):
+        raise OutputError(f"the work folder '{folder.path}' is the input; give another --work-dir")
+    record = _record(info, styles, config, options, indices, rate, size)
+    folder.open({k: record[k] for k in ("restyle", "config", "video", "inputs")})
+    done = folder.finished(len(indices))
+    emit(VideoStarted(len(indices), done, float(rate), size[0], size[1], str(folder.path)))
+
+    run = _FrameRunner(config, options, style_images, emit)
+    previous: tuple[np.ndarray, np.ndarray] | None = None  # (input, stylised) of the frame before
+    for pos, img in source.read_frames(info, indices, start=max(0, done - 1)):
+        frame = images.resize_to(img, size) if img.size != size else img
+        if pos < done:  # finished before: only its input and output are needed, for the next frame
+            previous = (_array(frame), _array(_load_png(folder.frame_path(pos))))
+            continue
+        emit(FrameStarted(pos, len(indices), run.iterations(pos)))
+        t0 = time.perf_counter()
+        stylised, loss = run(pos, frame, previous)
+        folder.save(pos, stylised)
+        previous = (_array(frame), _array(stylised))
+        run.frame_seconds.append(time.perf_counter() - t0)
+        emit(FrameFinished(pos, len(indices), run.frame_seconds[-1], loss, run.eta(pos, len(indices))))
+
+    frame_files = [folder.frame_path(i) for i in range(len(indices))]
+    record["seconds_per_frame"] = (round(sum(run.frame_seconds) / len(run.frame_seconds), 3)
+                                   if run.frame_seconds else None)
+    codec, audio = _write(kind, target, folder, frame_files, rate, record, info, indices, options)
+    record.update(codec=codec, audio=audio)
+    if kind != "folder" and not keep_frames:
+        folder.remove()
+    seconds = time.perf_counter() - start
+    emit(VideoFinished(str(target), len(indices), float(rate), codec, audio, seconds))
+    return VideoResult(target, len(indices), float(rate), size[0], size[1], codec, audio, seconds,
+                       len(run.frame_seconds), run.frame_seconds, record)
+
+
+class _FrameRunner:
+    """One frame's engine run: the start image and the temporal term from the frame before."""
+
+    def __init__(self, config: Config, options: VideoOptions, styles: list[Any], emit: Callable[[Any], None]):
+        self.options, self.styles, self.emit = options, styles, emit
+        self.temporal = options.temporal_weight > 0
+        first = options.first(config) if self.temporal else config.iterations
+        self.engines = {0: StyleTransfer(config.replace(iterations=first)), 1: StyleTransfer(config)}
+        self.luminance = config.preserve_color == "luminance"
+        self.estimator = flow.FlowEstimator(options.flow) if self.temporal else None
+        self.frame_seconds: list[float] = []
+        self._per_iteration: list[float] = []
+
+    def iterations(self, pos: int) -> int:
+        return self.engines[min(pos, 1)].config.iterations
+
+    def __call__(self, pos: int, frame: Any, previous: tuple[np.ndarray, np.ndarray] | None) -> tuple[Any, float]:
+        engine = self.engines[min(pos, 1)]
+        init, terms = None, []
+        if self.temporal and previous is not None:
+            assert self.estimator is not None
+            content = _array(frame)
+            link = flow.pair(self.estimator, previous[0], content)
+            warped = link.warp(previous[1])
+            mask = link.masks.weights[..., None]
+            init = _tensor(mask * warped + (1 - mask) * content)
+            want = _tensor(warped)
+            if self.luminance:  # the network sees (and the loss compares) the luminance alone
+                want = controls.gray3(controls.luminance(want))
+            terms = [TemporalConsistency(want, _tensor(mask), self.options.temporal_weight)]
+        t0 = time.perf_counter()
+        result = engine.run(frame, self.styles, on_event=self.emit, init_image=init, extra_terms=terms)
+        if result.stopped_early:
+            notice(f"frame {pos + 1}: {result.stopped_early}")
+        self._per_iteration.append((time.perf_counter() - t0) / max(1, engine.config.iterations))
+        return result.image, result.final_loss
+
+    def eta(self, pos: int, total: int) -> float | None:
+        """Seconds left for frames pos+1.. at this session's pace per iteration."""
+        if not self._per_iteration:
+            return None
+        per = sum(self._per_iteration[-10:]) / len(self._per_iteration[-10:])
+        return per * self.iterations(1) * (total - pos - 1)
+
+
+def _write(kind: str, target: Path, folder: WorkFolder, frame_files: list[Path], rate: Fraction,
+           record: dict[str, Any], info: source.VideoInfo, indices: list[int],
+           options: VideoOptions) -> tuple[str, str]:
+    if kind == "folder":
+        if info.audio:
+            notice("PNG frames have no sound: the audio stream is left out")
+        files.atomic_write_text(target / SETTINGS, json.dumps({**record, "codec": "png", "audio": "none"},
+                                                              indent=1) + "\n")
+        return "png", "none"
+    if kind == "gif":
+        if info.audio:
+            notice("a GIF has no sound: the audio stream is left out")
+        sink.write_gif(frame_files, target, rate, {**record, "codec": "gif", "audio": "none"})
+        return "gif", "none"
+    span = None
+    if options.frames is not None:
+        span = (info.times[indices[0]], info.times[indices[-1]] + 1 / float(info.fps))
+    name, audio = sink.write_video(frame_files, target, rate, record, source=info, span=span, crf=options.crf)
+    return sink.codec_label(name), audio
+
+
+def _record(info: source.VideoInfo, styles: Sequence[Any], config: Config, options: VideoOptions,
+            indices: list[int], rate: Fraction, size: tuple[int, int]) -> dict[str, Any]:
+    style_paths = [str(Path(s).expanduser().resolve()) for s in styles]
+    return {
+        "restyle": __version__,
+        "config": config.to_dict(),
+        "video": {**asdict(options), "first_iterations": options.first(config) if options.temporal_weight > 0
+                  else config.iterations, "rate": str(rate), "frame_count": len(indices), "size": list(size),
+                  "source_frames": [indices[0], indices[-1] + 1]},
+        "inputs": {"video": str(info.path.resolve()), "styles": style_paths,
+                   "sha256": {str(info.path.resolve()): source_digest(info.path, info.files),
+                              **{p: file_digest(p) for p in style_paths}}},
+    }
+
+
+def _load_png(path: Path) -> Any:
+    return images.load_image(path, max_pixels=None, role="finished frame")
+
+
+def _array(img: Any) -> np.ndarray:
+    """An RGB PIL image as ``H x W x 3`` float32 in [0, 1]."""
+    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    """``H x W x C`` -> ``1 x C x H x W`` float32."""
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).permute(2, 0, 1)[None].contiguous()

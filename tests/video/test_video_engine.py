@@ -1,0 +1,67 @@
+"""Specification of what video adds to the engine: a run can start from a given image, and extra
+loss terms join the total; the temporal term is a masked mean, the same at every size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from video_helpers import EXAMPLES
+
+from restyle.config import Config
+from restyle.engine import StyleTransfer
+from restyle.engine.objective import TemporalConsistency
+
+RUN = dict(size=48, precision="fp32", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def photo() -> Image.Image:
+    with Image.open(EXAMPLES / "chelsea.jpg") as img:
+        return img.convert("RGB").resize((48, 32), Image.Resampling.LANCZOS)
+
+
+@pytest.fixture(scope="module")
+def painting() -> Image.Image:
+    with Image.open(EXAMPLES / "starry_night.jpg") as img:
+        return img.convert("RGB").resize((48, 30), Image.Resampling.LANCZOS)
+
+
+def test_the_temporal_term_is_a_masked_mean_whatever_the_size():
+    for side in (16, 64):
+        target = torch.zeros(1, 3, side, side)
+        mask = torch.zeros(1, 1, side, side)
+        mask[..., : side // 2] = 1  # half the pixels count
+        term = TemporalConsistency(target, mask, weight=7.0)
+        assert float(term(torch.full((1, 3, side, side), 0.5))) == pytest.approx(0.25 * 0.5)
+    # a coarse-to-fine stage's image is smaller than the target: target and mask are resized to it
+    assert float(term(torch.full((1, 3, 32, 32), 0.5))) == pytest.approx(0.125)
+
+
+def test_a_run_can_start_from_a_given_image(photo, painting):
+    start = np.zeros((32, 48, 3), np.uint8)
+    start[:, :24] = (200, 40, 90)
+    start_t = torch.from_numpy(start).permute(2, 0, 1)[None].float() / 255
+    result = StyleTransfer(Config(iterations=0, **RUN)).run(photo, [painting], init_image=start_t)
+    assert np.array_equal(np.asarray(result.image), start)  # no step taken: the start is the output
+
+
+def test_an_extra_term_joins_the_total_and_pulls_where_its_mask_says(photo, painting):
+    grey = torch.full((1, 3, 32, 48), 0.5)
+    mask = torch.zeros(1, 1, 32, 48)
+    mask[..., :24] = 1
+    term = TemporalConsistency(grey, mask, weight=1e4)
+    config = Config(iterations=8, **RUN)
+    result = StyleTransfer(config).run(photo, [painting], extra_terms=[term])
+    first = result.history[0]  # the content image, before any step
+    content = torch.from_numpy(np.asarray(photo, dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    others = config.content_weight * first["content"] + config.style_weight * first["style"] + \
+        config.tv_weight * first["tv"]
+    assert first["total"] == pytest.approx(others + 1e4 * float(term(content)), rel=1e-5)
+    out = torch.from_numpy(np.asarray(result.image, dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    pinned = (out[..., :24] - 0.5).abs().mean()
+    free = (out[..., 24:] - 0.5).abs().mean()
+    assert pinned < 0.03 < free
+    plain = StyleTransfer(config).run(photo, [painting])
+    assert set(plain.history[0]) == set(first)  # the same columns: the term is in the total only
