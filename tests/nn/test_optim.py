@@ -247,3 +247,25 @@ def test_the_safeguarded_step_reads_nothing_back_to_the_host(monkeypatch):
         opt.step(closure)
     monkeypatch.undo()
     assert float(stiff(x.detach())) < 0.01 * float(stiff(torch.full_like(x, 0.9)))  # and it did optimise
+
+
+def test_a_rise_within_the_losss_rounding_noise_is_accepted_so_a_tiny_step_cannot_stall():
+    """A dark 256-px photo's first step (scaled by 1/‖g‖₁) changed its fp32 loss by 4e-7 relative,
+    upwards: rejecting that, and every shorter retry, froze the run at its first image."""
+    x = torch.full((6,), 0.9, dtype=torch.float64, requires_grad=True)
+    opt = optim.LBFGS(x, lr=1e-6, safeguard="reset")  # a step far too short to lower the loss visibly
+    calls = {"n": 0}
+
+    def closure():
+        opt.zero_grad()
+        loss = ((x - 0.25) ** 2).sum()
+        loss.backward()
+        calls["n"] += 1
+        return loss.detach() * (1 + 5e-7 * (calls["n"] == 2))  # rounding noise on the trial: a rise
+
+    opt.step(closure)
+    opt.step(closure)
+    assert bool(opt.accepted)
+    calls["n"] = 1  # the same rise, 20x the tolerance: rejected
+    opt.step(lambda: closure() * (1 + 20 * optim.NOISE))
+    assert not bool(opt.accepted)

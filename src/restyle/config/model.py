@@ -85,8 +85,9 @@ class Config:
                                help="strong-Wolfe line search (L-BFGS)")
     safeguard: str = option("reset", flag="--safeguard", group="optimisation", choices=SAFEGUARDS,
                             help="L-BFGS without --line-search: a step that raises the loss is undone and retried "
-                            "shorter (backtrack), also with the curvature memory reset (reset) or the step length "
-                            "kept shrunk (adaptive); off: the fixed step of earlier releases")
+                            "shorter with the curvature memory reset (reset), or kept (backtrack), or with the "
+                            "step length kept shrunk (adaptive), or the rejected step's curvature used (secant); "
+                            "off: the fixed step of earlier releases (docs/quality.md)")
     ema: float = option(0.0, flag="--ema", group="optimisation", metavar="DECAY", help="deliver the exponential "
                         "moving average of the iterates with this decay (e.g. 0.9); 0 = the last iterate")
     init: str = option("content", flag="--init", group="image", metavar="content|noise|PATH",
