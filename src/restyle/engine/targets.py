@@ -156,10 +156,9 @@ def w2_terms(features: Features, styles: Sequence[torch.Tensor], layers: list[st
             feats = features(style, layers)
         for n in layers:
             stats[n].append(mean_cov(feats[n]))
-    # tr √(Σₛ^½ Σ Σₛ^½) by eigenvalues on the CPU (5x faster there than Newton–Schulz's 18 pairs of
-    # C x C products); on a GPU by Newton–Schulz, matrix products only (no host sync).
-    method = "eigh" if features.device.type == "cpu" else "newton-schulz"
-    return {n: W2StyleLoss(*W2StyleLoss.blended_target(s, list(blend)), method=method) for n, s in stats.items()}
+    # tr √(Σₛ^½ Σ Σₛ^½) by Newton–Schulz everywhere: eigh is faster on a CPU, but its gradient
+    # (1/2√λ) is unstable on the near-zero eigenvalues of a deep layer's rank-deficient covariance.
+    return {n: W2StyleLoss(*W2StyleLoss.blended_target(s, list(blend))) for n, s in stats.items()}
 
 
 def style_terms(grams: Mapping[str, list[torch.Tensor]], blend: Sequence[float],

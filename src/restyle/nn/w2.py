@@ -9,8 +9,10 @@ between the output's ``N(μ, Σ)`` and the style's ``N(μₛ, Σₛ)`` is
 computed once per target by eigendecomposition; the trace of the square root of
 ``Σₛ^½ Σ Σₛ^½`` every step by Newton–Schulz iterations (``"newton-schulz"``: matrix products
 only, so no host sync on a GPU, and differentiable by autograd) or from its eigenvalues
-(``"eigh"``, exact). restyle uses eigh on the CPU, where it is the faster (0.19 s against 2.2 s
-forward and backward for a 512-channel layer on one loaded core), and Newton–Schulz on a GPU. The loss is divided by the distance
+(``"eigh"``, exact). restyle uses Newton–Schulz on every device: eigh is faster on a CPU (0.19 s
+against 2.2 s forward and backward for a 512-channel layer on one loaded core), but the gradient
+of √λ, 1/(2√λ), is unstable on the near-zero eigenvalues of a deep layer's rank-deficient
+covariance (a tiled-vs-untiled gradient test failed with it). The loss is divided by the distance
 of the target from zero features, ``‖μₛ‖² + tr Σₛ``, so that 1.0 means "as far as zero is", as
 the Gram loss's relative error does.
 """
