@@ -85,3 +85,19 @@ def test_the_warping_error_is_low_for_steady_frames_and_high_for_flicker(photo):
     flicker = np.clip(current + rng.normal(0, 0.1, current.shape).astype(np.float32), 0, 1)
     assert steady < 1e-3
     assert flow.warping_error(previous, flicker, link) > 5e-3 + steady
+
+
+def test_a_frame_with_a_display_rotation_is_turned_upright():
+    from restyle.video.source import upright
+
+    class PhoneFrame:  # decoded portrait video: stored landscape, display matrix says turn a quarter clockwise
+        rotation = -90
+
+        def to_image(self):
+            img = Image.new("RGB", (4, 2))
+            img.putpixel((0, 0), (255, 0, 0))  # top-left is red in storage
+            return img
+
+    img = upright(PhoneFrame())
+    assert img.size == (2, 4)
+    assert img.getpixel((1, 0)) == (255, 0, 0)  # a quarter turn clockwise puts it top-right

@@ -133,8 +133,8 @@ class FrameBar:
                 from tqdm import tqdm
 
                 self.bar = tqdm(total=event.total, initial=event.done, unit="frame", dynamic_ncols=True,
-                                mininterval=0.5, file=sys.stderr, desc=f"{event.width}x{event.height}",
-                                bar_format="{desc} {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]")
+                                mininterval=0.5, file=sys.stderr,
+                                bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
                 self._show(event.done, 0)
         elif isinstance(event, FrameStarted):
             self.frame, self.iterations = event.index, max(1, event.iterations)
@@ -149,8 +149,8 @@ class FrameBar:
 
     def _show(self, frame: int, iteration: int) -> None:
         if self.bar is not None:
-            self.bar.set_postfix_str(f"frame {min(frame + 1, self.bar.total)}/{self.bar.total} "
-                                     f"it {iteration}/{self.iterations}", refresh=False)
+            self.bar.set_description_str(f"frame {min(frame + 1, self.bar.total)}/{self.bar.total} "
+                                         f"(it {iteration}/{self.iterations})", refresh=False)
 
     def close(self) -> None:
         if self.bar is not None:

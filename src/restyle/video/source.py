@@ -52,12 +52,6 @@ class VideoInfo:
     audio: bool = False  # has an audio stream
     files: list[Path] = field(default_factory=list, repr=False)  # a folder's frames, in order
     start: float = 0.0  # the first frame's time in the file (seconds), for trimming the audio
-    label: str = ""
-
-    @property
-    def duration(self) -> float:
-        """From the first frame's start to the last frame's end."""
-        return self.times[-1] + 1 / float(self.fps) if self.times else 0.0
 
 
 def probe(path: str | os.PathLike[str], *, folder_fps: Fraction | None = None) -> VideoInfo:
@@ -105,7 +99,7 @@ def _probe_file(p: Path, label: str) -> VideoInfo:
         rate = stream.average_rate or stream.guessed_rate or _rate_from(times)
     start = times[0]
     return VideoInfo(p, "file", len(times), Fraction(rate).limit_denominator(1001 * 1000),
-                     size[0], size[1], [t - start for t in times], audio, start=start, label=label)
+                     size[0], size[1], [t - start for t in times], audio, start=start)
 
 
 def _seconds(frame: Any, index: int, stream: Any) -> float:
@@ -151,7 +145,7 @@ def _probe_folder(p: Path, label: str, fps: Fraction) -> VideoInfo:
         raise InputVideoError(f"{label}: frame '{odd.name}' is {sizes[odd][0]}x{sizes[odd][1]}, the first frame "
                               f"'{files[0].name}' {first[0]}x{first[1]}; frames must have one size")
     times = [i / float(fps) for i in range(len(files))]
-    return VideoInfo(p, "folder", len(files), fps, first[0], first[1], times, False, files, label=label)
+    return VideoInfo(p, "folder", len(files), fps, first[0], first[1], times, False, files)
 
 
 # ---- selecting and reading frames ------------------------------------------------------------
@@ -219,11 +213,16 @@ def read_frames(info: VideoInfo, indices: Sequence[int], start: int = 0) -> Iter
         stream.thread_type = "AUTO"
         for i, frame in enumerate(container.decode(stream)):
             if i in wanted:
-                img = frame.to_image()
-                turn = int(getattr(frame, "rotation", 0) or 0) % 360
-                if turn:
-                    img = img.rotate(turn, expand=True)
+                img = upright(frame)
                 for pos in wanted[i]:
                     yield pos, img
             if i >= last:
                 return
+
+
+def upright(frame: Any) -> Image.Image:
+    """A decoded frame as an RGB image the way players show it: turned by its display matrix
+    (phone videos), i.e. ``frame.rotation`` degrees counter-clockwise, as FFmpeg's autorotate does."""
+    img = frame.to_image()
+    turn = round(getattr(frame, "rotation", 0) or 0) % 360
+    return img.rotate(turn, expand=True) if turn else img
