@@ -30,6 +30,11 @@ TINY = {"size": 32, "iterations": 2, "device": "cpu", "precision": "fp32"}
 SMALL = metrics.Evaluator(size=64)
 
 
+
+def scalars(values: dict) -> dict:
+    """The scalar metrics (the study also keeps the per-layer style distances)."""
+    return {k: v for k, v in values.items() if k != "style_by_layer"}
+
 def run_study(cells, out_dir, **kwargs):
     return runner.run_study(cells, out_dir, evaluator=SMALL, **kwargs)
 
@@ -138,7 +143,8 @@ def test_tiny_study_writes_every_artefact(tiny_study):
         record = read_run_record(r.png)
         assert record["config"]["style_weight"] == r.cell.config.style_weight
         assert side_paths(r.png)["csv"].is_file()
-        assert set(r.metrics) == set(metrics.METRIC_NAMES)
+        assert set(r.metrics) == {*metrics.METRIC_NAMES, "style_by_layer"}  # and the per-layer breakdown
+        assert set(r.metrics["style_by_layer"]) == set(metrics.EVAL_STYLE_LAYERS)
     for name in ("contact_sheet.png", "metrics.csv", "index.html", "curves/chelsea__starry_night.png"):
         assert (out / name).is_file(), name
     with open(out / "metrics.csv", newline="") as f:
@@ -196,7 +202,8 @@ def test_rerun_skips_finished_cells_and_reruns_changed_ones(tiny_study, tmp_path
     assert engine_calls == []
     assert [r.status for r in summary.results] == ["skipped"] * 4
     for r in summary.results:  # metrics re-read from the PNGs, losses from the CSVs
-        assert r.metrics == pytest.approx(before[r.cell.name])
+        assert scalars(r.metrics) == pytest.approx(scalars(before[r.cell.name]))
+        assert r.metrics["style_by_layer"] == pytest.approx(before[r.cell.name]["style_by_layer"])
         assert r.history and r.history[-1]["iteration"] == 2
     with open(out / "metrics.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == 4
@@ -266,7 +273,7 @@ def test_jobs_run_cells_in_spawned_processes(tmp_path, monkeypatch):
     # and the workers scored with the study's evaluator (64 px), as this process does.
     again = run_study(cells[:1], tmp_path / "ser", force=True)
     assert again.results[0].final["total"] == pytest.approx(summary.results[0].final["total"], rel=1e-3)
-    assert again.results[0].metrics == pytest.approx(summary.results[0].metrics, rel=1e-3)
+    assert scalars(again.results[0].metrics) == pytest.approx(scalars(summary.results[0].metrics), rel=1e-3)
 
 
 def test_devices_are_dealt_round_robin(tmp_path, monkeypatch):
