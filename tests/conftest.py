@@ -9,22 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "src" / "restyle" / "examples"
+from shared_helpers import example
 
 # On a machine whose 2 cores are shared with other jobs, torch's intra-op threads spin against
 # each other and a tiny VGG pass takes ~10x longer than on one thread.
 torch.set_num_threads(1)
-
-
-def example(name: str, longest: int, path: Path) -> Path:
-    """The bundled example ``name`` scaled to ``longest`` pixels (longest side), saved at ``path``."""
-    with Image.open(EXAMPLES / name) as img:
-        img = img.convert("RGB")
-        img.thumbnail((longest, longest), Image.Resampling.LANCZOS)
-        img.save(path, quality=95) if path.suffix == ".jpg" else img.save(path)
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 import restyle
-from conftest import EXAMPLES
 from restyle.backbone import build_backbone
 from restyle.cli import main
 from restyle.config import Config
@@ -30,6 +29,7 @@ from restyle.nn.losses import StyleLoss, gram
 from restyle.nn.vgg import VGGFeatures
 from restyle.spec import GATYS_STYLE, LAYER_SETS, conv_names
 from restyle.weights import load_weights
+from shared_helpers import EXAMPLES
 
 CPU = dict(device="cpu", precision="fp32")
 

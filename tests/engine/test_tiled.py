@@ -65,7 +65,7 @@ def compare(config: Config, content: Path, styles: list[Path], tile: int, loss_t
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from conftest import example
+    from shared_helpers import example
 
     d = tmp_path_factory.mktemp("tiled")
     left = Image.new("L", (128, 85), 0)
