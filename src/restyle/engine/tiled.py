@@ -253,44 +253,51 @@ def _add_tv_grad(out: torch.Tensor, x: torch.Tensor, coef: torch.Tensor) -> None
 
 
 # ---- which stages are tiled, and with what tile --------------------------------------------------
-#: Calibration of the memory estimate (peak RSS of CPU runs, docs/large.md): the process without
-#: images, bytes held per activation value of one untiled forward + backward, and image-sized
-#: float32 RGB buffers besides the L-BFGS history (the image, its gradient, snapshots, the
-#: optimiser's vectors). A matting Laplacian takes about 25 x 12 bytes a pixel, more while built.
-RUNTIME_BYTES = 0.5 * 2**30
+#: Calibration of the memory estimate: the process without images, bytes held per activation
+#: value of one untiled forward + backward (x its dtype's size), and image-sized float32 RGB
+#: buffers besides the L-BFGS history (the image, its gradient, snapshots, the optimiser's
+#: vectors). Fitted to the peak RSS of untiled bf16 CPU runs (1.35 GB at 1024x681, 3.71 GB at
+#: 2048x1362: 0.55 GB + 1.2 KB a pixel; docs/large.md); tiled runs come out below their estimate.
+#: A matting Laplacian takes about 25 x 12 bytes a pixel, twice that while it is built.
+RUNTIME_BYTES = 0.55 * 2**30
 ACTIVATION_BYTES = {"bf16": 2.0, "fp32": 4.0, "tf32": 4.0}
-ACTIVATION_FACTOR = 1.0
+ACTIVATION_FACTOR = 1.6
 IMAGE_BUFFERS = 12
 MATTING_BYTES_PER_PIXEL = 600
 
 
-def activation_values(features: Features, layers: Sequence[str]) -> float:
-    """Activation values per input pixel of a forward up to the deepest of ``layers``: each
-    layer's channels / 4^pools before it, summed."""
+def activation_values(features: Features, layers: Sequence[str]) -> dict[str, float]:
+    """Per layer of a forward up to the deepest of ``layers``, its activation values per input
+    pixel: channels / 4^(pools before it)."""
     names = features.names
     last = max(names.index(n) for n in layers)
-    total, channels, area = 0.0, 3, 1.0
+    out, channels, area = {}, 3, 1.0
     for name in names[: last + 1]:
         if name.startswith("pool"):
             area /= 4
         else:
             channels = int(cast(nn.Conv2d, features.backbone.convs[name]).out_channels)
-        total += channels * area
-    return total
+        out[name] = channels * area
+    return out
 
 
 def estimate_bytes(config: Config, features: Features, layers: Sequence[str], size: tuple[int, int],
                    tile: int | None = None) -> float:
-    """Peak memory of a stage of ``size`` = (height, width), untiled or in tiles of ``tile``."""
+    """Peak memory of a stage of ``size`` = (height, width), untiled or in tiles of ``tile``: the
+    activations of the image or of one tile's crop, the image-sized buffers (the optimiser's
+    history included) and the content targets (float32 feature maps of the whole image)."""
     h, w = size
     halo, _ = reach(features.names, layers)
     crop = h * w if tile is None else min(h, tile + 2 * halo) * min(w, tile + 2 * halo)
     image = 12.0 * h * w
     pairs = 2.0 if config.optimizer == "adam" else 2.0 * min(lbfgs_history(torch.empty(1, 3, h, w, device="meta")),
                                                              max(1, config.iterations - 1))
-    act = activation_values(features, layers) * ACTIVATION_BYTES.get(features.precision, 4.0) * ACTIVATION_FACTOR
+    values = activation_values(features, layers)
+    act = sum(values.values()) * ACTIVATION_BYTES.get(features.precision, 4.0) * ACTIVATION_FACTOR
+    targets = 4.0 * sum(values[n] for n in config.content_layers if n in values) * h * w
     photo = MATTING_BYTES_PER_PIXEL * h * w if config.photo_weight > 0 else 0.0
-    return RUNTIME_BYTES + act * crop + image * (IMAGE_BUFFERS + pairs + (0 if tile is None else 2)) + photo
+    buffers = image * (IMAGE_BUFFERS + pairs + (0 if tile is None else 2))
+    return RUNTIME_BYTES + act * crop + buffers + targets + photo
 
 
 def memory_budget(config: Config, device: torch.device) -> float | None:
