@@ -78,6 +78,21 @@ def test_frames_and_fps_pick_and_resample_the_input_and_trim_the_audio(clip, pai
     assert half["frames"] == FRAMES // 2 and half["rate"] == 6
 
 
+def test_audio_the_container_cannot_hold_is_re_encoded(tmp_path, painting, capsys):
+    from video_helpers import EXAMPLES
+
+    from restyle.video.demo import pan_zoom_clip
+
+    clip = pan_zoom_clip(EXAMPLES / "shipwreck.jpg", tmp_path / "wavpack.mkv", frames=4, size=(64, 36),
+                         audio_codec="wavpack")  # Matroska holds WavPack, MP4 does not
+    code, _, err = run(capsys, "video", clip, painting, "-o", tmp_path / "out.mp4", *FAST[:-1])
+    assert code == 0, err
+    assert "audio re-encoded as aac" in err
+    got = streams(tmp_path / "out.mp4")
+    assert got["frames"] == 4 and got["audio"] == "aac"
+    assert got["audio_seconds"] == pytest.approx(4 / 12, abs=0.05)
+
+
 def test_a_gif_goes_in_and_a_folder_of_png_frames_comes_out(gif, painting, tmp_path, capsys):
     out = tmp_path / "frames"
     code, _, err = run(capsys, "video", gif, painting, "-o", f"{out}/", *FAST)

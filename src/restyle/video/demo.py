@@ -42,9 +42,9 @@ def pan_zoom_frames(photo: str | os.PathLike[str] | Image.Image, frames: int, si
 
 def pan_zoom_clip(photo: str | os.PathLike[str] | Image.Image, output: str | os.PathLike[str], *, frames: int = 48,
                   size: tuple[int, int] = (256, 144), fps: int | Fraction = 12, tone: float | None = 440.0,
-                  pan: float = 0.25, zoom: float = 1.15) -> Path:
+                  pan: float = 0.25, zoom: float = 1.15, audio_codec: str = "aac") -> Path:
     """Write the pan-and-zoom clip to ``output`` (H.264 in an .mp4/.mkv/.mov, with a sine
-    ``tone`` in Hz as AAC audio unless None; or PNG frames when ``output`` is a folder)."""
+    ``tone`` in Hz as ``audio_codec`` audio unless None; or PNG frames when ``output`` is a folder)."""
     out = Path(output)
     images = pan_zoom_frames(photo, frames, size, pan=pan, zoom=zoom)
     if out.suffix == "":
@@ -57,7 +57,7 @@ def pan_zoom_clip(photo: str | os.PathLike[str] | Image.Image, output: str | os.
         video = container.add_stream("libx264", rate=Fraction(fps))
         video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
         video.options = {"crf": "12", "preset": "fast"}
-        audio = container.add_stream("aac", rate=44100) if tone is not None else None
+        audio = container.add_stream(audio_codec, rate=44100) if tone is not None else None
         if audio is not None:
             audio.layout = "mono"
         for k, frame in enumerate(images):
