@@ -23,6 +23,7 @@ from restyle.spec import LAYER_SETS
 from restyle.study import build_grid, grid, parse_sweep, preset_grid, report, runner
 from restyle.study.executors import Executor, InProcessExecutor
 from restyle.study.grid import CellResult, example
+from restyle.weights import vgg16_available
 
 CHELSEA, STARRY, SCREAM = example("chelsea.jpg"), example("starry_night.jpg"), example("the_scream.jpg")
 TINY = {"size": 32, "iterations": 2, "device": "cpu", "precision": "fp32"}
@@ -249,7 +250,7 @@ def test_seed_table_end_to_end_smoke(tmp_path):
     html = (out / "index.html").read_text()
     assert "seed-table" in html
     assert "Layer set seed-conv1 is the same as gatys" in html
-    if not grid.vgg16_available():
+    if not vgg16_available():
         assert {r["model_used"] for r in rows} == {"vgg19"}
         assert "VGG16 weights unavailable: the seed's layer names ran on the embedded VGG19" in htmllib.unescape(html)
 

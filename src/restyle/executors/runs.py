@@ -211,18 +211,10 @@ def save_output(outcome: Outcome, config: Config, output: str | Path, content: s
 # ---- resuming ------------------------------------------------------------------------------
 
 
-def vgg16_available() -> bool:
-    """Whether default VGG16 weights are on this machine (the torch hub or Keras cache)."""
-    try:
-        from restyle.weights import keras, torchvision
-
-        return torchvision.cached_path("vgg16").is_file() or keras.cached_path("vgg16").is_file()
-    except Exception:  # noqa: BLE001 - an odd cache is "not available"
-        return False
-
-
 def expected_model(config: Config) -> str:
     """The model a run uses: vgg19 when it asks for vgg16 with fallback and VGG16 is absent."""
+    from restyle.weights import vgg16_available
+
     if config.model == "vgg16" and config.weights is None and config.fallback_vgg19 and not vgg16_available():
         return "vgg19"
     return config.model

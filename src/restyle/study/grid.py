@@ -59,21 +59,9 @@ STUDY_PRESETS: dict[str, StudyPreset] = {
 }
 
 
-def vgg16_available() -> bool:
-    """Whether default VGG16 weights are on this machine (the torch hub or Keras cache)."""
-    try:
-        from restyle.weights import keras, torchvision
-
-        return torchvision.cached_path("vgg16").is_file() or keras.cached_path("vgg16").is_file()
-    except Exception:  # noqa: BLE001 - an odd cache is "not available"
-        return False
-
-
 # ---------------------------------------------------------------------------------------------
 # The grid
 
-#: Config fields that say how a cell runs, not what it computes; a saved run matches without them.
-IGNORED_FOR_MATCH = ("device", "preset")
 #: Columns of metrics.csv describing each cell (swept fields not among them are added).
 PARAM_COLUMNS = ("model", "size", "iterations", "optimizer", "init", "pooling", "content_weight", "style_weight",
                  "tv_weight", "seed")

@@ -33,28 +33,23 @@ from restyle.executors.base import check_devices as _check_devices
 from restyle.executors.process import ProcessExecutor
 from restyle.io.history import read_history
 from restyle.spec import LAYER_SETS
-from restyle.study.grid import IGNORED_FOR_MATCH, Cell, CellResult, StudySummary
+from restyle.study.grid import Cell, CellResult, StudySummary
 from restyle.study.report import format_layers
 
 if TYPE_CHECKING:
     from restyle.config import Config
     from restyle.metrics import Evaluator
 
-__all__ = ["default_threads", "expected_model", "finished_record", "run_cell", "run_study", "study_notes"]
+__all__ = ["default_threads", "finished_record", "run_cell", "run_study", "study_notes"]
 
 
 # ---------------------------------------------------------------------------------------------
 # Resuming
 
 
-def expected_model(config: Config) -> str:
-    """The model a cell runs on: vgg19 when it asks for vgg16 with fallback and VGG16 is absent."""
-    return runs.expected_model(config)
-
-
 def finished_record(cell: Cell, png: Path) -> dict[str, Any] | None:
     """The saved run record of ``png`` when it is this cell's finished output, else None."""
-    return runs.finished_record(png, cell.config, cell.content, [cell.style], ignore=IGNORED_FOR_MATCH)
+    return runs.finished_record(png, cell.config, cell.content, [cell.style])
 
 
 # ---------------------------------------------------------------------------------------------

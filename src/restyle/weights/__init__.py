@@ -74,6 +74,16 @@ def load_weights(arch: str, spec: str | None = None) -> VGGWeights:
     return load_file(arch, Path(spec).expanduser())
 
 
+def vgg16_available() -> bool:
+    """Whether default VGG16 weights are on this machine (the torch hub or Keras cache)."""
+    try:
+        from restyle.weights import keras, torchvision
+
+        return torchvision.cached_path("vgg16").is_file() or keras.cached_path("vgg16").is_file()
+    except Exception:  # noqa: BLE001 - an odd cache is "not available"
+        return False
+
+
 def load_file(arch: str, path: Path) -> VGGWeights:
     """Load a torchvision or Keras weights file, whichever ``path`` holds."""
     if _file_format(path) == "hdf5":
@@ -203,4 +213,4 @@ def _checked_tensor(t: object, shape: tuple[int, ...], what: str, arch: str) -> 
     return t.to(torch.float32).contiguous()
 
 
-__all__ = ["ARCHS", "CONV_NAMES", "CONV_SHAPES", "Conv", "VGGWeights", "load_file", "load_weights"]
+__all__ = ["ARCHS", "CONV_NAMES", "CONV_SHAPES", "Conv", "VGGWeights", "load_file", "load_weights", "vgg16_available"]
