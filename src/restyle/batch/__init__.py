@@ -16,8 +16,9 @@ load on first use: ``restyle batch --help`` needs neither torch nor Ray.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from restyle._lazy import lazy_getattr
 
 _EXPORTS = {
     "BatchItem": "restyle.batch.inputs", "IMAGE_SUFFIXES": "restyle.batch.inputs", "FORMATS": "restyle.batch.inputs",
@@ -30,10 +31,7 @@ __all__ = ["FORMATS", "IMAGE_SUFFIXES", "BatchEvent", "BatchItem", "BatchStarted
            "ItemResult", "expand", "plan", "read_manifest", "run_batch"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'restyle.batch' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:

@@ -10,8 +10,9 @@ already done. Names load on first use: importing this package needs neither torc
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from restyle._lazy import lazy_getattr
 
 _EXPORTS = {
     "Executor": "restyle.executors.base", "InProcessExecutor": "restyle.executors.base",
@@ -22,10 +23,7 @@ _EXPORTS = {
 __all__ = ["Executor", "InProcessExecutor", "ProcessExecutor", "RayExecutor", "error_outcome", "shares_files"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'restyle.executors' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:

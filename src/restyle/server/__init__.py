@@ -12,17 +12,15 @@ does not load FastAPI.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from restyle._lazy import lazy_getattr
 
 _EXPORTS = {"Settings": "restyle.server.settings", "create_app": "restyle.server.app", "serve": "restyle.server.run"}
 __all__ = ["Settings", "create_app", "serve"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'restyle.server' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:

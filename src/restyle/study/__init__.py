@@ -4,8 +4,9 @@ the executors are :mod:`restyle.executors`), reported (:mod:`.report`). Names lo
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from restyle._lazy import lazy_getattr
 
 _EXPORTS = {
     "STUDY_PRESETS": "restyle.study.grid", "Cell": "restyle.study.grid", "CellResult": "restyle.study.grid",
@@ -20,10 +21,7 @@ __all__ = ["STUDY_PRESETS", "Cell", "CellResult", "Executor", "InProcessExecutor
            "build_grid", "parse_sweep", "parse_value", "preset_grid", "run_cell", "run_study"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'restyle.study' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:

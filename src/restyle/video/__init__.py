@@ -14,8 +14,9 @@ PyAV and OpenCV (the ``restyle[video]`` extra) are imported when a function need
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from restyle._lazy import lazy_getattr
 
 _EXPORTS = {
     "DEFAULT_TEMPORAL_WEIGHT": "restyle.video.stylize", "VideoOptions": "restyle.video.stylize",
@@ -28,10 +29,7 @@ __all__ = ["DEFAULT_TEMPORAL_WEIGHT", "InputVideoError", "VideoOptions", "VideoR
            "score_video", "stylize_video"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'restyle.video' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:
