@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 
-__getattr__ = lazy_getattr(__name__, _EXPORTS)
+__getattr__ = lazy_getattr(__name__, _EXPORTS, keep=True)
 
 
 def __dir__() -> list[str]:
