@@ -20,7 +20,15 @@ from PIL import Image
 
 from restyle.config import Config
 from restyle.engine import StyleTransfer
-from restyle.engine.tiled import TiledObjective, choose_tile, estimate_bytes
+from restyle.engine.loop import OptimizerSettings, make_optimizer
+from restyle.engine.tiled import (
+    BUDGET_MIN_PAIRS,
+    TiledObjective,
+    choose_tile,
+    default_pairs,
+    estimate_bytes,
+    history_pairs,
+)
 from restyle.engine.tiles import reach, spans, tiles
 from restyle.errors import ConfigError
 
@@ -183,6 +191,25 @@ def test_max_memory_tiles_only_what_would_not_fit(images):
     assert notes and "tiled" in notes[0]
     assert estimate_bytes(st.config, st.extractor, layers, big, 1024) < estimate_bytes(
         st.config, st.extractor, layers, big, 2048)
+
+
+def test_max_memory_shortens_the_lbfgs_history_before_it_tiles(images):
+    st, x = stage(Config(size=128, **SHALLOW, **FP32), images["content"], [images["style"]])
+    layers = st.objective.layers
+    size = (1024, 1024)
+    full = default_pairs(st.config, size)
+    assert full == 50 and history_pairs(st.config, st.extractor, layers, size, None, []) is None  # no budget
+    with_full = estimate_bytes(st.config, st.extractor, layers, size)
+    with_least = estimate_bytes(st.config, st.extractor, layers, size, pairs=BUDGET_MIN_PAIRS)
+    config = st.config.replace(max_memory=(with_full + with_least) / 2 / 2**30)
+    notes: list[str] = []
+    assert choose_tile(config, st.extractor, layers, size, notes) is None  # fits untiled with a shorter history
+    pairs = history_pairs(config, st.extractor, layers, size, None, notes)
+    assert pairs is not None and BUDGET_MIN_PAIRS <= pairs < full
+    assert estimate_bytes(config, st.extractor, layers, size, pairs=pairs) <= config.max_memory * 2**30
+    assert any(f"{pairs} L-BFGS pairs (not {full})" in n for n in notes)
+    # the optimiser keeps what it is told to
+    assert make_optimizer(torch.zeros(1, 3, 8, 8), OptimizerSettings(history=pairs), 300).m == pairs
 
 
 def test_tile_options_are_validated():

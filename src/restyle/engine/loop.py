@@ -50,6 +50,7 @@ class OptimizerSettings:
     line_search: bool = False
     safeguard: str = "reset"  # L-BFGS without line search: see restyle.nn.optim.LBFGS; "off": fixed step
     ema: float = 0.0  # deliver the moving average of the iterates with this decay (0: the last iterate)
+    history: int | None = None  # L-BFGS pairs to keep (None: lbfgs_history's rule)
 
     @classmethod
     def from_config(cls, config: Config) -> OptimizerSettings:
@@ -87,7 +88,8 @@ class EMA:
 
 def lbfgs_history(x: torch.Tensor) -> int:
     """L-BFGS pairs kept: 50, fewer where 50 pairs (2 vectors each, the image's size) would take
-    more than ``HISTORY_BYTES`` (21 at 2048², 5 at 4096²), never fewer than 5."""
+    more than ``HISTORY_BYTES`` (21 at 2048², 5 at 4096²), never fewer than 5. Under
+    ``--max-memory`` the engine may keep fewer (:func:`restyle.engine.tiled.history_pairs`)."""
     pair_bytes = 2 * x.numel() * x.element_size()
     return max(5, min(50, HISTORY_BYTES // pair_bytes))
 
@@ -98,7 +100,7 @@ def make_optimizer(x: torch.Tensor, settings: OptimizerSettings,
     L-BFGS or Adam (kept in ``PIXEL_RANGE``), or torch's L-BFGS for the line search."""
     s = settings
     # A run of N steps stores at most N - 1 pairs: allocate no more (same iterates, less memory).
-    history = max(1, min(lbfgs_history(x), iterations - 1))
+    history = max(1, min(lbfgs_history(x) if s.history is None else s.history, iterations - 1))
     if s.name == "adam":
         return optim.Adam(x, lr=s.lr if s.lr is not None else 0.02, bounds=PIXEL_RANGE)
     if not s.line_search:

@@ -264,6 +264,9 @@ ACTIVATION_BYTES = {"bf16": 2.0, "fp32": 4.0, "tf32": 4.0}
 ACTIVATION_FACTOR = 1.6
 IMAGE_BUFFERS = 12
 MATTING_BYTES_PER_PIXEL = 600
+#: The fewest L-BFGS pairs ``--max-memory`` shrinks a stage's history to before it tiles (or tiles
+#: smaller): bench/history.py, docs/large.md.
+BUDGET_MIN_PAIRS = 5
 
 
 def activation_values(features: Features, layers: Sequence[str]) -> dict[str, float]:
@@ -281,22 +284,32 @@ def activation_values(features: Features, layers: Sequence[str]) -> dict[str, fl
     return out
 
 
+def default_pairs(config: Config, size: tuple[int, int]) -> int:
+    """L-BFGS pairs a stage of ``size`` keeps without a memory budget (0 for Adam)."""
+    if config.optimizer == "adam":
+        return 0
+    return min(lbfgs_history(torch.empty(1, 3, *size, device="meta")), max(1, config.iterations - 1))
+
+
 def estimate_bytes(config: Config, features: Features, layers: Sequence[str], size: tuple[int, int],
-                   tile: int | None = None) -> float:
+                   tile: int | None = None, pairs: int | None = None) -> float:
     """Peak memory of a stage of ``size`` = (height, width), untiled or in tiles of ``tile``: the
     activations of the image or of one tile's crop, the image-sized buffers (the optimiser's
-    history included) and the content targets (float32 feature maps of the whole image)."""
+    history of ``pairs`` pairs included; None: :func:`default_pairs`) and the content targets
+    (float32 feature maps of the whole image)."""
     h, w = size
     halo, _ = reach(features.names, layers)
     crop = h * w if tile is None else min(h, tile + 2 * halo) * min(w, tile + 2 * halo)
     image = 12.0 * h * w
-    pairs = 2.0 if config.optimizer == "adam" else 2.0 * min(lbfgs_history(torch.empty(1, 3, h, w, device="meta")),
-                                                             max(1, config.iterations - 1))
+    if config.optimizer == "adam":
+        pairs = 1  # Adam's two moment buffers
+    elif pairs is None:
+        pairs = default_pairs(config, size)
     values = activation_values(features, layers)
     act = sum(values.values()) * ACTIVATION_BYTES.get(features.precision, 4.0) * ACTIVATION_FACTOR
     targets = 4.0 * sum(values[n] for n in config.content_layers if n in values) * h * w
     photo = MATTING_BYTES_PER_PIXEL * h * w if config.photo_weight > 0 else 0.0
-    buffers = image * (IMAGE_BUFFERS + pairs + (0 if tile is None else 2))
+    buffers = image * (IMAGE_BUFFERS + 2 * pairs + (0 if tile is None else 2))
     return RUNTIME_BYTES + act * crop + buffers + targets + photo
 
 
@@ -314,28 +327,48 @@ def memory_budget(config: Config, device: torch.device) -> float | None:
 def choose_tile(config: Config, features: Features, layers: Sequence[str], size: tuple[int, int],
                 notes: list[str]) -> int | None:
     """The tile of a stage of ``size`` (None: untiled): ``--tile`` when the stage is larger;
-    with ``--max-memory`` alone, none when the untiled estimate fits, else the largest tile (the
-    fewest tiles a side) whose estimate fits."""
+    with ``--max-memory`` alone, none when the untiled estimate fits with at least
+    ``BUDGET_MIN_PAIRS`` L-BFGS pairs, else the largest tile (the fewest tiles a side) whose
+    estimate fits with them (:func:`history_pairs` then gives the history what is left)."""
     longest = max(size)
     if config.tile is not None:
         return config.tile if longest > config.tile else None
     budget = memory_budget(config, features.device)
-    if budget is None or estimate_bytes(config, features, layers, size) <= budget:
+    least = min(BUDGET_MIN_PAIRS, default_pairs(config, size))
+    if budget is None or estimate_bytes(config, features, layers, size, pairs=least) <= budget:
         return None
     _, stride = reach(features.names, layers)
     tile = longest
     for count in range(2, longest // MIN_TILE + 1):
         tile = max(MIN_TILE, -(-longest // count // stride) * stride)
-        if estimate_bytes(config, features, layers, size, tile) <= budget:
+        if estimate_bytes(config, features, layers, size, tile, least) <= budget:
             break
     else:
         notes.append(f"{longest} px: even {MIN_TILE} px tiles are estimated to need "
-                     f"{estimate_bytes(config, features, layers, size, MIN_TILE) / 2**30:.1f} GB, "
+                     f"{estimate_bytes(config, features, layers, size, MIN_TILE, least) / 2**30:.1f} GB, "
                      f"more than --max-memory allows")
     note = f"{longest} px stage tiled ({tile} px tiles) to stay within {budget / 2**30:.1f} GB"
     if note not in notes:
         notes.append(note)
     return tile
+
+
+def history_pairs(config: Config, features: Features, layers: Sequence[str], size: tuple[int, int],
+                  tile: int | None, notes: list[str]) -> int | None:
+    """L-BFGS pairs a stage keeps: None (the default rule, :func:`~.loop.lbfgs_history`) without
+    ``--max-memory``; with it, as many of those as fit in what the stage's other buffers leave of
+    the budget, at least ``BUDGET_MIN_PAIRS`` (bench/history.py measured the cost: docs/large.md)."""
+    budget = memory_budget(config, features.device)
+    full = default_pairs(config, size)
+    if budget is None or full == 0:
+        return None
+    rest = budget - estimate_bytes(config, features, layers, size, tile, pairs=0)
+    pairs = max(min(BUDGET_MIN_PAIRS, full), min(full, int(rest // (24.0 * size[0] * size[1]))))
+    if pairs < full:
+        note = f"{max(size)} px stage: {pairs} L-BFGS pairs (not {full}) to stay within --max-memory"
+        if note not in notes:
+            notes.append(note)
+    return pairs
 
 
 def stage_features(config: Config, features: Features, layers: Sequence[str], image: Any,

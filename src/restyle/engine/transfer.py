@@ -4,6 +4,7 @@ targets (:mod:`.targets`) and optimise the image (:mod:`.loop`) against the obje
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -28,6 +29,7 @@ from restyle.engine.loop import (  # noqa: F401  (PIXEL_RANGE, lbfgs_history re-
 )
 from restyle.engine.objective import Features, Losses, Objective, Photorealism
 from restyle.engine.targets import MaskImages, as_tensor, build_targets
+from restyle.engine.tiles import TiledFeatures
 from restyle.errors import WeightsError, notice
 from restyle.io import images
 from restyle.io.history import HISTORY_FIELDS, LOSS_FIELDS  # noqa: F401  (HISTORY_FIELDS re-exported)
@@ -73,6 +75,7 @@ class StyleTransfer:
         self.sync_every = sync_every if sync_every is not None else (1 if self.device.type == "cpu" else SYNC_EVERY_CUDA)
         self.loop_seconds = 0.0  # time spent in the optimisation loops (synced), for benchmarks
         self.planned_steps = 0  # history rows the last run planned (set when it starts)
+        self.history_pairs: int | None = None  # L-BFGS pairs the stage keeps (None: the default rule)
         self.precision = resolve_precision(self.config.precision, self.device)
         self.backbone = backbone if backbone is not None else self._load_backbone()
         self.extractor = Features(self.backbone, self.device, self.precision)
@@ -141,7 +144,11 @@ class StyleTransfer:
         self.objective = None  # free the previous stage's targets (the matting Laplacian) first
         c = self.config
         # --tile / --max-memory: a stage larger than its tile is evaluated in tiles (engine/tiled.py)
-        features = tiled.stage_features(c, self.extractor, [*c.content_layers, *c.style_layers], content_img, self.notes)
+        layers = [*c.content_layers, *c.style_layers]
+        features = tiled.stage_features(c, self.extractor, layers, content_img, self.notes)
+        tile = features.tile if isinstance(features, TiledFeatures) else None
+        self.history_pairs = tiled.history_pairs(c, self.extractor, layers, (content_img.size[1], content_img.size[0]),
+                                                 tile, self.notes)
         stage = build_targets(c, features, self._masks, self.notes, content_img, style_imgs)
         self.content_rgb, self.content = stage.content_rgb, stage.content
         self.objective = tiled.stage_objective(stage.objective, features)
@@ -268,8 +275,9 @@ class StyleTransfer:
                   on_row: IterationHandler | None) -> StageRun:
         """One stage's loop (:func:`.loop.optimise`) against :meth:`losses`; a reason to stop
         early becomes a notice and a note."""
+        settings = dataclasses.replace(OptimizerSettings.from_config(self.config), history=self.history_pairs)
         stage = optimise(self.losses, x0, iterations=self.config.iterations,
-                         optimizer=OptimizerSettings.from_config(self.config), sync_every=self.sync_every,
+                         optimizer=settings, sync_every=self.sync_every,
                          offset=offset, final=final, start=start, on_row=on_row)
         self.loop_seconds += stage.seconds
         if stage.stopped:
