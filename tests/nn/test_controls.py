@@ -227,14 +227,29 @@ def test_stage_sizes() -> None:
     assert controls.stage_sizes(512) == [512]
 
 
+def test_each_finer_stage_runs_half_the_iterations_of_the_one_before() -> None:
+    assert controls.stage_iterations(300, 4) == [300, 150, 75, 38]
+    assert controls.stage_iterations(3, 3) == [3, 2, 1]
+    assert controls.stage_iterations(0, 2) == [0, 0]
+    assert controls.stage_iterations(300, 1) == [300]
+
+
 def test_multiscale_output_size_and_history(content: Path, style: Path) -> None:
-    result = restyle.stylize(content, style, scales=[32, 48], iterations=3, **FAST)
+    result = restyle.stylize(content, style, scales=[32, 48], iterations=4, **FAST)
     assert max(result.image.size) == 48
-    assert [r["scale"] for r in result.history] == [32] * 3 + [48] * 4
+    assert [r["scale"] for r in result.history] == [32] * 4 + [48] * 3  # 4 steps, then 2 and the final loss
     assert [r["iteration"] for r in result.history] == list(range(7))  # steps counted over all scales
     text = history_csv(result.history)
     assert text.splitlines()[0] == ",".join(HISTORY_FIELDS) and "scale" in HISTORY_FIELDS
     assert text.splitlines()[1].startswith("0,32,") and text.splitlines()[-1].startswith("6,48,")
+
+
+def test_coarse_to_fine_is_the_default_from_512_px(content: Path, style: Path) -> None:
+    assert Config().multiscale and controls.stage_sizes(512, multiscale=True) == [256, 512]
+    assert controls.stage_sizes(511, multiscale=True) == [511]
+    st = StyleTransfer(Config(size=512, iterations=2, **FAST))
+    assert st.stage_sizes(None) == [256, 512]
+    assert StyleTransfer(Config(size=512, multiscale=False, **FAST)).stage_sizes(None) == [512]
 
 
 # ---- configuration: validation and the saved config ---------------------------------------------

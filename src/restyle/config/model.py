@@ -114,9 +114,11 @@ class Config:
                                 "the content photo as guide (removes leftover texture)")
     scales: list[int] | None = option(None, flag="--scales", group=GROUPS[4], metavar="S1,S2,..", help="coarse-to-fine "
                                       "longest sides, e.g. 512,1024,2048 (the last is the output's; overrides --size); "
-                                      "--iterations applies to each")
-    multiscale: bool = option(False, flag="--multiscale", group=GROUPS[4], help="coarse-to-fine from --size, halving "
-                              "down to >= 256 px (e.g. 2048: 256,512,1024,2048)")
+                                      "the first stage runs --iterations, each later one half the one before")
+    multiscale: bool = option(True, flag="--multiscale", group=GROUPS[4], help="coarse-to-fine from --size, halving "
+                              "down to >= 256 px (e.g. 2048: 256,512,1024,2048; sizes under 512 have one stage), "
+                              "the first stage running --iterations and each later one half the one before; "
+                              "--no-multiscale: one stage at --size (docs/quality.md)")
     # Execution
     device: str = option("auto", flag="--device", group="optimisation", metavar="auto|cpu|cuda|cuda:N",
                          shown="auto: CUDA when present", help="where to run")

@@ -236,7 +236,8 @@ class StyleTransfer:
         start = time.perf_counter()
         content_src, style_srcs = self.load_sources(content, styles)
         sizes = self.stage_sizes(content_src)
-        self.planned_steps = total = len(sizes) * c.iterations + 1  # history rows (progress bars)
+        steps = controls.stage_iterations(c.iterations, len(sizes))
+        self.planned_steps = total = sum(steps) + 1  # history rows (progress bars)
         stages = tuple(int(s) if s is not None else max(content_src.size) for s in sizes)
         emit(Started(total, stages, self.config.model, str(self.device), self.precision, tuple(self.notes)))
 
@@ -254,7 +255,7 @@ class StyleTransfer:
             self._objective().extra.extend(term.to(self.device) for term in extra_terms)
             assert self.content is not None
             x0 = self.initial_image(init_image) if x is None else controls.upsample(x, _hw(self.content))
-            stage = self._optimise(x0, k * c.iterations, k == len(sizes) - 1, start, on_row)
+            stage = self._optimise(x0, steps[k], sum(steps[:k]), k == len(sizes) - 1, start, on_row)
             history.extend(stage.rows)
             x, stopped = stage.image, stage.stopped
             if stopped:
@@ -271,12 +272,12 @@ class StyleTransfer:
         return Result(image, history, self.config, list(self.notes), stopped, str(self.device), self.precision,
                       pixels=pixels.clamp(0, 1))
 
-    def _optimise(self, x0: torch.Tensor, offset: int, final: bool, start: float,
+    def _optimise(self, x0: torch.Tensor, iterations: int, offset: int, final: bool, start: float,
                   on_row: IterationHandler | None) -> StageRun:
         """One stage's loop (:func:`.loop.optimise`) against :meth:`losses`; a reason to stop
         early becomes a notice and a note."""
         settings = dataclasses.replace(OptimizerSettings.from_config(self.config), history=self.history_pairs)
-        stage = optimise(self.losses, x0, iterations=self.config.iterations,
+        stage = optimise(self.losses, x0, iterations=iterations,
                          optimizer=settings, sync_every=self.sync_every,
                          offset=offset, final=final, start=start, on_row=on_row)
         self.loop_seconds += stage.seconds

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from restyle.config import COLOR_MODES, DEFAULT_PHOTO_WEIGHT  # noqa: F401  (re-exported)
 from restyle.errors import ConfigError
+from restyle.spec import MULTISCALE_MIN
 
 # ---------------------------------------------------------------------------------------------
 # Colour: luminance-only transfer (YIQ) and colour-histogram matching
@@ -179,8 +180,6 @@ def layer_mask(mask: torch.Tensor, pools: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 # Coarse-to-fine scales
 
-MULTISCALE_MIN = 256
-
 
 def stage_sizes(final: int, scales: Sequence[int] | None = None, multiscale: bool = False) -> list[int]:
     """The longest side of each optimisation stage: ``scales`` when given, else (``multiscale``)
@@ -192,6 +191,14 @@ def stage_sizes(final: int, scales: Sequence[int] | None = None, multiscale: boo
         while sizes[0] // 2 >= MULTISCALE_MIN:
             sizes.insert(0, sizes[0] // 2)
     return sizes
+
+
+def stage_iterations(iterations: int, stages: int) -> list[int]:
+    """Steps of each of ``stages`` coarse-to-fine stages: ``iterations`` for the first, each later
+    stage half the one before, rounded up (300 at 2048 px: 300, 150, 75, 38). The coarse stage
+    sets the composition; a finer one starts from its upsampled result and costs 4x as much a
+    step (the measurements behind the rule: docs/quality.md)."""
+    return [-(-int(iterations) // 2**k) for k in range(stages)]
 
 
 def upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

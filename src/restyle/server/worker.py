@@ -8,8 +8,8 @@ end of the command pipe closes, as when it is killed) the worker exits at once.
 Every ``checkpoint_every`` iterations the image is saved in the job's folder (``checkpoint.png``, then
 ``checkpoint.json``, each replaced atomically) with the loss rows so far (``rows.jsonl``). A job that
 runs again after its worker or the server died resumes from there: ``init`` = the saved image,
-``iterations`` = those left. Coarse-to-fine runs (``scales``/``multiscale``) start again from the
-beginning instead, as one Config cannot say "the rest of this stage, then the later stages".
+``iterations`` = those left. Coarse-to-fine runs (``scales``, or ``multiscale`` at 512 px and over)
+start again from the beginning instead, as one Config cannot say "the rest of this stage, then the later stages".
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any
 
 from restyle.config import Config
 from restyle.errors import RestyleError
+from restyle.spec import MULTISCALE_MIN
 
 
 class Cancelled(Exception):
@@ -118,7 +119,10 @@ class JobRunner:
     def _run(self, job: dict[str, Any], folder: Path) -> dict[str, Any]:
         api, job_id = self.api, job["id"]
         values = dict(job["config"], device=self.device)
-        single_stage = values.get("scales") is None and not values.get("multiscale")
+        # one stage: no --scales, and no coarse-to-fine (off, or a size with one stage: under 512 px)
+        size = values.get("size")
+        single_stage = values.get("scales") is None and (not values.get("multiscale", True) or (
+            size is not None and size < 2 * MULTISCALE_MIN))
         offset, before = resume_point(folder, values) if single_stage else (0, [])
         if offset:
             values.update(init=str(folder / "checkpoint.png"), iterations=values["iterations"] - offset)

@@ -161,7 +161,10 @@ class _FrameRunner:
         self.options, self.styles, self.emit = options, styles, emit
         self.temporal = options.temporal_weight > 0
         first = options.first(config) if self.temporal else config.iterations
-        self.engines = {0: StyleTransfer(config.replace(iterations=first)), 1: StyleTransfer(config)}
+        # Frames after the first start from the previous stylised frame, warped: its composition is
+        # set, so they run at the output size only (coarse-to-fine would blur it and start again).
+        later = config.replace(multiscale=False) if self.temporal and config.scales is None else config
+        self.engines = {0: StyleTransfer(config.replace(iterations=first)), 1: StyleTransfer(later)}
         self.luminance = config.preserve_color == "luminance"
         self.estimator = flow.FlowEstimator(options.flow) if self.temporal else None
         self.frame_seconds: list[float] = []
