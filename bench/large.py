@@ -6,6 +6,9 @@ niced, on a quiet machine:
 
     nice -n 19 python bench/large.py --sizes 1024,2048 --tiles none,1024 -n 3
     nice -n 19 python bench/large.py --sizes 4096 --tiles none,1024 -n 1
+    nice -n 19 python bench/large.py --sizes 384 --drift 192 -n 30     # tiled vs untiled over many steps
+
+Each run is one stage at the size (``--no-multiscale``); the L-BFGS history's cost: bench/history.py.
 
 On a GPU the peak is torch's CUDA peak (``torch.cuda.max_memory_allocated``) as well.
 """
@@ -31,7 +34,7 @@ def child(size: int, tile: int | None, iterations: int, content: str, style: str
     from restyle.config import Config
     from restyle.engine import StyleTransfer
 
-    config = Config(size=size, tile=tile, iterations=iterations, device=device)
+    config = Config(size=size, tile=tile, iterations=iterations, device=device, multiscale=False)
     st = StyleTransfer(config)
     start = time.perf_counter()
     result = st.run(content, [style])
@@ -55,24 +58,32 @@ def measure(size: int, tile: int | None, iterations: int, content: str, style: s
     return out
 
 
-def history_cost(size: int, iterations: int, pairs: list[int], content: str, style: str) -> None:
-    """Final loss of an L-BFGS run against the number of history pairs it keeps (the history is
-    image-sized: 2 x 12 bytes a pixel a pair). The pairs are set through the loop's byte cap."""
-    import restyle.engine.loop as loop
+def drift(size: int, iterations: int, tile: int, content: str, style: str) -> None:
+    """Is the gap between a tiled and an untiled run over many steps tiling's, or L-BFGS's
+    sensitivity to rounding? Runs fp32 from the same start: untiled, tiled, and untiled from the
+    start plus 1e-6 noise (a perturbation of the size of the tiled gradients' error), and prints
+    each one's loss against the untiled run's every few steps."""
+    import torch
+
     from restyle.config import Config
     from restyle.engine import StyleTransfer
 
-    print("| pairs | history MB | final loss | vs 50 pairs |")
-    print("|---|---|---|---|")
-    first = None
-    for m in pairs:
-        st = StyleTransfer(Config(size=size, iterations=iterations, device="cpu"))
-        content_img, _ = st.load_inputs(content, [style])
-        pair_bytes = 2 * 3 * content_img.size[0] * content_img.size[1] * 4
-        loop.HISTORY_BYTES = m * pair_bytes
-        loss = st.run(content, [style]).final_loss
-        first = loss if first is None else first
-        print(f"| {m} | {m * pair_bytes / 2**20:.0f} | {loss:.4f} | {100 * (loss / first - 1):+.1f}% |", flush=True)
+    base = Config(size=size, iterations=iterations, device="cpu", precision="fp32", multiscale=False)
+    start = StyleTransfer(base.replace(iterations=0)).run(content, [style]).pixels
+    torch.manual_seed(1)
+    nudged = (start + 1e-6 * torch.randn_like(start)).clamp(0, 1)
+    runs = {"untiled": (base, start), f"tiled {tile}": (base.replace(tile=tile), start),
+            "untiled, start + 1e-6 noise": (base, nudged)}
+    losses = {name: [r["total"] for r in StyleTransfer(c).run(content, [style], init_image=x).history]
+              for name, (c, x) in runs.items()}
+    ref = losses["untiled"]
+    marks = sorted({1, 2, 5, 10, 20, *range(0, iterations + 1, max(1, iterations // 4))} - {0})
+    print("| run | " + " | ".join(f"step {k}" for k in marks) + " |")
+    print("|---|" + "---|" * len(marks))
+    for name, ls in losses.items():
+        cells = [f"{ls[k]:.4g}" if name == "untiled" else f"{100 * (ls[k] / ref[k] - 1):+.2f}%" for k in marks
+                 if k < len(ls)]
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
 
 
 def main() -> None:
@@ -88,12 +99,11 @@ def main() -> None:
     ap.add_argument("--style", default=str(EXAMPLES / "starry_night.jpg"))
     ap.add_argument("--device", default="auto")
     ap.add_argument("--json", type=Path, help="append each result as a JSON line to this file")
-    ap.add_argument("--history-cost", metavar="PAIRS", help="instead: final loss at --sizes' first size against "
-                    "these L-BFGS history sizes, e.g. 50,20,10,5")
+    ap.add_argument("--drift", type=int, metavar="TILE", help="instead: fp32 losses over -n steps at --sizes' "
+                    "first size, tiled with TILE and from a start nudged by 1e-6, against the untiled run's")
     args = ap.parse_args()
-    if args.history_cost:
-        history_cost(int(args.sizes.split(",")[0]), args.iterations, [int(p) for p in args.history_cost.split(",")],
-                     args.content, args.style)
+    if args.drift:
+        drift(int(args.sizes.split(",")[0]), args.iterations, args.drift, args.content, args.style)
         return
     print("| size | tile | shape | iterations | peak RSS GB | CUDA peak GB | s/iteration | run s | final loss |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -8,6 +8,7 @@ docs/img/server.png (otherwise the screenshot goes to the test's temporary folde
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -87,7 +88,8 @@ def test_a_photo_is_uploaded_its_preview_changes_live_and_the_png_downloads(serv
     previews = page.evaluate("window.previews")
     live = [p for p in previews if p.startswith("data:image/jpeg")]
     assert len(set(live)) >= 2, "the live preview should change as the job runs"
-    page.wait_for_function("document.getElementById('preview').src.startsWith('blob:')")  # then the result
+    # then the result (a locator assertion: the page's CSP forbids the eval wait_for_function polls with)
+    sync_api.expect(page.locator("#preview")).to_have_attribute("src", re.compile("^blob:"), timeout=30_000)
     assert page.text_content("#status-line").startswith(f"Done: {iterations} iterations")
     assert page.input_value("#iterations") == str(iterations)
     with page.expect_download() as download:

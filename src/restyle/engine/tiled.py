@@ -265,8 +265,10 @@ ACTIVATION_FACTOR = 1.6
 IMAGE_BUFFERS = 12
 MATTING_BYTES_PER_PIXEL = 600
 #: The fewest L-BFGS pairs ``--max-memory`` shrinks a stage's history to before it tiles (or tiles
-#: smaller): bench/history.py, docs/large.md.
-BUDGET_MIN_PAIRS = 5
+#: smaller). bench/history.py (256 px, 100 iterations, 2 photos; docs/large.md): final loss
+#: against 50 pairs' +2.4% with 10 pairs, +2.8% with 5, +5.4% with 3, +11.9% with 2 (medians);
+#: tiling costs 1.4-2.5x the time a step instead, so a few percent of loss is the better trade.
+BUDGET_MIN_PAIRS = 3
 
 
 def activation_values(features: Features, layers: Sequence[str]) -> dict[str, float]:
