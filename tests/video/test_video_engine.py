@@ -65,3 +65,14 @@ def test_an_extra_term_joins_the_total_and_pulls_where_its_mask_says(photo, pain
     assert pinned < 0.03 < free
     plain = StyleTransfer(config).run(photo, [painting])
     assert set(plain.history[0]) == set(first)  # the same columns: the term is in the total only
+
+
+def test_frames_after_the_first_run_one_stage_when_they_start_from_the_previous_frame():
+    from restyle.video.stylize import VideoOptions, _FrameRunner
+
+    config = Config(size=512, device="cpu")  # coarse to fine by default at this size
+    linked = _FrameRunner(config, VideoOptions(), [], lambda event: None)
+    assert linked.engines[0].stage_sizes(None) == [256, 512]  # the first frame composes coarse to fine
+    assert linked.engines[1].stage_sizes(None) == [512]  # the others refine the warped frame before
+    independent = _FrameRunner(config, VideoOptions(temporal_weight=0), [], lambda event: None)
+    assert independent.engines[1].stage_sizes(None) == [256, 512]  # each frame a still
