@@ -77,7 +77,8 @@ def drift(size: int, iterations: int, tile: int, content: str, style: str) -> No
     losses = {name: [r["total"] for r in StyleTransfer(c).run(content, [style], init_image=x).history]
               for name, (c, x) in runs.items()}
     ref = losses["untiled"]
-    marks = sorted({1, 2, 5, 10, 20, *range(0, iterations + 1, max(1, iterations // 4))} - {0})
+    marks = sorted(k for k in {1, 2, 5, 10, 20, iterations, *range(0, iterations, max(1, iterations // 4))}
+                   if 0 < k <= iterations)
     print("| run | " + " | ".join(f"step {k}" for k in marks) + " |")
     print("|---|" + "---|" * len(marks))
     for name, ls in losses.items():
