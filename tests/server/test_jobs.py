@@ -135,13 +135,33 @@ def test_a_job_left_running_by_a_stopped_server_is_queued_again_or_cancelled(tmp
     store.close()
 
 
+def test_a_coarse_to_fine_job_killed_in_its_last_stage_resumes_there(client, photo, painting, tmp_path):
+    victim = submit(client, photo, painting, iterations=24, scales=[32, 48])  # 24 steps at 32 px, then 12 at 48
+    wait_for(lambda: (job(client, victim["id"])["progress"] or {}).get("iteration", 0) >= 26, 60,
+             "a saved image in the last stage", every=0.02)
+    os.kill(client.get("/api/server").json()["workers"][0]["pid"], signal.SIGKILL)
+    done = over(client, victim["id"], 120)
+    assert done["status"] == "done" and done["attempts"] == 2, done
+    assert done["resumed_from"] >= 24 and done["resumed_from"] % 3 == 0  # a checkpoint (every 3 steps) at 48 px
+    rows = list(csv.DictReader(io.StringIO(client.get(done["links"]["losses"]).text)))
+    assert [int(r["iteration"]) for r in rows] == list(range(37))  # one history across both attempts
+    assert [int(r["scale"]) for r in rows] == [32] * 24 + [48] * 13
+    (tmp_path / "resumed.png").write_bytes(client.get(done["links"]["result"]).content)
+    record = api.read_run_record(tmp_path / "resumed.png")  # the rest of the last stage, from the saved image
+    assert record["config"]["iterations"] == 36 - done["resumed_from"] and record["config"]["scales"] is None
+    assert record["config"]["size"] == 48 and not record["config"]["multiscale"]
+    assert done["config"]["scales"] == [32, 48]  # what was asked for
+
+
 def test_a_job_resumes_only_from_a_complete_saved_image(tmp_path: Path):
     rows = [{"iteration": i, "seconds": i / 10} for i in range(8)]
     (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert resume_point(tmp_path, {"iterations": 20}) == (0, [])  # no image saved yet
+    assert resume_point(tmp_path, {"iterations": 20})[:2] == (0, [])  # no image saved yet
     (tmp_path / "checkpoint.png").write_bytes(b"png")
-    (tmp_path / "checkpoint.json").write_text(json.dumps({"iteration": 6}))
-    assert resume_point(tmp_path, {"iterations": 20}) == (6, rows[:6])
-    assert resume_point(tmp_path, {"iterations": 6}) == (0, [])  # nothing left to do: run it whole
+    (tmp_path / "checkpoint.json").write_text(json.dumps({"iteration": 6}))  # as an earlier release saved it
+    assert resume_point(tmp_path, {"iterations": 20})[:2] == (6, rows[:6])
+    assert resume_point(tmp_path, {"iterations": 6})[:2] == (0, [])  # nothing left to do: run it whole
+    (tmp_path / "checkpoint.json").write_text(json.dumps({"iteration": 6, "total": 31, "scale": 48}))
+    assert resume_point(tmp_path, {"iterations": 20}) == (6, rows[:6], {"iteration": 6, "total": 31, "scale": 48})
     (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
-    assert resume_point(tmp_path, {"iterations": 20}) == (0, [])  # rows missing: start afresh
+    assert resume_point(tmp_path, {"iterations": 20})[:2] == (0, [])  # rows missing: start afresh

@@ -8,8 +8,9 @@ end of the command pipe closes, as when it is killed) the worker exits at once.
 Every ``checkpoint_every`` iterations the image is saved in the job's folder (``checkpoint.png``, then
 ``checkpoint.json``, each replaced atomically) with the loss rows so far (``rows.jsonl``). A job that
 runs again after its worker or the server died resumes from there: ``init`` = the saved image,
-``iterations`` = those left. Coarse-to-fine runs (``scales``, or ``multiscale`` at 512 px and over)
-start again from the beginning instead, as one Config cannot say "the rest of this stage, then the later stages".
+``iterations`` = those left. A coarse-to-fine run (``scales``, or ``multiscale`` from 512 px) saves
+checkpoints in its last stage only, and resumes as one stage at that size; one that died in an
+earlier stage starts again, as one Config cannot say "the rest of this stage, then the later ones".
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from typing import Any
 
 from restyle.config import Config
 from restyle.errors import RestyleError
-from restyle.spec import MULTISCALE_MIN
 
 
 class Cancelled(Exception):
@@ -119,18 +119,16 @@ class JobRunner:
     def _run(self, job: dict[str, Any], folder: Path) -> dict[str, Any]:
         api, job_id = self.api, job["id"]
         values = dict(job["config"], device=self.device)
-        # one stage: no --scales, and no coarse-to-fine (off, or a size with one stage: under 512 px)
-        size = values.get("size")
-        single_stage = values.get("scales") is None and (not values.get("multiscale", True) or (
-            size is not None and size < 2 * MULTISCALE_MIN))
-        offset, before = resume_point(folder, values) if single_stage else (0, [])
-        if offset:
-            values.update(init=str(folder / "checkpoint.png"), iterations=values["iterations"] - offset)
+        offset, before, saved = resume_point(folder, values)
+        if offset:  # the rest of the last stage, from the saved image: one stage at its size
+            values.update(init=str(folder / "checkpoint.png"), iterations=saved["total"] - 1 - offset)
+            if saved.get("scale") is not None:
+                values.update(size=saved["scale"], scales=None, multiscale=False)
         rows_file = folder / "rows.jsonl"
         rows_file.write_text("".join(json.dumps(r) + "\n" for r in before))
         seconds0 = before[-1]["seconds"] if before else 0.0
         every = job["preview_every"]
-        state = {"preview": -1.0, "total": 0}
+        state: dict[str, Any] = {"preview": -1.0, "total": 0, "last_scale": None}
         rows: list[dict[str, float]] = []
 
         def on_event(event: Any) -> None:
@@ -138,6 +136,7 @@ class JobRunner:
                 raise Cancelled
             if isinstance(event, api.Started):
                 state["total"] = total = event.total + offset
+                state["last_scale"] = event.stages[-1] if len(event.stages) > 1 else None
                 curve = [[r["iteration"], r["total"], r["content"], r["style"]] for r in before]
                 self.send(("started", job_id, {**api.event_dict(event), "total": total, "resumed_from": offset or None,
                                                "curve": curve[:: max(1, len(curve) // 500)]}))
@@ -148,8 +147,10 @@ class JobRunner:
                 self.send(("progress", job_id, progress))
                 if event.image is not None:
                     self._preview(job_id, event.image, i, total, every or max(1, total // 40), state)
-                    if single_stage and i and i % job["checkpoint_every"] == 0 and i < total - 1:
-                        _save_checkpoint(folder, api.encode_image(event.image), i)
+                    # checkpoints in the last stage only: an earlier stage's image is of another size
+                    last_stage = state["last_scale"] is None or event.scale == state["last_scale"]
+                    if last_stage and i and i % job["checkpoint_every"] == 0 and i < total - 1:
+                        _save_checkpoint(folder, api.encode_image(event.image), i, total, state["last_scale"])
                         self.send(("checkpoint", job_id, progress))
 
         def on_iteration(row: dict[str, float], image: Any) -> None:
@@ -182,25 +183,30 @@ class JobRunner:
             self.send(("preview", job_id, {"iteration": i, "jpeg": data}))
 
 
-def resume_point(folder: Path, values: dict[str, Any]) -> tuple[int, list[dict[str, float]]]:
-    """(the iteration of the job's saved image, the loss rows before it), or (0, []) to start afresh."""
+def resume_point(folder: Path, values: dict[str, Any]) -> tuple[int, list[dict[str, float]], dict[str, Any]]:
+    """(the iteration of the job's saved image, the loss rows before it, the checkpoint's note:
+    the run's ``total`` rows and its last stage's ``scale``, None for one stage), or
+    (0, [], {}) to start afresh."""
     try:
-        saved = json.loads((folder / "checkpoint.json").read_text())["iteration"]
+        saved = json.loads((folder / "checkpoint.json").read_text())
+        iteration, total = int(saved["iteration"]), int(saved.get("total", values["iterations"] + 1))
         rows = [json.loads(line) for line in (folder / "rows.jsonl").read_text().splitlines() if line.strip()]
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0, []
-    before = [r for r in rows if r.get("iteration", -1) < saved]
-    if not (0 < saved < values["iterations"]) or len(before) != saved or not (folder / "checkpoint.png").is_file():
-        return 0, []
-    return int(saved), before
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return 0, [], {}
+    before = [r for r in rows if r.get("iteration", -1) < iteration]
+    if not (0 < iteration < total - 1) or len(before) != iteration or not (folder / "checkpoint.png").is_file():
+        return 0, [], {}
+    return iteration, before, {**saved, "total": total}
 
 
-def _save_checkpoint(folder: Path, png: bytes, iteration: int) -> None:
-    """The image first, then the note that names its iteration (each replaced atomically)."""
+def _save_checkpoint(folder: Path, png: bytes, iteration: int, total: int, scale: int | None) -> None:
+    """The image first, then the note that names its iteration, the run's rows and (coarse to
+    fine) the last stage's size (each replaced atomically)."""
     tmp = folder / ".checkpoint.png.tmp"
     tmp.write_bytes(png)
     os.replace(tmp, folder / "checkpoint.png")
-    _write_json(folder / "checkpoint.json", {"iteration": iteration, "time": time.time()})
+    _write_json(folder / "checkpoint.json", {"iteration": iteration, "total": total, "scale": scale,
+                                             "time": time.time()})
 
 
 def _write_text(path: Path, text: str) -> None:
