@@ -166,9 +166,15 @@ def unknown_model(tmp, content, style):
     return [content, style, "--model", "vgg11"], ["--model: unknown value 'vgg11'; choose one of: vgg16, vgg19"]
 
 
+def too_small_for_the_layers(tmp, content, style):
+    Image.new("RGB", (64, 12), (90, 60, 30)).save(tmp / "strip.png")  # 4 poolings leave no row of features
+    return [tmp / "strip.png", style], ["content image is 32x6 px", "block5_conv1", "at least 16 px", "--size"]
+
+
 @pytest.mark.parametrize("case", [
     missing_file, not_an_image, truncated_jpeg, truncated_png, one_pixel, decompression_bomb, unknown_layer,
     blend_count_mismatch, bad_weights_file, png_without_config, nan_learning_rate, not_a_whole_number, unknown_model,
+    too_small_for_the_layers,
 ])
 def test_bad_input_gets_one_line_and_exit_2(case: Case, tmp_path, content, style, capsys):
     args, fragments = case(tmp_path, content, style)

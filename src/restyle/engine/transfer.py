@@ -30,7 +30,7 @@ from restyle.engine.loop import (  # noqa: F401  (PIXEL_RANGE, lbfgs_history re-
 from restyle.engine.objective import Features, Losses, Objective, Photorealism
 from restyle.engine.targets import MaskImages, as_tensor, build_targets
 from restyle.engine.tiles import TiledFeatures
-from restyle.errors import WeightsError, notice
+from restyle.errors import ConfigError, WeightsError, notice
 from restyle.io import images
 from restyle.io.history import HISTORY_FIELDS, LOSS_FIELDS  # noqa: F401  (HISTORY_FIELDS re-exported)
 from restyle.nn import controls
@@ -236,6 +236,9 @@ class StyleTransfer:
         start = time.perf_counter()
         content_src, style_srcs = self.load_sources(content, styles)
         sizes = self.stage_sizes(content_src)
+        # the smallest stage first: refuse images too small for the layers before anything starts
+        check_image_sizes(self.extractor.names, [*c.content_layers, *c.style_layers],
+                          *self.resize_inputs(content_src, style_srcs, sizes[0]))
         steps = controls.stage_iterations(c.iterations, len(sizes))
         self.planned_steps = total = sum(steps) + 1  # history rows (progress bars)
         stages = tuple(int(s) if s is not None else max(content_src.size) for s in sizes)
@@ -285,6 +288,19 @@ class StyleTransfer:
             notice(stage.stopped)
             self.notes.append(stage.stopped)
         return stage
+
+
+def check_image_sizes(names: Sequence[str], layers: Sequence[str], content_img: Any, style_imgs: Sequence[Any]) -> None:
+    """Refuse (one line) a stage whose content or style image is too small for the layers: each
+    2x2 pooling before the deepest layer halves it, and a side pooled to nothing has no features."""
+    deepest = max(names.index(n) for n in layers)
+    pools = sum(1 for n in names[:deepest] if n.startswith("pool"))
+    need = 2**pools
+    for what, img in [("content image", content_img), *(("style image", s) for s in style_imgs)]:
+        if min(img.size) < need:
+            raise ConfigError(f"the {what} is {img.size[0]}x{img.size[1]} px at this size: the layers up to "
+                              f"{names[deepest]} pool it {pools} times, so its shorter side needs at least {need} "
+                              f"px; use a larger --size (or --scales, --style-scale)")
 
 
 def _hw(t: torch.Tensor) -> tuple[int, int]:
