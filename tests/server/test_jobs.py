@@ -135,20 +135,26 @@ def test_a_job_left_running_by_a_stopped_server_is_queued_again_or_cancelled(tmp
     store.close()
 
 
-def test_a_coarse_to_fine_job_killed_in_its_last_stage_resumes_there(client, photo, painting, tmp_path):
-    victim = submit(client, photo, painting, iterations=24, scales=[32, 48])  # 24 steps at 32 px, then 12 at 48
-    wait_for(lambda: (job(client, victim["id"])["progress"] or {}).get("iteration", 0) >= 26, 60,
-             "a saved image in the last stage", every=0.02)
-    os.kill(client.get("/api/server").json()["workers"][0]["pid"], signal.SIGKILL)
+def test_a_coarse_to_fine_job_killed_in_its_last_stage_resumes_there_each_time(client, photo, painting, tmp_path):
+    victim = submit(client, photo, painting, iterations=48, scales=[32, 48])  # 48 steps at 32 px, then 24 at 48
+
+    def kill_after(iteration: int, attempt: int) -> None:
+        wait_for(lambda: (j := job(client, victim["id"]))["attempts"] == attempt
+                 and (j["progress"] or {}).get("iteration", 0) >= iteration, 60, f"iteration {iteration}", every=0.02)
+        os.kill(client.get("/api/server").json()["workers"][0]["pid"], signal.SIGKILL)
+
+    kill_after(50, 1)  # past the last stage's first checkpoint (48)
+    first = wait_for(lambda: job(client, victim["id"])["resumed_from"], 60, "the resumed attempt")
+    kill_after(first + 4, 2)  # past the resumed attempt's first checkpoint
     done = over(client, victim["id"], 120)
-    assert done["status"] == "done" and done["attempts"] == 2, done
-    assert done["resumed_from"] >= 24 and done["resumed_from"] % 3 == 0  # a checkpoint (every 3 steps) at 48 px
+    assert done["status"] == "done" and done["attempts"] == 3, done
+    assert first >= 48 and done["resumed_from"] > first and done["resumed_from"] % 3 == 0  # checkpoints every 3 steps
     rows = list(csv.DictReader(io.StringIO(client.get(done["links"]["losses"]).text)))
-    assert [int(r["iteration"]) for r in rows] == list(range(37))  # one history across both attempts
-    assert [int(r["scale"]) for r in rows] == [32] * 24 + [48] * 13
+    assert [int(r["iteration"]) for r in rows] == list(range(73))  # one history across the three attempts
+    assert [int(r["scale"]) for r in rows] == [32] * 48 + [48] * 25  # both resumptions stayed in the last stage
     (tmp_path / "resumed.png").write_bytes(client.get(done["links"]["result"]).content)
     record = api.read_run_record(tmp_path / "resumed.png")  # the rest of the last stage, from the saved image
-    assert record["config"]["iterations"] == 36 - done["resumed_from"] and record["config"]["scales"] is None
+    assert record["config"]["iterations"] == 72 - done["resumed_from"] and record["config"]["scales"] is None
     assert record["config"]["size"] == 48 and not record["config"]["multiscale"]
     assert done["config"]["scales"] == [32, 48]  # what was asked for
 

@@ -128,7 +128,9 @@ class JobRunner:
         rows_file.write_text("".join(json.dumps(r) + "\n" for r in before))
         seconds0 = before[-1]["seconds"] if before else 0.0
         every = job["preview_every"]
-        state: dict[str, Any] = {"preview": -1.0, "total": 0, "last_scale": None}
+        # the size of the job's last stage (None: one stage), kept across attempts: a resumed
+        # coarse-to-fine job runs one stage, and its checkpoints must still say which size that is
+        state: dict[str, Any] = {"preview": -1.0, "total": 0, "last_scale": saved.get("scale")}
         rows: list[dict[str, float]] = []
 
         def on_event(event: Any) -> None:
@@ -136,7 +138,8 @@ class JobRunner:
                 raise Cancelled
             if isinstance(event, api.Started):
                 state["total"] = total = event.total + offset
-                state["last_scale"] = event.stages[-1] if len(event.stages) > 1 else None
+                if len(event.stages) > 1:
+                    state["last_scale"] = event.stages[-1]
                 curve = [[r["iteration"], r["total"], r["content"], r["style"]] for r in before]
                 self.send(("started", job_id, {**api.event_dict(event), "total": total, "resumed_from": offset or None,
                                                "curve": curve[:: max(1, len(curve) // 500)]}))
@@ -148,7 +151,7 @@ class JobRunner:
                 if event.image is not None:
                     self._preview(job_id, event.image, i, total, every or max(1, total // 40), state)
                     # checkpoints in the last stage only: an earlier stage's image is of another size
-                    last_stage = state["last_scale"] is None or event.scale == state["last_scale"]
+                    last_stage = state["last_scale"] in (None, event.scale)
                     if last_stage and i and i % job["checkpoint_every"] == 0 and i < total - 1:
                         _save_checkpoint(folder, api.encode_image(event.image), i, total, state["last_scale"])
                         self.send(("checkpoint", job_id, progress))
