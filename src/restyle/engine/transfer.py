@@ -236,9 +236,9 @@ class StyleTransfer:
         start = time.perf_counter()
         content_src, style_srcs = self.load_sources(content, styles)
         sizes = self.stage_sizes(content_src)
-        # the smallest stage first: refuse images too small for the layers before anything starts
-        check_image_sizes(self.extractor.names, [*c.content_layers, *c.style_layers],
-                          *self.resize_inputs(content_src, style_srcs, sizes[0]))
+        # the smallest stage's inputs first: refuse images too small for the layers before anything starts
+        first_inputs = self.resize_inputs(content_src, style_srcs, sizes[0])
+        check_image_sizes(self.extractor.names, [*c.content_layers, *c.style_layers], *first_inputs)
         steps = controls.stage_iterations(c.iterations, len(sizes))
         self.planned_steps = total = sum(steps) + 1  # history rows (progress bars)
         stages = tuple(int(s) if s is not None else max(content_src.size) for s in sizes)
@@ -254,7 +254,7 @@ class StyleTransfer:
         stopped: str | None = None
         x: torch.Tensor | None = None
         for k, size in enumerate(sizes):
-            self.set_targets(*self.resize_inputs(content_src, style_srcs, size))
+            self.set_targets(*(first_inputs if k == 0 else self.resize_inputs(content_src, style_srcs, size)))
             self._objective().extra.extend(term.to(self.device) for term in extra_terms)
             assert self.content is not None
             x0 = self.initial_image(init_image) if x is None else controls.upsample(x, _hw(self.content))
@@ -293,13 +293,13 @@ class StyleTransfer:
 def check_image_sizes(names: Sequence[str], layers: Sequence[str], content_img: Any, style_imgs: Sequence[Any]) -> None:
     """Refuse (one line) a stage whose content or style image is too small for the layers: each
     2x2 pooling before the deepest layer halves it, and a side pooled to nothing has no features."""
-    deepest = max(names.index(n) for n in layers)
-    pools = sum(1 for n in names[:deepest] if n.startswith("pool"))
+    deepest = names[max(names.index(n) for n in layers)]
+    pools = controls.pools_before(names, deepest)
     need = 2**pools
     for what, img in [("content image", content_img), *(("style image", s) for s in style_imgs)]:
         if min(img.size) < need:
             raise ConfigError(f"the {what} is {img.size[0]}x{img.size[1]} px at this size: the layers up to "
-                              f"{names[deepest]} pool it {pools} times, so its shorter side needs at least {need} "
+                              f"{deepest} pool it {pools} times, so its shorter side needs at least {need} "
                               f"px; use a larger --size (or --scales, --style-scale)")
 
 
