@@ -45,6 +45,12 @@ def style2(inputs: dict[str, Path]) -> Path:
 
 
 @pytest.fixture
+def no_debug(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without RESTYLE_DEBUG, as a user runs restyle: errors are one line, no traceback."""
+    monkeypatch.delenv("RESTYLE_DEBUG", raising=False)
+
+
+@pytest.fixture
 def no_vgg16_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Empty torch hub and Keras caches: no VGG16 weights can be found."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))

@@ -20,20 +20,13 @@ from restyle.cli import main
 from restyle.io.history import HISTORY_FIELDS
 from restyle.io.record import read_run_record, side_paths
 from restyle.spec import layer_names
+from shared_helpers import run_cli as run
 
 FAST = ["--size", "32", "-n", "1", "--precision", "fp32", "--device", "cpu"]
 KNOWN = b"the previous output, which a failed run must leave alone\n"
 
 
-@pytest.fixture(autouse=True)
-def no_debug(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("RESTYLE_DEBUG", raising=False)
-
-
-def run(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+pytestmark = pytest.mark.usefixtures("no_debug")  # errors as a user sees them
 
 
 def pixels(path: Path) -> np.ndarray:

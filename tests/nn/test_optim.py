@@ -249,11 +249,12 @@ def test_the_safeguarded_step_reads_nothing_back_to_the_host(monkeypatch):
     assert float(stiff(x.detach())) < 0.01 * float(stiff(torch.full_like(x, 0.9)))  # and it did optimise
 
 
-def test_a_rise_within_the_losss_rounding_noise_is_accepted_so_a_tiny_step_cannot_stall():
-    """A dark 256-px photo's first step (scaled by 1/‖g‖₁) changed its fp32 loss by 4e-7 relative,
-    upwards: rejecting that, and every shorter retry, froze the run at its first image."""
+def tiny_steps_with_a_rise(rise: float, on_call: int):
+    """A safeguarded L-BFGS on a quadratic with a step far too short to lower the loss visibly, and
+    its closure, whose ``on_call``-th evaluation reports the loss ``1 + rise`` times too high (as
+    rounding noise would); the call counter is returned so a test can move it."""
     x = torch.full((6,), 0.9, dtype=torch.float64, requires_grad=True)
-    opt = optim.LBFGS(x, lr=1e-6, safeguard="reset")  # a step far too short to lower the loss visibly
+    opt = optim.LBFGS(x, lr=1e-6, safeguard="reset")
     calls = {"n": 0}
 
     def closure():
@@ -261,8 +262,15 @@ def test_a_rise_within_the_losss_rounding_noise_is_accepted_so_a_tiny_step_canno
         loss = ((x - 0.25) ** 2).sum()
         loss.backward()
         calls["n"] += 1
-        return loss.detach() * (1 + 5e-7 * (calls["n"] == 2))  # rounding noise on the trial: a rise
+        return loss.detach() * (1 + rise * (calls["n"] == on_call))
 
+    return opt, closure, calls
+
+
+def test_a_rise_within_the_losss_rounding_noise_is_accepted_so_a_tiny_step_cannot_stall():
+    """A dark 256-px photo's first step (scaled by 1/‖g‖₁) changed its fp32 loss by 4e-7 relative,
+    upwards: rejecting that, and every shorter retry, froze the run at its first image."""
+    opt, closure, calls = tiny_steps_with_a_rise(rise=5e-7, on_call=2)  # rounding noise on the trial: a rise
     opt.step(closure)
     opt.step(closure)
     assert bool(opt.accepted)
@@ -274,25 +282,11 @@ def test_a_rise_within_the_losss_rounding_noise_is_accepted_so_a_tiny_step_canno
 def test_a_probe_steps_trial_gets_the_wider_tolerance_and_a_later_step_does_not():
     """The first step is a probe (scaled by 1/‖g‖₁); its trial may rise by rounding noise (bf16:
     up to ~1e-4 relative) and is kept; the same rise on a later step is rejected."""
-    def make(rise_on: int):
-        x = torch.full((6,), 0.9, dtype=torch.float64, requires_grad=True)
-        opt = optim.LBFGS(x, lr=1e-6, safeguard="reset")
-        calls = {"n": 0}
-
-        def closure():
-            opt.zero_grad()
-            loss = ((x - 0.25) ** 2).sum()
-            loss.backward()
-            calls["n"] += 1
-            return loss.detach() * (1 + 1e-4 * (calls["n"] == rise_on))
-
-        return opt, closure
-
-    opt, closure = make(rise_on=2)  # the probe's trial rises by 1e-4: kept
+    opt, closure, _ = tiny_steps_with_a_rise(rise=1e-4, on_call=2)  # the probe's trial rises by 1e-4: kept
     opt.step(closure)
     opt.step(closure)
     assert bool(opt.accepted)
-    opt, closure = make(rise_on=3)  # the trial of the step after it rises by 1e-4: rejected
+    opt, closure, _ = tiny_steps_with_a_rise(rise=1e-4, on_call=3)  # the trial of the step after it: rejected
     for _ in range(3):
         opt.step(closure)
     assert not bool(opt.accepted)

@@ -15,18 +15,9 @@ import pytest
 from PIL import Image
 from video_helpers import FAST, FPS, FRAMES
 
-from restyle.cli import main
+from shared_helpers import run_cli as run
 
-
-@pytest.fixture(autouse=True)
-def no_debug(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("RESTYLE_DEBUG", raising=False)
-
-
-def run(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+pytestmark = pytest.mark.usefixtures("no_debug")  # errors as a user sees them
 
 
 def streams(path: Path) -> dict[str, object]:

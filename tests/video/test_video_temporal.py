@@ -8,18 +8,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 from video_helpers import FAST, FRAMES
 
-from restyle.cli import main
 from restyle.video import stylize
-
-
-def run(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from shared_helpers import run_cli as run
 
 
 def frames_of(folder: Path) -> list[np.ndarray]:
