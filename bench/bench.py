@@ -45,7 +45,8 @@ def _sync(device: str) -> None:
 def _config(size: int, device: str, precision: str):
     from restyle import Config
 
-    return Config(size=size, device=device, precision=precision, style_weight=STYLE_WEIGHT, tv_weight=0.0, seed=0)
+    return Config(size=size, device=device, precision=precision, style_weight=STYLE_WEIGHT, tv_weight=0.0, seed=0,
+                  multiscale=False)  # one stage at the size: ms/iteration of that size
 
 
 class Evaluator:

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,13 +50,22 @@ def child(size: int, tile: int | None, iterations: int, content: str, style: str
 
 
 def measure(size: int, tile: int | None, iterations: int, content: str, style: str, device: str) -> dict:
-    cmd = ["/usr/bin/time", "-v", sys.executable, __file__, "--child", str(size), str(tile), str(iterations),
-           content, style, device]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    cmd = [sys.executable, __file__, "--child", str(size), str(tile), str(iterations), content, style, device]
+    if Path("/usr/bin/time").exists():
+        proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
+        rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+        peak_kb = int(rss.group(1)) if rss else None
+    else:  # (GPU machines without GNU time) the child's own peak, from wait4
+        with tempfile.TemporaryFile("w+") as out_f, tempfile.TemporaryFile("w+") as err_f:
+            pid = subprocess.Popen(cmd, stdout=out_f, stderr=err_f).pid
+            _, status, usage = os.wait4(pid, 0)
+            out_f.seek(0)
+            err_f.seek(0)
+            proc = subprocess.CompletedProcess(cmd, os.waitstatus_to_exitcode(status), out_f.read(), err_f.read())
+        peak_kb = usage.ru_maxrss
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
-    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
     out = json.loads(line[7:]) if line else {"size": size, "tile": tile, "error": proc.stderr.strip()[-400:]}
-    out["peak_rss_gb"] = int(rss.group(1)) / 2**20 if rss else None
+    out["peak_rss_gb"] = peak_kb / 2**20 if peak_kb else None
     return out
 
 

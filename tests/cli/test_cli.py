@@ -164,10 +164,15 @@ def too_small_for_the_layers(tmp, content, style):
     return [tmp / "strip.png", style], ["content image is 32x6 px", "block5_conv1", "at least 16 px", "--size"]
 
 
+def memory_budget_too_small(tmp, content, style):
+    return [content, style, "--max-memory", 0.05], [  # less than the runtime alone
+        "--max-memory 0.05 GB is too little for the 32x22 px stage", "it needs about", "raise --max-memory"]
+
+
 @pytest.mark.parametrize("case", [
     missing_file, not_an_image, truncated_jpeg, truncated_png, one_pixel, decompression_bomb, unknown_layer,
     blend_count_mismatch, bad_weights_file, png_without_config, nan_learning_rate, not_a_whole_number, unknown_model,
-    too_small_for_the_layers,
+    too_small_for_the_layers, memory_budget_too_small,
 ])
 def test_bad_input_gets_one_line_and_exit_2(case: Case, tmp_path, content, style, capsys):
     args, fragments = case(tmp_path, content, style)

@@ -23,11 +23,15 @@ from restyle.engine import StyleTransfer
 from restyle.engine.loop import OptimizerSettings, make_optimizer
 from restyle.engine.tiled import (
     BUDGET_MIN_PAIRS,
+    CUDA_CONTEXT_BYTES,
+    MIN_AUTO_TILE,
     TiledObjective,
+    check_budget,
     choose_tile,
     default_pairs,
     estimate_bytes,
     history_pairs,
+    memory_budget,
 )
 from restyle.engine.tiles import reach, spans, tiles
 from restyle.errors import ConfigError
@@ -210,6 +214,36 @@ def test_max_memory_shortens_the_lbfgs_history_before_it_tiles(images):
     assert any(f"{pairs} L-BFGS pairs (not {full})" in n for n in notes)
     # the optimiser keeps what it is told to
     assert make_optimizer(torch.zeros(1, 3, 8, 8), OptimizerSettings(history=pairs), 300).m == pairs
+
+
+def test_a_cuda_budget_leaves_room_for_the_cuda_context(monkeypatch):
+    """The estimate bounds torch's allocations; the card also holds the context (1.19 GB on the
+    H200, docs/large.md), so a CUDA stage is sized to what that leaves of --max-memory."""
+    free = {"bytes": 100 * 2**30}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free["bytes"], 141 * 2**30))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 0)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 0)
+    cuda, config = torch.device("cuda"), Config(max_memory=16)
+    assert memory_budget(config, cuda) == 16 * 2**30 - CUDA_CONTEXT_BYTES
+    assert memory_budget(config, torch.device("cpu")) == 16 * 2**30  # the CPU estimate is the process's RSS
+    free["bytes"] = 4 * 2**30  # another process holds the rest of the card
+    assert memory_budget(config, cuda) == 4 * 2**30
+    assert memory_budget(Config(max_memory=1), cuda) == 0  # less than the context: every stage is refused
+
+
+def test_a_budget_no_tile_can_keep_is_refused_before_the_run(images):
+    st, _ = stage(Config(size=128, **SHALLOW, **FP32), images["content"], [images["style"]])
+    layers, size = st.objective.layers, (1500, 2000)
+    least = estimate_bytes(st.config, st.extractor, layers, size, MIN_AUTO_TILE, BUDGET_MIN_PAIRS)
+    check_budget(st.config.replace(max_memory=least / 2**30 * 1.01), st.extractor, layers, size)  # fits
+    with pytest.raises(ConfigError, match=r"--max-memory .* too little for the 2000x1500 px stage: even in 256 px"):
+        check_budget(st.config.replace(max_memory=least / 2**30 * 0.99), st.extractor, layers, size)
+    # and a run is refused before its first stage starts (no event, nothing optimised)
+    events: list = []
+    with pytest.raises(ConfigError, match="too little"):
+        StyleTransfer(Config(size=300, max_memory=0.05, **SHALLOW, **FP32)).run(
+            images["content"], [images["style"]], on_event=events.append)
+    assert events == []
 
 
 def test_tile_options_are_validated():

@@ -40,7 +40,6 @@ import torch
 import torch.nn as nn
 
 from restyle.config import Config
-from restyle.config.model import MIN_TILE
 from restyle.engine.loop import lbfgs_history
 from restyle.engine.objective import Features, LayerTerms, Losses, Objective, Photorealism, TotalVariation, weighted
 from restyle.engine.tiles import Moments, Tile, TiledFeatures, reach, strides, tiles
@@ -264,6 +263,18 @@ ACTIVATION_BYTES = {"bf16": 2.0, "fp32": 4.0, "tf32": 4.0}
 ACTIVATION_FACTOR = 1.6
 IMAGE_BUFFERS = 12
 MATTING_BYTES_PER_PIXEL = 600
+#: On CUDA the estimate bounds what torch allocates, less the process's runtime (H200, bf16, 5
+#: steps, docs/large.md: 3.49 GB allocated at 2048x1362 against 3.92 estimated, 13.26 against
+#: 14.02 at 4096x2725; in 1024 px tiles 1.95 against 2.73 and 4.31 against 5.04). The card holds
+#: the CUDA context and library workspaces besides (1.19 GB above torch's reserve in the 8192 px
+#: run), so a CUDA budget is --max-memory less that. torch's caching allocator reserved 1.23x its
+#: allocations there (17.56 GB for 14.29: freed blocks it kept, on a card with 139 GB free); it
+#: releases them when an allocation would otherwise fail, so they are left out of the budget.
+CUDA_CONTEXT_BYTES = 1.2 * 2**30
+#: The smallest tile --max-memory chooses: below it most of each tile's pass is halo (a 256 px
+#: tile with the default layers' 96 px halo reads 448x448, 3.1x its area); a budget that needs
+#: smaller tiles is refused before the run (:func:`check_budget`).
+MIN_AUTO_TILE = 256
 #: The fewest L-BFGS pairs ``--max-memory`` shrinks a stage's history to before it tiles (or tiles
 #: smaller). bench/history.py (256 px, 100 iterations, 2 photos; docs/large.md): final loss
 #: against 50 pairs' +2.4% with 10 pairs, +2.8% with 5, +5.4% with 3, +11.9% with 2 (medians);
@@ -316,14 +327,33 @@ def estimate_bytes(config: Config, features: Features, layers: Sequence[str], si
 
 
 def memory_budget(config: Config, device: torch.device) -> float | None:
-    """Bytes a stage may take: ``--max-memory``, on CUDA at most the memory free for this run."""
+    """Bytes a stage's estimate may reach: ``--max-memory``; on CUDA what the context leaves of it,
+    or the memory free for this run if that is less."""
     if config.max_memory is None:
         return None
     budget = config.max_memory * 2**30
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        budget = min(budget, free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+        usable = free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        budget = max(0.0, min(budget - CUDA_CONTEXT_BYTES, usable))
     return budget
+
+
+def check_budget(config: Config, features: Features, layers: Sequence[str], size: tuple[int, int]) -> None:
+    """Refuse (one line, before the run) a ``--max-memory`` that the stage of ``size`` cannot keep
+    even in ``MIN_AUTO_TILE`` px tiles with ``BUDGET_MIN_PAIRS`` L-BFGS pairs."""
+    budget = memory_budget(config, features.device)
+    if budget is None or config.tile is not None:
+        return
+    least = min(BUDGET_MIN_PAIRS, default_pairs(config, size))
+    tile = MIN_AUTO_TILE if max(size) > MIN_AUTO_TILE else None
+    need = estimate_bytes(config, features, layers, size, tile, least)
+    if need > budget:
+        where = (f" ({budget / 2**30:.1f} GB once the CUDA context's {CUDA_CONTEXT_BYTES / 2**30:.1f} GB is set aside)"
+                 if features.device.type == "cuda" else "")
+        raise ConfigError(f"--max-memory {config.max_memory:g} GB is too little for the {size[1]}x{size[0]} px stage"
+                          f"{where}: {f'even in {tile} px tiles ' if tile else ''}it needs about {need / 2**30:.1f} GB "
+                          f"(estimated); raise --max-memory or lower --size")
 
 
 def choose_tile(config: Config, features: Features, layers: Sequence[str], size: tuple[int, int],
@@ -341,15 +371,11 @@ def choose_tile(config: Config, features: Features, layers: Sequence[str], size:
         return None
     _, stride = reach(features.names, layers)
     tile = longest
-    for count in range(2, longest // MIN_TILE + 1):
-        tile = max(MIN_TILE, -(-longest // count // stride) * stride)
-        if estimate_bytes(config, features, layers, size, tile, least) <= budget:
-            break
-    else:
-        notes.append(f"{longest} px: even {MIN_TILE} px tiles are estimated to need "
-                     f"{estimate_bytes(config, features, layers, size, MIN_TILE, least) / 2**30:.1f} GB, "
-                     f"more than --max-memory allows")
-    note = f"{longest} px stage tiled ({tile} px tiles) to stay within {budget / 2**30:.1f} GB"
+    for count in range(2, longest // MIN_AUTO_TILE + 1):
+        tile = max(MIN_AUTO_TILE, -(-longest // count // stride) * stride)
+        if tile == MIN_AUTO_TILE or estimate_bytes(config, features, layers, size, tile, least) <= budget:
+            break  # (a budget that even MIN_AUTO_TILE misses was refused before the run: check_budget)
+    note = f"{longest} px stage tiled ({tile} px tiles) to stay within --max-memory {config.max_memory:g} GB"
     if note not in notes:
         notes.append(note)
     return tile
