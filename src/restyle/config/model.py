@@ -131,7 +131,8 @@ class Config:
                               "than PX run untiled (docs/large.md)")
     max_memory: float | None = option(None, flag="--max-memory", group="optimisation", metavar="GB", shown="no limit",
                                       help="tile the stages whose untiled run is estimated to need more than GB (on "
-                                      "CUDA: more than the free memory, if less), with the largest tile that fits")
+                                      "CUDA: GB less the context's 1.2, or the free memory if less), with the "
+                                      "largest tile that fits; a budget even 256 px tiles cannot keep is refused")
     preset: str | None = option(None, flag="--preset", group="model", choices=PRESETS, shown="gatys",
                                 help="layers and model of a known setup", internal="recorded for the report; "
                                 "--preset sets the other fields (Config.from_options), this one only names it")
