@@ -238,11 +238,11 @@ class StyleTransfer:
         sizes = self.stage_sizes(content_src)
         # the smallest stage's inputs first: refuse images too small for the layers before anything starts
         first_inputs = self.resize_inputs(content_src, style_srcs, sizes[0])
-        check_image_sizes(self.extractor.names, [*c.content_layers, *c.style_layers], *first_inputs)
+        layers = [*c.content_layers, *c.style_layers]
+        check_image_sizes(self.extractor.names, layers, *first_inputs)
         if c.max_memory is not None:  # and a budget the largest stage cannot keep
-            largest = first_inputs[0] if len(sizes) == 1 else self.resize_inputs(content_src, [], sizes[-1])[0]
-            tiled.check_budget(c, self.extractor, [*c.content_layers, *c.style_layers],
-                               (largest.size[1], largest.size[0]))
+            width, height = content_src.size if sizes[-1] is None else images.longest_size(content_src.size, sizes[-1])
+            tiled.check_budget(c, self.extractor, layers, (height, width))
         steps = controls.stage_iterations(c.iterations, len(sizes))
         self.planned_steps = total = sum(steps) + 1  # history rows (progress bars)
         stages = tuple(int(s) if s is not None else max(content_src.size) for s in sizes)

@@ -208,11 +208,15 @@ def resize_longest(img: Image.Image, size: int | None) -> Image.Image:
     least 2 pixels per side; ``None`` returns *img* unchanged."""
     if size is None:
         return img
+    return resize_to(img, longest_size(img.size, size))
+
+
+def longest_size(image_size: tuple[int, int], size: int) -> tuple[int, int]:
+    """The (width, height) :func:`resize_longest` gives an image of ``image_size`` = (width, height)."""
     _check_target_side(size, "size")
-    width, height = img.size
+    width, height = image_size
     scale = size / max(width, height)
-    return resize_to(img, (max(MIN_SIDE, round(width * scale)),
-                           max(MIN_SIDE, round(height * scale))))
+    return max(MIN_SIDE, round(width * scale)), max(MIN_SIDE, round(height * scale))
 
 
 def resize_to(img: Image.Image, size: tuple[int, int]) -> Image.Image:
