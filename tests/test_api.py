@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from restyle import api
+from restyle.api import _run as api_run
 from restyle.engine import Result
 from restyle.errors import ConfigError, OutputError
 from restyle.io.images import to_image
@@ -24,23 +25,22 @@ ROW = {"iteration": 0, "scale": 16, "total": 1.0, "content": 0.0, "style": 1.0, 
 
 
 class StandInEngine:
-    """Counts the runs it was asked for and returns a fixed noise image."""
+    """A trivial :class:`restyle.methods.Method`: counts the runs it was asked for and returns a
+    fixed noise image."""
 
+    name = "stand-in"
     built = 0
 
-    def __init__(self, config: Any) -> None:
+    def run(self, content: Any, styles: Any, config: Any, **_: Any) -> Result:
         StandInEngine.built += 1
-        self.config = config
-
-    def run(self, content: Any, styles: Any, on_event: Any = None, on_iteration: Any = None) -> Result:
         pixels = torch.rand((1, 3, 48, 64), generator=torch.Generator().manual_seed(1))
-        return Result(image=to_image(pixels), history=[ROW], config=self.config, pixels=pixels)
+        return Result(image=to_image(pixels), history=[ROW], config=config, pixels=pixels)
 
 
 @pytest.fixture
 def engine(monkeypatch: pytest.MonkeyPatch) -> type[StandInEngine]:
     StandInEngine.built = 0
-    monkeypatch.setattr(api, "StyleTransfer", StandInEngine)
+    monkeypatch.setattr(api_run, "method_for", lambda config: StandInEngine())
     return StandInEngine
 
 

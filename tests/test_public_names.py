@@ -11,7 +11,8 @@ import restyle
 PUBLIC = {
     "Config", "Finished", "LAYER_SETS", "PRESETS", "Progress", "RestyleError", "Result", "Started",
     "StyleTransfer", "VGGFeatures", "__version__", "build_backbone", "build_grid", "layer_names", "load_weights",
-    "preset_grid", "read_run_record", "run_study", "score", "stylize",
+    "preset_grid", "read_run_record", "run_study", "score", "stylize", "stylize_video", "score_video",
+    "plan_batch", "run_batch", "Method", "Backbone",
 }
 
 
@@ -28,7 +29,8 @@ def test_every_public_name_resolves():
 def test_front_end_entry_points_come_from_the_api_module():
     from restyle import api
 
-    for name in ("stylize", "score", "read_run_record", "build_grid", "preset_grid", "run_study"):
+    for name in ("stylize", "score", "read_run_record", "build_grid", "preset_grid", "run_study", "stylize_video",
+                 "score_video", "plan_batch", "run_batch"):
         assert getattr(restyle, name) is getattr(api, name), name
 
 

@@ -22,6 +22,12 @@ _EXPORTS = {
     "build_grid": "restyle.api",
     "preset_grid": "restyle.api",
     "run_study": "restyle.api",
+    "stylize_video": "restyle.api",
+    "score_video": "restyle.api",
+    "plan_batch": "restyle.api",
+    "run_batch": "restyle.api",
+    "Method": "restyle.methods",
+    "Backbone": "restyle.nn.network",
     "Config": "restyle.config",
     "LAYER_SETS": "restyle.spec",
     "PRESETS": "restyle.spec",
@@ -38,9 +44,14 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "Config", "Finished", "LAYER_SETS", "PRESETS", "Progress", "RestyleError", "Result", "Started",
-    "StyleTransfer", "VGGFeatures", "__version__", "build_backbone", "build_grid", "layer_names", "load_weights",
-    "preset_grid", "read_run_record", "run_study", "score", "stylize",
+    # what users call
+    "stylize", "stylize_video", "plan_batch", "run_batch", "build_grid", "preset_grid", "run_study", "score",
+    "score_video", "read_run_record",
+    # what they pass and get back
+    "Config", "Result", "Started", "Progress", "Finished", "RestyleError", "LAYER_SETS", "PRESETS", "layer_names",
+    "__version__",
+    # the seams, and the engine and network behind the default method
+    "Method", "Backbone", "StyleTransfer", "VGGFeatures", "build_backbone", "load_weights",
 ]
 
 
@@ -54,17 +65,23 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs
     from restyle.api import (
         build_grid,
+        plan_batch,
         preset_grid,
         read_run_record,
+        run_batch,
         run_study,
         score,
+        score_video,
         stylize,
+        stylize_video,
     )
     from restyle.backbone import build_backbone
     from restyle.config import Config
     from restyle.engine import Result, StyleTransfer
     from restyle.engine.events import Finished, Progress, Started
     from restyle.errors import RestyleError
+    from restyle.methods import Method
+    from restyle.nn.network import Backbone
     from restyle.nn.vgg import VGGFeatures
     from restyle.spec import LAYER_SETS, PRESETS, layer_names
     from restyle.weights import load_weights

@@ -20,12 +20,10 @@ from PIL import Image
 
 from restyle.config import Config
 from restyle.engine import StyleTransfer
-from restyle.engine.loop import OptimizerSettings, make_optimizer
-from restyle.engine.tiled import (
+from restyle.engine.budget import (
     BUDGET_MIN_PAIRS,
     CUDA_CONTEXT_BYTES,
     MIN_AUTO_TILE,
-    TiledObjective,
     check_budget,
     choose_tile,
     default_pairs,
@@ -33,8 +31,11 @@ from restyle.engine.tiled import (
     history_pairs,
     memory_budget,
 )
-from restyle.engine.tiles import reach, spans, tiles
+from restyle.engine.loop import OptimizerSettings, make_optimizer
+from restyle.engine.tiled import TiledObjective
+from restyle.engine.tiles import spans, tiles
 from restyle.errors import ConfigError
+from restyle.nn.network import halo
 
 SHALLOW = dict(content_layers="block2_conv2", style_layers="block1_conv1,block2_conv1,block3_conv1")
 FP32 = dict(device="cpu", precision="fp32")
@@ -93,10 +94,11 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 # ---- geometry ------------------------------------------------------------------------------------
 def test_the_halo_is_the_deepest_layers_reach_rounded_to_its_stride():
-    names = StyleTransfer(Config(**FP32)).extractor.names
-    assert reach(names, ["block5_conv1"]) == (96, 16)  # reach 85 px (70 up/left + 15 of pooling)
-    assert reach(names, ["block1_conv1", "block3_conv1"]) == (16, 4)  # reach 13 px
-    assert reach(names, ["block1_conv1"]) == (1, 1)
+    net = StyleTransfer(Config(**FP32)).backbone
+    assert net.info["block5_conv1"].reach == 85  # 70 up/left + 15 of pooling
+    assert halo(net, ["block5_conv1"]) == (96, 16)
+    assert halo(net, ["block1_conv1", "block3_conv1"]) == (16, 4)  # reach 13 px
+    assert halo(net, ["block1_conv1"]) == (1, 1)
 
 
 @pytest.mark.parametrize("h, w, tile", [(128, 85, 32), (257, 100, 64), (50, 50, 64)])

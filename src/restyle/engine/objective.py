@@ -28,7 +28,7 @@ import torch.nn as nn
 
 from restyle.engine.backend import autocast, prepare
 from restyle.nn.losses import tv_loss
-from restyle.nn.vgg import VGGFeatures
+from restyle.nn.network import Backbone, LayerInfo
 
 if TYPE_CHECKING:
     from restyle.nn.matting import MattingLoss
@@ -40,7 +40,7 @@ class Features:
     """The backbone as a run calls it: inputs moved to its device and memory format, the forward
     under autocast for bf16. Gradients flow unless the caller turns them off."""
 
-    def __init__(self, backbone: VGGFeatures, device: torch.device, precision: str):
+    def __init__(self, backbone: Backbone, device: torch.device, precision: str):
         self.backbone, self.device, self.precision = backbone, device, precision
 
     def autocast(self) -> AbstractContextManager[Any]:
@@ -57,6 +57,11 @@ class Features:
     def names(self) -> list[str]:
         """The backbone's layers in network order."""
         return list(self.backbone.names)
+
+    @property
+    def info(self) -> Mapping[str, LayerInfo]:
+        """Each layer's stride, reach and channels."""
+        return self.backbone.info
 
 
 class LayerTerms(nn.Module):

@@ -28,6 +28,7 @@ from restyle.errors import ConfigError
 from restyle.io import images
 from restyle.nn import controls
 from restyle.nn.losses import ContentLoss, GuidedStyleLoss, StyleLoss, gram, masked_gram
+from restyle.nn.network import LayerInfo
 from restyle.nn.w2 import W2StyleLoss, mean_cov
 
 
@@ -90,7 +91,7 @@ def build_targets(config: Config, features: Features, masks: MaskImages, notes: 
         style_losses: dict[str, nn.Module] = w2_terms(features, styles, list(c.style_layers), blend)
     else:
         grams = style_grams(features, styles, smasks, list(c.style_layers))
-        style_losses = style_terms(grams, blend, regions, features.names)
+        style_losses = style_terms(grams, blend, regions, features.info)
     photo = None
     if c.photo_weight > 0:
         from restyle.nn.matting import MattingLoss  # scipy: imported only in photo mode
@@ -123,11 +124,10 @@ def colour_view(content_rgb: torch.Tensor, styles: list[torch.Tensor],
 def style_grams(features: Features, styles: Sequence[torch.Tensor], smasks: Sequence[torch.Tensor | None],
                 layers: list[str]) -> dict[str, list[torch.Tensor]]:
     """Per style layer, each style image's Gram (guided by its style mask where it has one)."""
-    names = features.names
     targets: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
     for style, smask in zip(styles, smasks):
         if isinstance(features, TiledFeatures):  # a tiled stage: each Gram summed tile by tile
-            lmasks = None if smask is None else {n: controls.layer_mask(smask, controls.pools_before(names, n))
+            lmasks = None if smask is None else {n: controls.layer_mask(smask, features.info[n].stride)
                                                  for n in layers}
             for n, g in features.grams(style, layers, lmasks).items():
                 targets[n].append(g)
@@ -138,7 +138,7 @@ def style_grams(features: Features, styles: Sequence[torch.Tensor], smasks: Sequ
             if smask is None:
                 targets[n].append(gram(feats[n]))
             else:
-                targets[n].append(masked_gram(feats[n], controls.layer_mask(smask, controls.pools_before(names, n))))
+                targets[n].append(masked_gram(feats[n], controls.layer_mask(smask, features.info[n].stride)))
     return targets
 
 
@@ -162,14 +162,14 @@ def w2_terms(features: Features, styles: Sequence[torch.Tensor], layers: list[st
 
 
 def style_terms(grams: Mapping[str, list[torch.Tensor]], blend: Sequence[float],
-                regions: list[torch.Tensor] | None, names: Sequence[str]) -> dict[str, nn.Module]:
+                regions: list[torch.Tensor] | None, info: Mapping[str, LayerInfo]) -> dict[str, nn.Module]:
     """Per style layer, the loss: one blended Gram target (no regions), or each style's Gram
     in its own region (styles whose region is empty are left out)."""
     if regions is None:
         return {n: StyleLoss(StyleLoss.blended_target(t, list(blend))) for n, t in grams.items()}
     used = [i for i, m in enumerate(regions) if float(m.sum()) > 0]
     return {
-        n: GuidedStyleLoss([controls.layer_mask(regions[i], controls.pools_before(names, n)) for i in used],
+        n: GuidedStyleLoss([controls.layer_mask(regions[i], info[n].stride) for i in used],
                            [t[i] for i in used])
         for n, t in grams.items()
     }

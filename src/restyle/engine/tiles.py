@@ -15,26 +15,15 @@ from dataclasses import dataclass
 import torch
 
 from restyle.engine.objective import Features
+from restyle.nn import network
 from restyle.nn.losses import EPS
+from restyle.nn.network import Backbone
 
 #: Pixels' worth of features converted to the accumulation dtype at a time (as nn.losses does).
 CHUNK_ELEMENTS = 2**24
 
 
 # ---- geometry ---------------------------------------------------------------------------------
-def reach(names: Sequence[str], layers: Sequence[str]) -> tuple[int, int]:
-    """(halo, stride): the pixels the deepest of ``layers`` sees beyond a position, rounded up to
-    that layer's stride (2^pools before it), and the stride. 3x3 convolutions reach one position
-    each way, 2x2/2 pools one position further right/down, each at its layer's stride."""
-    last = max(list(names).index(n) for n in layers)
-    extent, stride = 0, 1
-    for name in names[: last + 1]:
-        extent += stride
-        if name.startswith("pool"):
-            stride *= 2
-    return -(-extent // stride) * stride, stride
-
-
 def spans(length: int, tile: int, stride: int) -> list[tuple[int, int]]:
     """``length`` pixels cut into ceil(length / tile) near-equal spans, edges on ``stride``."""
     units = -(-length // stride)
@@ -73,10 +62,9 @@ def tiles(size: tuple[int, int], tile: int, halo: int, stride: int) -> list[Tile
             for y0, y1 in spans(h, tile, stride) for x0, x1 in spans(w, tile, stride)]
 
 
-def strides(names: Sequence[str], layers: Sequence[str]) -> dict[str, int]:
-    """Each layer's stride: 2^(pooling layers before it)."""
-    order = list(names)
-    return {n: 2 ** sum(1 for m in order[: order.index(n)] if m.startswith("pool")) for n in layers}
+def strides(backbone: Backbone, layers: Sequence[str]) -> dict[str, int]:
+    """Each layer's stride (input pixels between its feature positions)."""
+    return {n: backbone.info[n].stride for n in layers}
 
 
 # ---- moments: Σ w f fᵀ and Σ f over a tile's interior, and their gradient -----------------------
@@ -136,8 +124,8 @@ class TiledFeatures(Features):
         self.base, self.tile = base, tile
 
     def _tiles(self, image: torch.Tensor, layers: Sequence[str]) -> tuple[list[Tile], dict[str, int]]:
-        halo, stride = reach(self.names, layers)
-        return tiles((int(image.shape[-2]), int(image.shape[-1])), self.tile, halo, stride), strides(self.names, layers)
+        halo, stride = network.halo(self.backbone, layers)
+        return tiles((int(image.shape[-2]), int(image.shape[-1])), self.tile, halo, stride), strides(self.backbone, layers)
 
     def _each(self, image: torch.Tensor, layers: Sequence[str],
               visit: Callable[[str, torch.Tensor, tuple[slice, slice]], None]) -> dict[str, int]:
@@ -154,7 +142,7 @@ class TiledFeatures(Features):
     def __call__(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
         h, w = int(image.shape[-2]), int(image.shape[-1])
-        stride = strides(self.names, layers)
+        stride = strides(self.backbone, layers)
 
         def put(n: str, f: torch.Tensor, whole: tuple[slice, slice]) -> None:
             if n not in out:

@@ -16,25 +16,18 @@ import torch.nn as nn
 
 from restyle.backbone import cached_backbone
 from restyle.config import Config
-from restyle.engine import tiled
+from restyle.engine import budget
 from restyle.engine.backend import backend_flags, resolve_device, resolve_precision, weights_dtype
 from restyle.engine.events import EventHandler, Finished, Progress, Started
-from restyle.engine.loop import (  # noqa: F401  (PIXEL_RANGE, lbfgs_history re-exported)
-    PIXEL_RANGE,
-    SYNC_EVERY_CUDA,
-    OptimizerSettings,
-    StageRun,
-    lbfgs_history,
-    optimise,
-)
+from restyle.engine.loop import SYNC_EVERY_CUDA, OptimizerSettings, StageRun, optimise
 from restyle.engine.objective import Features, Losses, Objective, Photorealism
 from restyle.engine.targets import MaskImages, as_tensor, build_targets
 from restyle.engine.tiles import TiledFeatures
 from restyle.errors import ConfigError, WeightsError, notice
 from restyle.io import images
-from restyle.io.history import HISTORY_FIELDS, LOSS_FIELDS  # noqa: F401  (HISTORY_FIELDS re-exported)
-from restyle.nn import controls
-from restyle.nn.vgg import VGGFeatures
+from restyle.io.history import LOSS_FIELDS
+from restyle.nn import controls, network
+from restyle.nn.network import Backbone
 
 IterationHandler = Callable[[dict[str, float], torch.Tensor], None]
 
@@ -66,9 +59,11 @@ class StyleTransfer:
     >>> result = st.run("photo.jpg", ["painting.jpg"])
     """
 
-    def __init__(self, config: Config | None = None, backbone: VGGFeatures | None = None,
+    def __init__(self, config: Config | None = None, backbone: Backbone | None = None,
                  sync_every: int | None = None):
         self.config = config if config is not None else Config()
+        #: Notes of the engine itself (a fallback backbone); each run starts its notes from these.
+        self.setup_notes: list[str] = []
         self.notes: list[str] = []
         self.device = resolve_device(self.config.device)
         #: Steps between host reads of the losses (rows reach ``on_iteration`` in batches of this).
@@ -86,7 +81,7 @@ class StyleTransfer:
         self._masks = MaskImages()  # mask images, loaded once per run
 
     # ---- setup ------------------------------------------------------------------------------
-    def _load_backbone(self) -> VGGFeatures:
+    def _load_backbone(self) -> Backbone:
         c = self.config
         dtype = weights_dtype(self.precision)
         try:
@@ -96,7 +91,7 @@ class StyleTransfer:
                 raise
             note = f"VGG16 weights unavailable ({err}); using the embedded VGG19 with the same layer names"
             notice(note)
-            self.notes.append(note)
+            self.setup_notes.append(note)
             self.config = c.replace(model="vgg19")
             return cached_backbone("vgg19", None, c.pooling, self.device, dtype)
 
@@ -145,13 +140,13 @@ class StyleTransfer:
         c = self.config
         # --tile / --max-memory: a stage larger than its tile is evaluated in tiles (engine/tiled.py)
         layers = [*c.content_layers, *c.style_layers]
-        features = tiled.stage_features(c, self.extractor, layers, content_img, self.notes)
+        features = budget.stage_features(c, self.extractor, layers, content_img, self.notes)
         tile = features.tile if isinstance(features, TiledFeatures) else None
-        self.history_pairs = tiled.history_pairs(c, self.extractor, layers, (content_img.size[1], content_img.size[0]),
+        self.history_pairs = budget.history_pairs(c, self.extractor, layers, (content_img.size[1], content_img.size[0]),
                                                  tile, self.notes)
         stage = build_targets(c, features, self._masks, self.notes, content_img, style_imgs)
         self.content_rgb, self.content = stage.content_rgb, stage.content
-        self.objective = tiled.stage_objective(stage.objective, features)
+        self.objective = budget.stage_objective(stage.objective, features)
 
     def _objective(self) -> Objective:
         if self.objective is None:
@@ -232,6 +227,7 @@ class StyleTransfer:
              extra_terms: Sequence[nn.Module] = ()) -> Result:
         c = self.config
         emit = on_event or (lambda event: None)
+        self.notes = list(self.setup_notes)  # a run carries no notes of the run before
         torch.manual_seed(c.seed)
         start = time.perf_counter()
         content_src, style_srcs = self.load_sources(content, styles)
@@ -239,10 +235,10 @@ class StyleTransfer:
         # the smallest stage's inputs first: refuse images too small for the layers before anything starts
         first_inputs = self.resize_inputs(content_src, style_srcs, sizes[0])
         layers = [*c.content_layers, *c.style_layers]
-        check_image_sizes(self.extractor.names, layers, *first_inputs)
+        check_image_sizes(self.backbone, layers, *first_inputs)
         if c.max_memory is not None:  # and a budget the largest stage cannot keep
             width, height = content_src.size if sizes[-1] is None else images.longest_size(content_src.size, sizes[-1])
-            tiled.check_budget(c, self.extractor, layers, (height, width))
+            budget.check_budget(c, self.extractor, layers, (height, width))
         steps = controls.stage_iterations(c.iterations, len(sizes))
         self.planned_steps = total = sum(steps) + 1  # history rows (progress bars)
         stages = tuple(int(s) if s is not None else max(content_src.size) for s in sizes)
@@ -294,16 +290,15 @@ class StyleTransfer:
         return stage
 
 
-def check_image_sizes(names: Sequence[str], layers: Sequence[str], content_img: Any, style_imgs: Sequence[Any]) -> None:
-    """Refuse (one line) a stage whose content or style image is too small for the layers: each
-    2x2 pooling before the deepest layer halves it, and a side pooled to nothing has no features."""
-    deepest = names[max(names.index(n) for n in layers)]
-    pools = controls.pools_before(names, deepest)
-    need = 2**pools
+def check_image_sizes(backbone: Backbone, layers: Sequence[str], content_img: Any, style_imgs: Sequence[Any]) -> None:
+    """Refuse (one line) a stage whose content or style image is too small for the layers: a side
+    shorter than the deepest layer's stride has no feature position there."""
+    deepest = network.deepest(backbone, layers)
+    need = deepest.stride
     for what, img in [("content image", content_img), *(("style image", s) for s in style_imgs)]:
         if min(img.size) < need:
-            raise ConfigError(f"the {what} is {img.size[0]}x{img.size[1]} px at this size: the layers up to "
-                              f"{deepest} pool it {pools} times, so its shorter side needs at least {need} "
+            raise ConfigError(f"the {what} is {img.size[0]}x{img.size[1]} px at this size: {deepest.name} has a "
+                              f"stride of {need} px, so its shorter side needs at least {need} "
                               f"px; use a larger --size (or --scales, --style-scale)")
 
 

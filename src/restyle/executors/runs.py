@@ -151,13 +151,13 @@ def failure_outcome(err: BaseException, inputs: Inputs | None = None) -> Outcome
 
 def run_task(task: Task) -> Outcome:
     """Run one output's style transfer (in this process or a worker): the task function of a batch."""
-    from restyle.engine import StyleTransfer
+    from restyle.methods import method_for
 
     start = time.perf_counter()
     try:
         with task_inputs(task) as inputs:
             try:
-                result = StyleTransfer(inputs.config).run(inputs.content, inputs.styles)
+                result = method_for(inputs.config).run(inputs.content, inputs.styles, inputs.config)
                 return result_outcome(result, start, inputs, pixels=bool(task.get("pixels")))
             except Exception as err:  # noqa: BLE001 - one failed output must not end the others; it is reported
                 return failure_outcome(err, inputs)

@@ -163,17 +163,15 @@ def label_masks(img: Any, n_styles: int, *, min_fraction: float = 0.002, black: 
     return masks, found_colours
 
 
-def pools_before(names: Sequence[str], layer: str) -> int:
-    """How many 2x2 pooling layers come before ``layer`` in network order ``names``."""
-    return sum(1 for n in names[: list(names).index(layer)] if n.startswith("pool"))
-
-
-def layer_mask(mask: torch.Tensor, pools: int) -> torch.Tensor:
-    """A pixel mask at the resolution of a layer behind ``pools`` 2x2 poolings: averaged 2x2
-    (floor, as the network pools), so each feature position gets the share of its cell that
-    the mask covers."""
-    for _ in range(pools):
+def layer_mask(mask: torch.Tensor, stride: int) -> torch.Tensor:
+    """A pixel mask at the resolution of a layer of ``stride``: averaged 2x2 (floor, as a network
+    pools) while the stride halves, so each feature position gets the share of its cell that the
+    mask covers; an odd remainder is averaged in one window."""
+    while stride > 1 and stride % 2 == 0:
         mask = F.avg_pool2d(mask, 2, 2)
+        stride //= 2
+    if stride > 1:
+        mask = F.avg_pool2d(mask, stride, stride)
     return mask
 
 

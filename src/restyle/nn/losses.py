@@ -9,12 +9,39 @@ the layers or the image size change.
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, cast
 
 import torch
 import torch.nn as nn
 
 EPS = 1e-8
+
+
+@dataclass(frozen=True)
+class MomentSpec:
+    """The sums over feature positions a style loss is a function of: ``Σ_p w_p f_p f_pᵀ`` for each
+    weighting in ``weights`` (None: every position weighs 1; a region's mask at the layer's
+    resolution), and ``Σ_p f_p`` when ``first``; accumulated in ``dtype``."""
+
+    weights: Sequence[torch.Tensor | None]
+    first: bool = False
+    dtype: torch.dtype = torch.float32
+
+
+class MomentLoss(Protocol):
+    """A style loss written over the whole image's moments, so that tiling can evaluate it from sums
+    accumulated tile by tile (:mod:`restyle.engine.tiled`). Every style loss implements it:
+    ``moment_spec()`` names the sums; ``from_moments(s2, s1, channels, count)`` is the loss from
+    them (``s2`` one ``C x C`` sum per weighting, ``s1`` the first-moment sum or None, ``count``
+    the layer's feature positions), differentiable w.r.t. the sums and equal to ``forward`` of the
+    whole image's features up to rounding."""
+
+    def moment_spec(self) -> MomentSpec: ...
+
+    def from_moments(self, s2: Sequence[torch.Tensor], s1: torch.Tensor | None, channels: int,
+                     count: int) -> torch.Tensor: ...
 
 
 def _feature_matrix(features: torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -147,7 +174,18 @@ class StyleLoss(nn.Module):
         return cast(torch.Tensor, sum(g * (w / total) for g, w in zip(grams, blend)))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return gram_distance(features, self.target, self.scale)
+        return gram_distance(features, self.target, self.scale)  # from_stats with a fused backward
+
+    def from_stats(self, g: torch.Tensor) -> torch.Tensor:
+        """The loss given the output's Gram matrix ``g``."""
+        return (g - self.target).pow(2).sum() * self.scale
+
+    def moment_spec(self) -> MomentSpec:
+        return MomentSpec([None])
+
+    def from_moments(self, s2: Sequence[torch.Tensor], s1: torch.Tensor | None, channels: int,
+                     count: int) -> torch.Tensor:
+        return self.from_stats(s2[0] / (channels * count))
 
 
 class GuidedStyleLoss(nn.Module):
@@ -164,10 +202,21 @@ class GuidedStyleLoss(nn.Module):
         self.areas = [m.mean() for m in self.masks]
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        total = features.new_zeros((), dtype=torch.float32)
-        for mask, target, scale, area in zip(self.masks, self.targets, self.scales, self.areas):
-            total = total + area * (masked_gram(features, mask) - target).pow(2).sum() * scale
+        return self.from_stats([masked_gram(features, mask) for mask in self.masks])
+
+    def from_stats(self, grams: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The loss given each region's guided Gram matrix."""
+        total = grams[0].new_zeros((), dtype=torch.float32)
+        for g, target, scale, area in zip(grams, self.targets, self.scales, self.areas):
+            total = total + area * (g - target).pow(2).sum() * scale
         return total
+
+    def moment_spec(self) -> MomentSpec:
+        return MomentSpec(self.masks)
+
+    def from_moments(self, s2: Sequence[torch.Tensor], s1: torch.Tensor | None, channels: int,
+                     count: int) -> torch.Tensor:
+        return self.from_stats([s / (channels * mask.sum().clamp_min(EPS)) for s, mask in zip(s2, self.masks)])
 
 
 def tv_loss(image: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from restyle.errors import ConfigError
+from restyle.nn.network import LayerInfo, chain_info
 from restyle.spec import (
     CAFFE_BGR_MEAN,
     TORCH_RGB_MEAN,
@@ -28,7 +29,8 @@ from restyle.spec import (
 
 
 class VGGFeatures(nn.Module):
-    """VGG feature extractor that stops after the deepest layer asked for.
+    """VGG feature extractor that stops after the deepest layer asked for: a
+    :class:`~restyle.nn.network.Backbone`.
 
     ``forward(image, layers)`` returns ``{name: activation}`` for the requested layers only.
     """
@@ -46,11 +48,15 @@ class VGGFeatures(nn.Module):
         self.names = layer_names(arch)
         self.convs = nn.ModuleDict()
         in_ch = 3
+        chain: list[tuple[str, int, int, int]] = []
         for b, block in enumerate(arch_config(arch), start=1):
             for c, out_ch in enumerate(block, start=1):
+                chain.append((f"block{b}_conv{c}", out_ch, 1, 1))  # 3x3, padding 1
                 # On the meta device: no memory, no random init (which costs ~0.1 s); load() fills them.
                 self.convs[f"block{b}_conv{c}"] = nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1, device="meta")
                 in_ch = out_ch
+            chain.append((f"pool{b}", 0, 1, 2))  # 2x2, stride 2
+        self._info = chain_info(chain)
         if convention == "caffe":
             # x_caffe = 255 * x_rgb[::-1] - mean_bgr
             scale = torch.full((3,), 255.0)
@@ -65,6 +71,11 @@ class VGGFeatures(nn.Module):
         self.perm = perm
         self.requires_grad_(False)
         self.eval()
+
+    @property
+    def info(self) -> dict[str, LayerInfo]:
+        """Each layer's stride, reach and channels (:class:`~restyle.nn.network.LayerInfo`)."""
+        return self._info
 
     def load(self, convs: Mapping[str, tuple[torch.Tensor, torch.Tensor]]) -> "VGGFeatures":
         """Copy weights given as ``{keras_conv_name: (W [out,in,3,3], b [out])}``."""
@@ -91,7 +102,7 @@ class VGGFeatures(nn.Module):
         pixels = image.shape[-2] * image.shape[-1]
         x = self.preprocess(image)
         for name in self.names[: last + 1]:
-            if name.startswith("pool"):
+            if name not in self.convs:  # a pooling layer
                 if self.pooling == "avg":
                     x = F.avg_pool2d(x, 2, 2)
                 elif x.requires_grad and pixels >= LOW_MEMORY_PIXELS:

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
+from restyle.nn.losses import MomentSpec
+
 #: Newton–Schulz iterations for tr √A (each two C x C products); eigenvalue floor for eigh.
 NS_ITERATIONS = 18
 EIG_FLOOR = 1e-12
@@ -95,8 +97,21 @@ class W2StyleLoss(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         with torch.autocast(features.device.type, enabled=False):
             mu, cov = (t.to(self.mean.dtype) for t in mean_cov(features))
-            part = self.cov_sqrt @ cov @ self.cov_sqrt
-            part = 0.5 * (part + part.T)
-            dist = (mu - self.mean).pow(2).sum() + cov.diagonal().sum() + self.cov_trace \
-                - 2.0 * trace_sqrt(part, self.method)
+            return self.from_stats(mu, cov)
+
+    def from_stats(self, mu: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
+        """The loss given the output's feature mean and covariance."""
+        part = self.cov_sqrt @ cov @ self.cov_sqrt
+        part = 0.5 * (part + part.T)
+        dist = (mu - self.mean).pow(2).sum() + cov.diagonal().sum() + self.cov_trace \
+            - 2.0 * trace_sqrt(part, self.method)
         return dist * self.scale
+
+    def moment_spec(self) -> MomentSpec:
+        return MomentSpec([None], first=True, dtype=torch.float64)  # E[ffᵀ] − μμᵀ cancels: sums in float64
+
+    def from_moments(self, s2: Sequence[torch.Tensor], s1: torch.Tensor | None, channels: int,
+                     count: int) -> torch.Tensor:
+        assert s1 is not None
+        mu64 = s1 / count
+        return self.from_stats(mu64.float(), (s2[0] / count - torch.outer(mu64, mu64)).float())

@@ -64,14 +64,14 @@ def run_cell(task: dict[str, Any]) -> dict[str, Any]:
     writes it) with history, metrics, model_used, notes, stopped_early and error (empty); or only
     error."""
     from restyle import metrics
-    from restyle.engine import StyleTransfer
+    from restyle.methods import method_for
 
     start = time.perf_counter()
     try:
         evaluator = metrics.shared_evaluator(task.get("eval_size", metrics.EVAL_SIZE), task.get("eval_device", "cpu"))
         with runs.task_inputs(task) as inputs:
             try:
-                result = StyleTransfer(inputs.config).run(inputs.content, inputs.styles)
+                result = method_for(inputs.config).run(inputs.content, inputs.styles, inputs.config)
                 scores = evaluator.score(result.image, inputs.content, inputs.styles[0]).as_dict()
                 outcome = runs.result_outcome(result, start, inputs)
             except Exception as err:  # noqa: BLE001 - one failed cell must not end the study; it is reported

@@ -23,10 +23,10 @@ import torch
 
 from restyle._version import __version__
 from restyle.config import Config
-from restyle.engine import StyleTransfer
 from restyle.engine.objective import TemporalConsistency
 from restyle.errors import ConfigError, OutputError, notice
 from restyle.io import files, images
+from restyle.methods import method_for
 from restyle.nn import controls
 from restyle.video import flow, sink, source
 from restyle.video.events import FrameFinished, FrameStarted, VideoFinished, VideoStarted
@@ -164,17 +164,18 @@ class _FrameRunner:
         # Frames after the first start from the previous stylised frame, warped: its composition is
         # set, so they run at the output size only (coarse-to-fine would blur it and start again).
         later = config.replace(multiscale=False) if self.temporal and config.scales is None else config
-        self.engines = {0: StyleTransfer(config.replace(iterations=first)), 1: StyleTransfer(later)}
+        self.configs = {0: config.replace(iterations=first), 1: later}
+        self.method = method_for(config)
         self.luminance = config.preserve_color == "luminance"
         self.estimator = flow.FlowEstimator(options.flow) if self.temporal else None
         self.frame_seconds: list[float] = []
         self._per_iteration: list[float] = []
 
     def iterations(self, pos: int) -> int:
-        return self.engines[min(pos, 1)].config.iterations
+        return self.configs[min(pos, 1)].iterations
 
     def __call__(self, pos: int, frame: Any, previous: tuple[np.ndarray, np.ndarray] | None) -> tuple[Any, float]:
-        engine = self.engines[min(pos, 1)]
+        config = self.configs[min(pos, 1)]
         init, terms = None, []
         if self.temporal and previous is not None:
             assert self.estimator is not None
@@ -188,10 +189,10 @@ class _FrameRunner:
                 want = controls.gray3(controls.luminance(want))
             terms = [TemporalConsistency(want, _tensor(mask), self.options.temporal_weight)]
         t0 = time.perf_counter()
-        result = engine.run(frame, self.styles, on_event=self.emit, init_image=init, extra_terms=terms)
+        result = self.method.run(frame, self.styles, config, on_event=self.emit, start=init, terms=terms)
         if result.stopped_early:
             notice(f"frame {pos + 1}: {result.stopped_early}")
-        self._per_iteration.append((time.perf_counter() - t0) / max(1, engine.config.iterations))
+        self._per_iteration.append((time.perf_counter() - t0) / max(1, config.iterations))
         return result.image, result.final_loss
 
     def eta(self, pos: int, total: int) -> float | None:
