@@ -129,8 +129,8 @@ def floor_ms(st, size: int, repeats: int | None = None) -> float:
     for i in range(repeats + 2):
         _sync(str(device))
         t = time.perf_counter()
-        with st._autocast():
-            feats = st.backbone(st._prepare_tensor(x), [deepest])[deepest]
+        with st.extractor.autocast():
+            feats = st.backbone(st.extractor.prepare(x), [deepest])[deepest]
         feats.backward(torch.ones_like(feats))
         x.grad = None
         _sync(str(device))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,7 +68,6 @@ class StyleTransfer:
         #: Steps between host reads of the losses (rows reach ``on_iteration`` in batches of this).
         self.sync_every = sync_every if sync_every is not None else (1 if self.device.type == "cpu" else SYNC_EVERY_CUDA)
         self.loop_seconds = 0.0  # time spent in the optimisation loops (synced), for benchmarks
-        self.planned_steps = 0  # history rows the last run planned (set when it starts)
         self.history_pairs: int | None = None  # L-BFGS pairs the stage keeps (None: the default rule)
         self.precision = resolve_precision(self.config.precision, self.device)
         self.backbone = backbone if backbone is not None else self._load_backbone()
@@ -94,12 +92,6 @@ class StyleTransfer:
             self.setup_notes.append(note)
             self.config = c.replace(model="vgg19")
             return cached_backbone("vgg19", None, c.pooling, self.device, dtype)
-
-    def _autocast(self) -> AbstractContextManager[Any]:
-        return self.extractor.autocast()
-
-    def _prepare_tensor(self, t: torch.Tensor) -> torch.Tensor:
-        return self.extractor.prepare(t)
 
     def features(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         with torch.no_grad():
@@ -240,7 +232,7 @@ class StyleTransfer:
             width, height = content_src.size if sizes[-1] is None else images.longest_size(content_src.size, sizes[-1])
             budget.check_budget(c, self.extractor, layers, (height, width))
         steps = controls.stage_iterations(c.iterations, len(sizes))
-        self.planned_steps = total = sum(steps) + 1  # history rows (progress bars)
+        total = sum(steps) + 1  # history rows (progress bars)
         stages = tuple(int(s) if s is not None else max(content_src.size) for s in sizes)
         emit(Started(total, stages, self.config.model, str(self.device), self.precision, tuple(self.notes)))
 
