@@ -137,8 +137,9 @@ class FrameBar:
                                 bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
                 self._show(event.done, 0)
         elif isinstance(event, FrameStarted):
-            self.frame, self.iterations = event.index, max(1, event.iterations)
+            self.frame = event.index
         elif isinstance(event, Progress) and self.bar is not None:
+            self.iterations = max(1, event.total - 1)  # the engine's estimate under the automatic stop
             self._show(self.frame, min(event.iteration, self.iterations))
             done = self.frame + min(event.iteration, self.iterations) / self.iterations
             self.bar.update(max(0.0, done - self.bar.n))

@@ -77,8 +77,10 @@ class Config:
     tv_weight: float = option(1.0, flag="--tv-weight", group="losses", help="total-variation weight")
     # Optimisation
     optimizer: str = option("lbfgs", flag="--optimizer", group="optimisation", choices=OPTIMIZERS, help="optimiser")
-    iterations: int = option(300, flag=("--iterations", "-n"), group="optimisation", metavar="N",
-                             help="optimiser iterations")
+    iterations: int | None = option(None, flag=("--iterations", "-n"), group="optimisation", metavar="N|auto",
+                                    shown="auto: each stage stops when its loss stops improving",
+                                    help="optimiser iterations of the first stage (each finer stage half as many); "
+                                    "auto: stop when finished (docs/quality.md)")
     lr: float | None = option(None, flag="--lr", group="optimisation", shown="1 for L-BFGS, 0.02 for Adam",
                               help="step size")
     line_search: bool = option(False, flag="--line-search", group="optimisation",
@@ -114,11 +116,12 @@ class Config:
                                 "the content photo as guide (removes leftover texture)")
     scales: list[int] | None = option(None, flag="--scales", group=GROUPS[4], metavar="S1,S2,..", help="coarse-to-fine "
                                       "longest sides, e.g. 512,1024,2048 (the last is the output's; overrides --size); "
-                                      "the first stage runs --iterations, each later one half the one before")
+                                      "with -n N the first stage runs N steps, each later one half the one before")
     multiscale: bool = option(True, flag="--multiscale", group=GROUPS[4], help="coarse-to-fine from --size, halving "
-                              "down to >= 256 px (e.g. 2048: 256,512,1024,2048; sizes under 512 have one stage), "
-                              "the first stage running --iterations and each later one half the one before; "
-                              "--no-multiscale: one stage at --size (docs/quality.md)")
+                              "down to >= 128 px (e.g. 1024: 128,256,512,1024; 256: 128,256), each stage stopping when "
+                              "finished; with -n N down to >= 256 px (sizes under 512 have one stage), the first stage "
+                              "running N steps and each later one half as many; --no-multiscale: one stage at --size "
+                              "(docs/quality.md)")
     # Execution
     device: str = option("auto", flag="--device", group="optimisation", metavar="auto|cpu|cuda|cuda:N",
                          shown="auto: CUDA when present", help="where to run")
@@ -157,8 +160,8 @@ class Config:
             raise ConfigError(f"--size {self.size} is too small; use at least 16 (pixels, longest side)")
         if self.max_pixels is not None and self.max_pixels < 1:
             raise ConfigError(f"--max-pixels must be >= 1 (or none: no cap), got {self.max_pixels}")
-        if self.iterations < 0:
-            raise ConfigError("--iterations must be >= 0")
+        if self.iterations is not None and self.iterations < 0:
+            raise ConfigError("--iterations must be >= 0 (or auto)")
         if not self.style_scale > 0:
             raise ConfigError("--style-scale must be > 0")
         for name in ("content_weight", "style_weight", "tv_weight"):

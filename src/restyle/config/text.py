@@ -102,7 +102,7 @@ def parse_field(name: str, text: str, *, label: str | None = None, item: bool = 
     label = label or opt.flags[0]
     base, nullable = _type_of(key)
     raw = text.strip()
-    if nullable and not item and raw.lower() in ("none", "null"):
+    if nullable and not item and (raw.lower() in ("none", "null") or (name == "iterations" and raw.lower() == "auto")):
         return None
     origin = typing.get_origin(base)
     of = typing.get_args(base)[0] if origin is list else None

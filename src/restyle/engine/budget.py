@@ -13,6 +13,7 @@ import torch
 from restyle.config import Config
 from restyle.engine.loop import lbfgs_history
 from restyle.engine.objective import Features, Objective
+from restyle.engine.stopping import AUTO_CAP
 from restyle.engine.tiled import TiledObjective
 from restyle.engine.tiles import TiledFeatures, tiles
 from restyle.errors import ConfigError
@@ -61,7 +62,8 @@ def default_pairs(config: Config, size: tuple[int, int]) -> int:
     """L-BFGS pairs a stage of ``size`` keeps without a memory budget (0 for Adam)."""
     if config.optimizer == "adam":
         return 0
-    return min(lbfgs_history(torch.empty(1, 3, *size, device="meta")), max(1, config.iterations - 1))
+    cap = AUTO_CAP if config.iterations is None else config.iterations
+    return min(lbfgs_history(torch.empty(1, 3, *size, device="meta")), max(1, cap - 1))
 
 
 def estimate_bytes(config: Config, features: Features, layers: Sequence[str], size: tuple[int, int],

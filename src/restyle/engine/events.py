@@ -39,6 +39,9 @@ class Progress:
     #: The image those losses are of: 1x3xHxW in [0, 1], on the run's device (``.cpu()`` it before
     #: sending it to another process; copying every step to the host would sync a GPU loop).
     image: torch.Tensor | None = None
+    #: Seconds left as the engine estimates them (the automatic stop: from the stop rule's
+    #: extrapolation and the stages still to come); None: extrapolate from the pace so far.
+    remaining: float | None = None
 
     @property
     def fraction(self) -> float:
@@ -46,7 +49,10 @@ class Progress:
 
     @property
     def eta(self) -> float | None:
-        """Seconds left, extrapolated from the pace so far (None before the first step)."""
+        """Seconds left: the engine's estimate, else extrapolated from the pace so far (None before
+        the first step)."""
+        if self.remaining is not None:
+            return self.remaining
         if self.iteration <= 0:
             return None
         return self.seconds / (self.iteration + 1) * max(0, self.total - self.iteration - 1)
@@ -54,12 +60,14 @@ class Progress:
 
 @dataclass(frozen=True)
 class Finished:
-    """The run is over: how many iterations, its final loss, and why it stopped early if it did."""
+    """The run is over: how many iterations, its final loss, why it stopped early if it failed,
+    and why it stopped (``reason``: the automatic stop, or the iterations asked for)."""
 
     iterations: int
     final_loss: float
     seconds: float
     stopped_early: str | None = None
+    reason: str = ""
 
 
 Event = Union[Started, Progress, Finished]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from restyle.config import Config
+from restyle.engine.stopping import Plateau
 from restyle.io.history import LOSS_FIELDS
 from restyle.nn import optim
 
@@ -63,8 +64,9 @@ class StageRun:
 
     image: torch.Tensor  # the optimised image (the last good one if the loss stopped being finite)
     rows: list[dict[str, float]] = field(default_factory=list)
-    stopped: str | None = None  # why it stopped early, if it did
+    stopped: str | None = None  # why it stopped early (a failure), if it did
     seconds: float = 0.0  # time in the loop itself (the final loss evaluation left out)
+    converged: bool = False  # the stop rule ended it before its step cap
 
 
 class EMA:
@@ -131,8 +133,10 @@ def optimise(
     final: bool = True,
     start: float | None = None,
     on_row: RowHandler | None = None,
+    stop: Plateau | None = None,
 ) -> StageRun:
-    """``iterations`` steps from ``x0``; rows numbered from ``offset``, their ``seconds`` counted
+    """``iterations`` steps from ``x0`` (or fewer: ``stop`` ends the stage once it is reached,
+    checked whenever rows are read); rows numbered from ``offset``, their ``seconds`` counted
     from ``start`` (a ``time.perf_counter()``; default: now). A ``final`` stage also records the
     loss after its last step. Row i holds the losses of the image after i steps."""
     start = time.perf_counter() if start is None else start
@@ -177,6 +181,8 @@ def optimise(
     guarded = isinstance(opt, optim.LBFGS) and opt.safeguard is not None
     ema = EMA(optimizer.ema) if optimizer.ema > 0 else None
     accepted_parts: torch.Tensor | None = None
+    totals: list[float] = []
+    steps, converged = iterations, False
     loop_start = time.perf_counter()
     for i in range(iterations):
         snapshot = x.detach().clone()  # the image after i steps, whose loss this step computes
@@ -202,6 +208,11 @@ def optimise(
                                f"kept the last good image (iteration {offset + max(bad - 1, 0)})")
                 x.data.copy_(last_good)
                 break
+            if stop is not None and i < iterations - 1:
+                totals.extend(r["total"] for r in rows[len(totals):])
+                if stop.reached(totals):
+                    steps, converged = i + 1, True
+                    break
     seconds = time.perf_counter() - loop_start
     if stopped is None and guarded:
         with torch.no_grad():  # the last step's trial point: kept only if it passes the test
@@ -214,13 +225,13 @@ def optimise(
     if stopped is None and final:
         with torch.no_grad():
             parts = torch.stack([t.detach() for t in losses(x)])
-        pending.append((iterations, parts, x.detach(), time.perf_counter() - start))
+        pending.append((steps, parts, x.detach(), time.perf_counter() - start))
         if flush() is not None:
             stopped = (f"loss became non-finite after the last iteration; "
-                           f"kept the image of iteration {offset + iterations - 1}")
+                           f"kept the image of iteration {offset + steps - 1}")
             x.data.copy_(last_good)
     elif stopped is None and not torch.isfinite(x).all():
         stopped = (f"the image became non-finite at scale {scale}; "
-                       f"kept the image of iteration {offset + iterations - 1}")
+                       f"kept the image of iteration {offset + steps - 1}")
         x.data.copy_(last_good)
-    return StageRun(x.detach(), rows, stopped, seconds)
+    return StageRun(x.detach(), rows, stopped, seconds, converged)

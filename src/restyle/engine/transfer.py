@@ -20,6 +20,7 @@ from restyle.engine.backend import backend_flags, resolve_device, resolve_precis
 from restyle.engine.events import EventHandler, Finished, Progress, Started
 from restyle.engine.loop import SYNC_EVERY_CUDA, OptimizerSettings, StageRun, optimise
 from restyle.engine.objective import Features, Losses, Objective, Photorealism
+from restyle.engine.stopping import AUTO_SMALLEST, Plateau, Schedule
 from restyle.engine.targets import MaskImages, as_tensor, build_targets
 from restyle.engine.tiles import TiledFeatures
 from restyle.errors import ConfigError, WeightsError, notice
@@ -27,6 +28,7 @@ from restyle.io import images
 from restyle.io.history import LOSS_FIELDS
 from restyle.nn import controls, network
 from restyle.nn.network import Backbone
+from restyle.spec import MULTISCALE_MIN
 
 IterationHandler = Callable[[dict[str, float], torch.Tensor], None]
 
@@ -39,12 +41,14 @@ class Result:
     history: list[dict[str, float]]
     config: Config
     notes: list[str] = field(default_factory=list)
-    stopped_early: str | None = None  # why the run stopped before its last iteration, if it did
+    stopped_early: str | None = None  # why the run stopped before its last iteration, if it failed
     device: str = "cpu"
     precision: str = "fp32"
     written: dict[str, Any] = field(default_factory=dict)  # files written for it (api.stylize with output=)
     #: The output before 8-bit rounding: 1x3xHxW float32 in [0, 1] on the CPU (for 16-bit outputs).
     pixels: torch.Tensor | None = None
+    #: Why the run stopped: the automatic stop's rule, or the iterations asked for.
+    stop_reason: str = ""
 
     @property
     def final_loss(self) -> float:
@@ -117,7 +121,8 @@ class StyleTransfer:
         if c.scales is None and not c.multiscale:
             return [c.size]
         final = c.size if c.size is not None else max(content_src.size)
-        return [*controls.stage_sizes(final, c.scales, c.multiscale)]
+        smallest = AUTO_SMALLEST if c.iterations is None else MULTISCALE_MIN
+        return [*controls.stage_sizes(final, c.scales, c.multiscale, smallest)]
 
     def resize_inputs(self, content_src: Any, style_srcs: Sequence[Any], size: int | None) -> tuple[Any, list[Any]]:
         """Content at longest side ``size``; styles at that size times ``style_scale``."""
@@ -231,28 +236,36 @@ class StyleTransfer:
         if c.max_memory is not None:  # and a budget the largest stage cannot keep
             width, height = content_src.size if sizes[-1] is None else images.longest_size(content_src.size, sizes[-1])
             budget.check_budget(c, self.extractor, layers, (height, width))
-        steps = controls.stage_iterations(c.iterations, len(sizes))
-        total = sum(steps) + 1  # history rows (progress bars)
         stages = tuple(int(s) if s is not None else max(content_src.size) for s in sizes)
-        emit(Started(total, stages, self.config.model, str(self.device), self.precision, tuple(self.notes)))
+        plan = Schedule(stages, c.iterations)
+        emit(Started(plan.planned_rows(), stages, self.config.model, str(self.device), self.precision,
+                     tuple(self.notes)))
+        history: list[dict[str, float]] = []
+        stage_rows: list[float] = []  # the current stage's total losses
+        stage_start: dict[str, Any] = {"rows": 0, "time": start}
 
         def on_row(row: dict[str, float], image: torch.Tensor) -> None:
-            emit(Progress(int(row["iteration"]), total, int(row["scale"]),
-                          {k: row[k] for k in LOSS_FIELDS}, row["seconds"], image))
+            stage_rows.append(row["total"])
+            total, left = plan.estimate(k, stage_start["rows"], stage_rows, time.perf_counter() - stage_start["time"])
+            emit(Progress(int(row["iteration"]), total, int(row["scale"]), {n: row[n] for n in LOSS_FIELDS},
+                          row["seconds"], image, left if plan.auto else None))
             if on_iteration is not None:
                 on_iteration(row, image)
 
-        history: list[dict[str, float]] = []
         stopped: str | None = None
         x: torch.Tensor | None = None
+        converged = 0
         for k, size in enumerate(sizes):
             self.set_targets(*(first_inputs if k == 0 else self.resize_inputs(content_src, style_srcs, size)))
             self._objective().extra.extend(term.to(self.device) for term in extra_terms)
             assert self.content is not None
             x0 = self.initial_image(init_image) if x is None else controls.upsample(x, _hw(self.content))
-            stage = self._optimise(x0, steps[k], sum(steps[:k]), k == len(sizes) - 1, start, on_row)
+            stage_rows.clear()
+            stage_start.update(rows=len(history), time=time.perf_counter())
+            stage = self._optimise(x0, plan.caps[k], len(history), k == len(sizes) - 1, start, on_row, plan.rule)
             history.extend(stage.rows)
             x, stopped = stage.image, stage.stopped
+            converged += stage.converged
             if stopped:
                 break
         assert x is not None and self.content_rgb is not None
@@ -263,23 +276,36 @@ class StyleTransfer:
         pixels = self.finish(x, content_rgb).cpu()
         image = images.to_image(pixels)
         final = history[-1]["total"] if history else float("nan")
-        emit(Finished(max(0, len(history) - 1), final, time.perf_counter() - start, stopped))
+        reason = stopped or stop_reason(plan, converged)
+        emit(Finished(max(0, len(history) - 1), final, time.perf_counter() - start, stopped, reason))
         return Result(image, history, self.config, list(self.notes), stopped, str(self.device), self.precision,
-                      pixels=pixels.clamp(0, 1))
+                      pixels=pixels.clamp(0, 1), stop_reason=reason)
 
     def _optimise(self, x0: torch.Tensor, iterations: int, offset: int, final: bool, start: float,
-                  on_row: IterationHandler | None) -> StageRun:
+                  on_row: IterationHandler | None, rule: Plateau | None = None) -> StageRun:
         """One stage's loop (:func:`.loop.optimise`) against :meth:`losses`; a reason to stop
         early becomes a notice and a note."""
         settings = dataclasses.replace(OptimizerSettings.from_config(self.config), history=self.history_pairs)
         stage = optimise(self.losses, x0, iterations=iterations,
                          optimizer=settings, sync_every=self.sync_every,
-                         offset=offset, final=final, start=start, on_row=on_row)
+                         offset=offset, final=final, start=start, on_row=on_row, stop=rule)
         self.loop_seconds += stage.seconds
         if stage.stopped:
             notice(stage.stopped)
             self.notes.append(stage.stopped)
         return stage
+
+
+def stop_reason(plan: Schedule, converged: int) -> str:
+    """Why a run that did not fail stopped, in words (the run record keeps it)."""
+    if not plan.auto:
+        return f"ran the {plan.caps[0]} iterations asked for" + (" (halved in each finer stage)"
+                                                                  if len(plan.caps) > 1 else "")
+    assert plan.rule is not None
+    if converged == len(plan.caps):
+        return f"finished: {plan.rule.describe()}"
+    return (f"finished {converged} of {len(plan.caps)} stage(s) by the rule ({plan.rule.describe()}); "
+            f"the others reached their cap of {plan.caps[0]} steps (halved in each finer stage)")
 
 
 def check_image_sizes(backbone: Backbone, layers: Sequence[str], content_img: Any, style_imgs: Sequence[Any]) -> None:

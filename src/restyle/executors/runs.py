@@ -128,6 +128,7 @@ def result_outcome(result: Any, start: float, inputs: Inputs, *, pixels: bool = 
         "history": result.history, "model": result.config.model, "notes": [inputs.restore(n) for n in result.notes],
         "device": result.device, "precision": result.precision,
         "stopped_early": inputs.restore(result.stopped_early) if result.stopped_early else None,
+        "stop_reason": result.stop_reason,
         "seconds": time.perf_counter() - start, "pid": os.getpid(),
         "backbone_loads": cached_backbone.cache_info().misses,
     }
@@ -179,6 +180,7 @@ class Returned:
     device: str
     precision: str
     pixels: Any = None
+    stop_reason: str = ""
 
     @property
     def final_loss(self) -> float:
@@ -196,7 +198,7 @@ def returned(outcome: Outcome, config: Config) -> Returned:
         pixels = torch.from_numpy(pixels).permute(2, 0, 1)[None]
     return Returned(Image.fromarray(outcome["image"], "RGB"), outcome["history"],
                     config.replace(model=outcome["model"]), list(outcome["notes"]), outcome["device"],
-                    outcome["precision"], pixels)
+                    outcome["precision"], pixels, outcome.get("stop_reason", ""))
 
 
 def save_output(outcome: Outcome, config: Config, output: str | Path, content: str, styles: Sequence[str], *,

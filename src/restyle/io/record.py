@@ -76,6 +76,7 @@ def run_record(result: RunOutput, content: Any, styles: Sequence[Any]) -> dict[s
         "device": result.device,
         "precision": result.precision,
         "iterations_done": max(0, len(result.history) - 1),
+        "stop_reason": getattr(result, "stop_reason", ""),
         "final_loss": result.final_loss,
         "notes": result.notes,
     }

@@ -22,11 +22,12 @@ class VideoStarted:
 
 @dataclass(frozen=True)
 class FrameStarted:
-    """Frame ``index`` (0-based, of ``total``) is about to be stylised with ``iterations`` steps."""
+    """Frame ``index`` (0-based, of ``total``) is about to be stylised with ``iterations`` steps
+    (None: until the automatic stop)."""
 
     index: int
     total: int
-    iterations: int
+    iterations: int | None
 
 
 @dataclass(frozen=True)

@@ -36,11 +36,10 @@ from restyle.video.work import SETTINGS, WorkFolder, file_digest, source_digest
 #: independent frames', the style distance unchanged; 10x less gives twice the error, 10x more
 #: little less error and a little less style.
 DEFAULT_TEMPORAL_WEIGHT = 1e3
-#: Each frame's iterations when not given: later frames start from the previous one, warped, and
-#: need fewer than a photo from scratch.
-DEFAULT_ITERATIONS = 100
-#: How many times ``--iterations`` the first frame gets by default (it starts from the content):
-#: 300 by default, as a photo.
+#: Each frame's iterations when not given: the automatic stop (a later frame starts from the one
+#: before it, warped, and stops sooner than a photo from scratch).
+DEFAULT_ITERATIONS: int | None = None
+#: How many times ``--iterations`` N the first frame gets (it starts from the content).
 FIRST_FRAME_FACTOR = 3
 
 
@@ -49,7 +48,7 @@ class VideoOptions:
     """What a video run adds to the per-frame :class:`Config`."""
 
     temporal_weight: float = DEFAULT_TEMPORAL_WEIGHT
-    first_iterations: int | None = None  # None: FIRST_FRAME_FACTOR x the config's iterations
+    first_iterations: int | None = None  # None: FIRST_FRAME_FACTOR x the config's iterations (auto: auto)
     frames: str | None = None  # "A:B", input frames A to B-1 (0-based)
     fps: float | None = None  # output frame rate (None: the input's)
     flow: str = flow.DEFAULT_PRESET  # DIS preset
@@ -68,8 +67,10 @@ class VideoOptions:
             raise ConfigError(f"unknown --flow '{self.flow}'; choose one of: {', '.join(flow.PRESETS)}")
         source.parse_range(self.frames)
 
-    def first(self, config: Config) -> int:
-        return self.first_iterations if self.first_iterations is not None else FIRST_FRAME_FACTOR * config.iterations
+    def first(self, config: Config) -> int | None:
+        if self.first_iterations is not None:
+            return self.first_iterations
+        return None if config.iterations is None else FIRST_FRAME_FACTOR * config.iterations
 
 
 @dataclass
@@ -169,9 +170,9 @@ class _FrameRunner:
         self.luminance = config.preserve_color == "luminance"
         self.estimator = flow.FlowEstimator(options.flow) if self.temporal else None
         self.frame_seconds: list[float] = []
-        self._per_iteration: list[float] = []
+        self._seconds: dict[int, list[float]] = {0: [], 1: []}  # frame seconds: the first frame, later ones
 
-    def iterations(self, pos: int) -> int:
+    def iterations(self, pos: int) -> int | None:
         return self.configs[min(pos, 1)].iterations
 
     def __call__(self, pos: int, frame: Any, previous: tuple[np.ndarray, np.ndarray] | None) -> tuple[Any, float]:
@@ -192,15 +193,21 @@ class _FrameRunner:
         result = self.method.run(frame, self.styles, config, on_event=self.emit, start=init, terms=terms)
         if result.stopped_early:
             notice(f"frame {pos + 1}: {result.stopped_early}")
-        self._per_iteration.append((time.perf_counter() - t0) / max(1, config.iterations))
+        self._seconds[min(pos, 1)].append(time.perf_counter() - t0)
         return result.image, result.final_loss
 
     def eta(self, pos: int, total: int) -> float | None:
-        """Seconds left for frames pos+1.. at this session's pace per iteration."""
-        if not self._per_iteration:
+        """Seconds left for frames pos+1.. at the pace of the last ten later frames (before any: the
+        first frame's time, scaled by the iterations when they are given, else a third of it)."""
+        later, first = self._seconds[1][-10:], self._seconds[0]
+        if later:
+            per = sum(later) / len(later)
+        elif first:
+            n0, n1 = self.iterations(0), self.iterations(1)
+            per = first[0] * (n1 / max(1, n0) if n0 is not None and n1 is not None else 1 / FIRST_FRAME_FACTOR)
+        else:
             return None
-        per = sum(self._per_iteration[-10:]) / len(self._per_iteration[-10:])
-        return per * self.iterations(1) * (total - pos - 1)
+        return per * (total - pos - 1)
 
 
 def _write(kind: str, target: Path, folder: WorkFolder, frame_files: list[Path], rate: Fraction,
