@@ -73,6 +73,26 @@ def test_openapi_describes_every_endpoint(client):
     assert "multipart/form-data" in paths["/api/jobs"]["post"]["requestBody"]["content"]
 
 
+def test_openapi_names_the_response_models(client):
+    schema = client.get("/openapi.json").json()
+    paths, models = schema["paths"], schema["components"]["schemas"]
+
+    def model(path: str, method: str = "get", status: str = "200") -> str:
+        ref = paths[path][method]["responses"][status]["content"]["application/json"]["schema"]
+        return ref.get("$ref", ref.get("items", {}).get("$ref", "")).rpartition("/")[2]
+
+    assert model("/api/jobs") == "JobList" and model("/api/jobs/{job_id}") == "Job"
+    assert model("/api/options") == "RunOptions" and model("/api/server") == "ServerInfo"
+    assert model("/api/examples") == "Example"
+    assert model("/api/jobs", "post", "201") == "Job" and model("/api/jobs/{job_id}/rerun", "post", "201") == "Job"
+    assert model("/api/jobs/{job_id}", "delete") == "Job"
+    job = models["Job"]["properties"]
+    assert {"id", "status", "progress", "inputs", "links", "cancel_requested"} <= set(job)
+    assert set(models["JobLinks"]["properties"]) == {"self", "events", "result", "losses", "thumbnail"}
+    assert {"jobs", "next", "counts"} <= set(models["JobList"]["properties"])
+    assert {"fields", "presets", "schema"} <= set(models["RunOptions"]["properties"])
+
+
 def test_the_server_describes_itself_its_options_and_its_examples(client):
     info = client.get("/api/server").json()
     assert info["workers"] == [] and info["counts"]["queued"] == 0 and info["max_queue"] == 100

@@ -16,6 +16,7 @@ from PIL import Image
 from server_helpers import TINY, app_client, wait_for
 
 from restyle import api
+from restyle.server.records import ImageInput, JobInputs
 from restyle.server.store import Store
 from restyle.server.worker import resume_point
 
@@ -108,30 +109,39 @@ def test_a_worker_killed_under_its_job_takes_only_itself_down_and_the_job_resume
     assert done["config"]["iterations"] == 24 and done["config"]["init"] == "content"  # what was asked for
 
 
+def inputs() -> JobInputs:
+    """The inputs of a job in the store (a bundled example, as content and style)."""
+    image = ImageInput(name="chelsea.jpg", sha256="0" * 64, bytes=1, width=1, height=1, example="chelsea.jpg")
+    return JobInputs(content=image, styles=[image])
+
+
 def test_a_job_whose_worker_keeps_dying_fails_instead_of_running_forever(tmp_path):
     store = Store(tmp_path)
-    row, _ = store.create(options={}, preset=None, config={}, inputs={"content": {}, "styles": []}, max_queue=5)
+    job, _ = store.create(options={}, preset=None, config={}, inputs=inputs(), max_queue=5)
     statuses = []
     for _ in range(3):
-        assert store.claim_next("cpu")["id"] == row["id"]
-        statuses.append(store.requeue(row["id"], crashed=True, max_crashes=3, reason="was killed (SIGKILL)"))
+        claimed = store.claim_next("cpu")
+        assert claimed is not None and claimed.id == job.id and claimed.status == "running"
+        statuses.append(store.requeue(job.id, crashed=True, max_crashes=3, reason="was killed (SIGKILL)"))
     assert statuses == ["queued", "queued", "failed"]
-    assert store.get(row["id"])["error"] == "was killed (SIGKILL) (3 times); not retried"
+    failed = store.get(job.id)
+    assert failed is not None and failed.error == "was killed (SIGKILL) (3 times); not retried"
+    assert failed.crashes == 3 and failed.attempts == 3 and failed.inputs == inputs()
     store.close()
 
 
 def test_a_job_left_running_by_a_stopped_server_is_queued_again_or_cancelled(tmp_path):
     store = Store(tmp_path)
-    ids = [store.create(options={}, preset=None, config={}, inputs={"content": {}, "styles": []},
-                        max_queue=5)[0]["id"] for _ in range(3)]
+    ids = [store.create(options={}, preset=None, config={}, inputs=inputs(), max_queue=5)[0].id for _ in range(3)]
     for _ in ids:
         store.claim_next("cpu")
     assert store.request_cancel(ids[1]) == "running"
     store.close()
     store = Store(tmp_path)  # the next start
     assert sorted(store.recover()) == sorted(ids)
-    assert [store.get(i)["status"] for i in ids] == ["queued", "cancelled", "queued"]
-    assert store.get(ids[0])["position"] == 1 and store.get(ids[2])["position"] == 2
+    jobs = [store.get(i) for i in ids]
+    assert [j.status if j else None for j in jobs] == ["queued", "cancelled", "queued"]
+    assert [j.position if j else None for j in jobs] == [1, None, 2]
     store.close()
 
 

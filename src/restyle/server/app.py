@@ -3,10 +3,8 @@ bundled examples and the server's state; the job endpoints are in :mod:`restyle.
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -15,11 +13,14 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from restyle._version import __version__
 from restyle.server import options as job_options
+from restyle.server.deps import StateDep, authorised
 from restyle.server.hub import Hub
+from restyle.server.jobs import router as jobs_router
+from restyle.server.limits import UploadCap
+from restyle.server.models import Example, JobCounts, RunOptions, ServerInfo, WorkerInfo
 from restyle.server.settings import Settings
 from restyle.server.state import ServerState
 
@@ -34,12 +35,10 @@ def create_app(settings: Settings, on_ready: Callable[[list[str]], None] | None 
     """The application for ``settings``: the data folder is opened and the workers start when it
     starts (its lifespan), and then ``on_ready(devices)`` is called."""
     settings.check()
-    state_box: dict[str, ServerState] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = ServerState.open(settings, Hub())
-        state_box["state"] = app.state.restyle = state
+        state = app.state.restyle = ServerState.open(settings, Hub())
         if on_ready is not None:
             on_ready(state.devices)
         try:
@@ -52,44 +51,30 @@ def create_app(settings: Settings, on_ready: Callable[[list[str]], None] | None 
                               "progress live, download the PNG. Errors carry a one-line `error`.")
     app.add_middleware(UploadCap, limit=settings.max_upload_bytes * (settings.max_styles + 1) + (1 << 20))
     _error_handlers(app)
-
-    async def authorised(request: Request) -> None:
-        if settings.token is None:
-            return
-        given = request.headers.get("authorization", "")
-        scheme, _, token = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), settings.token.encode()):
-            raise HTTPException(401, "this server needs its token: send the header 'Authorization: Bearer TOKEN'",
-                                headers={"WWW-Authenticate": "Bearer"})
-
-    from restyle.server.jobs import router as jobs_router
-
     app.include_router(jobs_router, prefix="/api", dependencies=[Depends(authorised)])
 
     @app.get("/api/server", dependencies=[Depends(authorised)], tags=["server"])
-    def server_info(request: Request) -> dict[str, Any]:
+    def server_info(state: StateDep) -> ServerInfo:
         """The server's version, limits, workers and job counts."""
-        state: ServerState = request.app.state.restyle
-        return {"version": __version__, "workers": state.pool.describe(), "counts": state.store.counts(),
-                "max_queue": settings.max_queue, "max_upload_mb": settings.max_upload_mb,
-                "max_styles": settings.max_styles}
+        limits = state.settings
+        return ServerInfo(version=__version__, workers=[WorkerInfo(**w) for w in state.pool.describe()],
+                          counts=JobCounts(**state.store.counts()), max_queue=limits.max_queue,
+                          max_upload_mb=limits.max_upload_mb, max_styles=limits.max_styles)
 
     @app.get("/api/options", dependencies=[Depends(authorised)], tags=["server"])
-    def option_fields() -> dict[str, Any]:
+    def option_fields() -> RunOptions:
         """The run options a job takes (restyle run's), with their kinds, defaults, choices and help."""
-        return job_options.describe()
+        return RunOptions.model_validate(job_options.describe())
 
     @app.get("/api/examples", dependencies=[Depends(authorised)], tags=["examples"])
-    def examples(request: Request) -> list[dict[str, Any]]:
+    def examples(state: StateDep) -> list[Example]:
         """The bundled example images, which a job may name instead of uploading."""
-        state: ServerState = request.app.state.restyle
-        return [{"name": name, "thumbnail": f"/api/examples/{name}/thumbnail"} for name in state.examples]
+        return [Example(name=name, thumbnail=f"/api/examples/{name}/thumbnail") for name in state.examples]
 
     @app.get("/api/examples/{name}/thumbnail", dependencies=[Depends(authorised)], tags=["examples"],
              response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
-    def example_thumbnail(name: str, request: Request) -> Response:
+    def example_thumbnail(name: str, state: StateDep) -> Response:
         """A small JPEG of a bundled example."""
-        state: ServerState = request.app.state.restyle
         if name not in state.examples:
             raise HTTPException(404, f"no bundled example '{name}'")
         return Response(state.thumbnail(state.examples[name]), media_type="image/jpeg",
@@ -127,54 +112,3 @@ def _item_line(item: dict[str, Any]) -> str:
     where = ".".join(str(p) for p in item.get("loc", [])[1:]) or "request"
     return f"{where}: {item.get('msg', '')}"
 
-
-class BodyTooLarge(Exception):
-    """A request body went over the upload cap while it was read."""
-
-
-class UploadCap:
-    """Refuse a job submission larger than the cap with 413, from its Content-Length before reading it,
-    or as soon as the bytes read pass the cap (a body sent without a length)."""
-
-    def __init__(self, app: ASGIApp, limit: int):
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            await _too_large(send, self.limit)
-            return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise BodyTooLarge
-            return message
-
-        sent = False
-
-        async def tracking(message: Message) -> None:
-            nonlocal sent
-            sent = True
-            await send(message)
-
-        try:
-            await self.app(scope, counted, tracking)
-        except BodyTooLarge:
-            if not sent:
-                await _too_large(send, self.limit)
-
-
-async def _too_large(send: Callable[[Message], Awaitable[None]], limit: int) -> None:
-    line = f"the request is over the upload cap of {limit / 1048576:.0f} MB"
-    body = json.dumps({"detail": line, "error": line}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
-    await send({"type": "http.response.body", "body": body})

@@ -4,6 +4,7 @@ the PNG and its loss history, cancel, forget, run again."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -16,9 +17,13 @@ from starlette.datastructures import UploadFile
 
 from restyle import api
 from restyle.errors import InputImageError
+from restyle.server.deps import StateDep
+from restyle.server.limits import BodyTooLarge
+from restyle.server.models import Job, JobCounts, JobList
 from restyle.server.options import OptionError, parse_options
+from restyle.server.records import FINAL, ImageInput, JobInputs
 from restyle.server.state import ServerState
-from restyle.server.store import FINAL, QueueFull
+from restyle.server.store import QueueFull
 
 router = APIRouter(tags=["jobs"])
 KEEPALIVE = 15.0  # seconds between comments on a quiet event stream
@@ -37,11 +42,6 @@ SUBMIT_DOC = {"requestBody": {"required": True, "content": {"multipart/form-data
     }}}}}}
 
 
-def _state(request: Request) -> ServerState:
-    state: ServerState = request.app.state.restyle
-    return state
-
-
 def _refuse(status: int, message: str, loc: list[Any] | None = None, kind: str = "value_error") -> HTTPException:
     if loc is None:
         return HTTPException(status, message)
@@ -52,17 +52,14 @@ def _queue_full(message: str) -> HTTPException:
     return HTTPException(429, message, headers={"Retry-After": "10"})
 
 
-@router.post("/jobs", status_code=201, openapi_extra=SUBMIT_DOC,
+@router.post("/jobs", status_code=201, openapi_extra=SUBMIT_DOC, response_model=Job,
              responses={200: {"description": "a job with this Idempotency-Key exists already"},
                         400: {"description": "an image the loader cannot read"},
                         413: {"description": "an upload over --max-upload-mb, or an image over max_pixels"},
                         422: {"description": "options or fields that cannot run"},
                         429: {"description": "the queue holds --max-queue jobs"}})
-async def submit(request: Request) -> JSONResponse:
+async def submit(request: Request, state: StateDep) -> JSONResponse:
     """Queue a job. Header ``Idempotency-Key`` (optional): a retried submission returns the job made first."""
-    from restyle.server.app import BodyTooLarge
-
-    state = _state(request)
     settings = state.settings
     key = request.headers.get("idempotency-key")  # a retry returns the job the first made (see Store.create)
     if state.store.counts()["queued"] >= settings.max_queue and key is None:
@@ -106,41 +103,42 @@ def _options(raw: Any, styles: int) -> tuple[dict[str, Any], str | None, Any]:
         raise HTTPException(422, err.errors) from None
 
 
-def _create(state: ServerState, given: dict[str, Any], preset: str | None, config: Any, inputs: dict[str, Any],
+def _create(state: ServerState, given: dict[str, Any], preset: str | None, config: Any, inputs: JobInputs,
             key: str | None, parent: str | None = None) -> JSONResponse:
     config_dict = config.to_dict()
     config_dict.pop("device", None)
     try:
-        row, created = state.store.create(options=given, preset=preset, config=config_dict, inputs=inputs,
+        record, created = state.store.create(options=given, preset=preset, config=config_dict, inputs=inputs,
                                           max_queue=state.settings.max_queue, idempotency_key=key, parent=parent)
     except QueueFull as err:
         raise _queue_full(str(err)) from None
     if created:
         state.pool.wake()
-    job = state.job(row["id"])
-    return JSONResponse(job, 201 if created else 200, headers={"Location": f"/api/jobs/{row['id']}"})
+    job = _get(state, record.id)
+    return JSONResponse(job.as_json(), 201 if created else 200, headers={"Location": f"/api/jobs/{record.id}"})
 
 
-def _take_images(state: ServerState, content: Any, styles: list[Any], max_pixels: int | None) -> dict[str, Any]:
+def _take_images(state: ServerState, content: Any, styles: list[Any], max_pixels: int | None) -> JobInputs:
     """Each image checked by the CLI's loader and kept by its SHA-256 (nothing is kept if one fails)."""
-    items: list[dict[str, Any]] = []
+    items: list[tuple[ImageInput, Path | None]] = []  # (the input, the upload staged for it)
     try:
         items.append(_take_image(state, content, "content image", ["body", "content"], max_pixels))
         for i, style in enumerate(styles, 1):
             items.append(_take_image(state, style, f"style image {i}", ["body", "style", i - 1], max_pixels))
-        for item in items:
-            if "staged" in item:
-                state.store.keep_upload(item.pop("staged"), item["sha256"])
-        return {"content": items[0], "styles": items[1:]}
+        for item, staged in items:
+            if staged is not None:
+                state.store.keep_upload(staged, item.sha256)
+        return JobInputs(content=items[0][0], styles=[item for item, _ in items[1:]])
     finally:
-        for item in items:
-            if "staged" in item:
-                item["staged"].unlink(missing_ok=True)
+        for _, staged in items:
+            if staged is not None:
+                staged.unlink(missing_ok=True)
 
 
-def _take_image(state: ServerState, value: Any, role: str, loc: list[Any], max_pixels: int | None) -> dict[str, Any]:
+def _take_image(state: ServerState, value: Any, role: str, loc: list[Any],
+                max_pixels: int | None) -> tuple[ImageInput, Path | None]:
     if isinstance(value, str):
-        return _named_image(state, value.strip(), role, loc)
+        return _named_image(state, value.strip(), role, loc), None
     assert isinstance(value, UploadFile)
     name = _display_name(value.filename)
     taken = state.store.stage_upload(value.file, state.settings.max_upload_bytes)
@@ -153,11 +151,10 @@ def _take_image(state: ServerState, value: Any, role: str, loc: list[Any], max_p
         path.unlink(missing_ok=True)
         status = IMAGE_STATUS.get(getattr(err, "problem", "unreadable"), 400)
         raise _refuse(status, str(err), loc if status == 422 else None, "image") from None
-    return {"name": name, "sha256": digest, "bytes": size, "width": width, "height": height, "example": None,
-            "staged": path}
+    return ImageInput(name=name, sha256=digest, bytes=size, width=width, height=height), path
 
 
-def _named_image(state: ServerState, value: str, role: str, loc: list[Any]) -> dict[str, Any]:
+def _named_image(state: ServerState, value: str, role: str, loc: list[Any]) -> ImageInput:
     """A bundled example by name (the extension may be left out) or an earlier upload by ``sha256:DIGEST``."""
     match = re.fullmatch(r"sha256:([0-9a-f]{64})", value)
     if match:
@@ -165,21 +162,19 @@ def _named_image(state: ServerState, value: str, role: str, loc: list[Any]) -> d
         if not path.is_file():
             raise _refuse(422, f"{role}: no upload with SHA-256 {match.group(1)} on this server", loc)
         width, height = api.check_image(path, role)
-        return {"name": value, "sha256": match.group(1), "bytes": path.stat().st_size, "width": width,
-                "height": height, "example": None}
+        return ImageInput(name=value, sha256=match.group(1), bytes=path.stat().st_size, width=width,
+                          height=height)
     names = {n: n for n in state.examples} | {Path(n).stem: n for n in state.examples}
     if value not in names:
         raise _refuse(422, f"{role}: no bundled example '{value[:80]}'; choose one of: {', '.join(state.examples)}",
                       loc)
     path = state.examples[names[value]]
     width, height = api.check_image(path, role)
-    return {"name": names[value], "sha256": _digest(path), "bytes": path.stat().st_size, "width": width,
-            "height": height, "example": names[value]}
+    return ImageInput(name=names[value], sha256=_digest(path), bytes=path.stat().st_size, width=width,
+                      height=height, example=names[value])
 
 
 def _digest(path: Path) -> str:
-    import hashlib
-
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -190,7 +185,7 @@ def _display_name(filename: str | None) -> str:
     return (name[:80] + "…" if len(name) > 80 else name) or "upload"
 
 
-def _get(state: ServerState, job_id: str) -> dict[str, Any]:
+def _get(state: ServerState, job_id: str) -> Job:
     job = state.job(job_id) if job_id.isalnum() else None
     if job is None:
         raise HTTPException(404, f"no job '{job_id[:40]}'")
@@ -198,38 +193,36 @@ def _get(state: ServerState, job_id: str) -> dict[str, Any]:
 
 
 @router.get("/jobs/{job_id}")
-def get_job(job_id: str, request: Request) -> dict[str, Any]:
+def get_job(job_id: str, state: StateDep) -> Job:
     """A job: status (queued, running, done, failed, cancelled), progress with ETA, config, error."""
-    return _get(_state(request), job_id)
+    return _get(state, job_id)
 
 
 @router.get("/jobs")
-def list_jobs(request: Request, limit: int = Query(20, ge=1, le=100),
+def list_jobs(state: StateDep, limit: int = Query(20, ge=1, le=100),
               before: int | None = Query(None, ge=0, description="the `next` of the previous page"),
-              status: str | None = Query(None, pattern="^(queued|running|done|failed|cancelled)$")) -> dict[str, Any]:
+              status: str | None = Query(None, pattern="^(queued|running|done|failed|cancelled)$")) -> JobList:
     """Jobs, newest first, a page at a time."""
-    state = _state(request)
-    rows = state.store.page(limit=limit + 1, before=before, status=status)
-    page = rows[:limit]
-    return {"jobs": [state.public(r) for r in page], "next": page[-1]["seq"] if len(rows) > limit else None,
-            "counts": state.store.counts()}
+    records = state.store.page(limit=limit + 1, before=before, status=status)
+    page = records[:limit]
+    return JobList(jobs=[state.public(r) for r in page], next=page[-1].seq if len(records) > limit else None,
+                   counts=JobCounts(**state.store.counts()))
 
 
 @router.get("/jobs/{job_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-async def job_events(job_id: str, request: Request) -> StreamingResponse:
+async def job_events(job_id: str, state: StateDep) -> StreamingResponse:
     """Server-sent events: ``snapshot`` (the job and its live state) first, then ``started``, ``progress``,
     ``preview`` (a JPEG data: URL every few iterations), ``note`` and ``status``; the stream ends with the
     job (done, failed or cancelled)."""
-    state = _state(request)
     _get(state, job_id)
     sub = state.hub.subscribe(job_id)  # before the snapshot, so no event falls between them
     job = _get(state, job_id)
 
     async def stream() -> Any:
         try:
-            yield _sse("snapshot", {"job": job, "live": state.hub.live(job_id)})
-            if job["status"] in FINAL:
+            yield _sse("snapshot", {"job": job.as_json(), "live": state.hub.live(job_id)})
+            if job.status in FINAL:
                 return
             while True:
                 try:
@@ -257,9 +250,9 @@ def _sse(kind: str, data: Any, seq: int | None = None) -> str:
 
 def _done_file(state: ServerState, job_id: str, name: str) -> Path:
     job = _get(state, job_id)
-    if job["status"] != "done":
-        raise HTTPException(409, f"job {job_id} is {job['status']}; it has no result"
-                            + (f" ({job['error']})" if job["error"] else ""))
+    if job.status != "done":
+        raise HTTPException(409, f"job {job_id} is {job.status}; it has no result"
+                            + (f" ({job.error})" if job.error else ""))
     path = state.store.job_dir(job_id) / name
     if not path.is_file():
         raise HTTPException(404, f"job {job_id}'s {name} is missing from the data folder")
@@ -267,70 +260,72 @@ def _done_file(state: ServerState, job_id: str, name: str) -> Path:
 
 
 @router.get("/jobs/{job_id}/result", response_class=FileResponse, responses={200: {"content": {"image/png": {}}}})
-def job_result(job_id: str, request: Request) -> FileResponse:
+def job_result(job_id: str, state: StateDep) -> FileResponse:
     """The PNG, with its run record embedded (``restyle run --from-image`` reads it)."""
-    path = _done_file(_state(request), job_id, "result.png")
+    path = _done_file(state, job_id, "result.png")
     return FileResponse(path, media_type="image/png", filename=f"restyle-{job_id}.png")
 
 
 @router.get("/jobs/{job_id}/losses.csv", response_class=FileResponse, responses={200: {"content": {"text/csv": {}}}})
-def job_losses(job_id: str, request: Request) -> FileResponse:
+def job_losses(job_id: str, state: StateDep) -> FileResponse:
     """The loss history, one row per iteration (as ``restyle run`` writes beside its output)."""
-    path = _done_file(_state(request), job_id, "result.losses.csv")
+    path = _done_file(state, job_id, "result.losses.csv")
     return FileResponse(path, media_type="text/csv", filename=f"restyle-{job_id}.losses.csv")
 
 
 @router.get("/jobs/{job_id}/thumbnail", response_class=FileResponse, responses={200: {"content": {"image/jpeg": {}}}})
-def job_thumbnail(job_id: str, request: Request) -> FileResponse:
+def job_thumbnail(job_id: str, state: StateDep) -> FileResponse:
     """A small JPEG of the result."""
-    return FileResponse(_done_file(_state(request), job_id, "thumb.jpg"), media_type="image/jpeg")
+    return FileResponse(_done_file(state, job_id, "thumb.jpg"), media_type="image/jpeg")
 
 
 @router.get("/jobs/{job_id}/inputs/{index}", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
-def job_input(job_id: str, index: int, request: Request) -> Response:
+def job_input(job_id: str, index: int, state: StateDep) -> Response:
     """A small JPEG of one of the job's inputs: 0 is the content image, 1, 2, ... its style images."""
-    state = _state(request)
     job = _get(state, job_id)
-    items = [job["inputs"]["content"], *job["inputs"]["styles"]]
+    items = job.inputs.images()
     if not 0 <= index < len(items):
         raise HTTPException(404, f"job {job_id} has {len(items)} input images (0 is the content)")
     return Response(state.thumbnail(state.store.input_path(items[index])), media_type="image/jpeg",
                     headers={"Cache-Control": "max-age=86400"})
 
 
-@router.delete("/jobs/{job_id}", responses={202: {"description": "cancelling: the running job stops shortly"},
+@router.delete("/jobs/{job_id}", response_model=Job, responses={202: {"description": "cancelling: the running job stops shortly"},
                                             204: {"description": "forgotten (purge)"},
                                             409: {"description": "the job is over (cancel) or not over (purge)"}})
-def cancel_job(job_id: str, request: Request,
+def cancel_job(job_id: str, state: StateDep,
                purge: bool = Query(False, description="forget a finished job and delete its files")) -> Response:
     """Cancel a queued or running job; with ``purge=true``, delete a job that is over."""
-    state = _state(request)
     job = _get(state, job_id)
     if purge:
-        if job["status"] not in FINAL:
-            raise HTTPException(409, f"job {job_id} is {job['status']}; cancel it first")
+        if job.status not in FINAL:
+            raise HTTPException(409, f"job {job_id} is {job.status}; cancel it first")
         state.store.delete(job_id)
         return Response(status_code=204)
-    if job["status"] in FINAL:
-        raise HTTPException(409, f"job {job_id} is {job['status']} already; nothing to cancel")
+    if job.status in FINAL:
+        raise HTTPException(409, f"job {job_id} is {job.status} already; nothing to cancel")
     status = state.store.request_cancel(job_id)
     if status == "running":
         state.pool.cancel(job_id)
     else:
-        state.hub.publish(job_id, "status", {"status": status, "job": state.job(job_id)})
-    return JSONResponse(state.job(job_id), 202 if status == "running" else 200)
+        state.hub.publish(job_id, "status", {"status": status, "job": _json(state.job(job_id))})
+    return JSONResponse(_json(state.job(job_id)), 202 if status == "running" else 200)
 
 
-@router.post("/jobs/{job_id}/rerun", status_code=201)
-def rerun_job(job_id: str, request: Request,
+def _json(job: Job | None) -> dict[str, Any] | None:
+    return job.as_json() if job is not None else None
+
+
+@router.post("/jobs/{job_id}/rerun", status_code=201, response_model=Job,
+             responses={200: {"description": "a job with this Idempotency-Key exists already"}})
+def rerun_job(job_id: str, request: Request, state: StateDep,
               body: Annotated[dict[str, Any] | None, Body(examples=[{"options": {"iterations": 500}}])] = None
               ) -> JSONResponse:
     """Queue the job again with the same images and options; ``options`` given here change some of them."""
-    state = _state(request)
     job = _get(state, job_id)
     changes = (body or {}).get("options") or {}
     if not isinstance(changes, dict):
         raise _refuse(422, "options must be a JSON object", ["body", "options"])
-    merged = {**job["options"], **({"preset": job["preset"]} if job["preset"] else {}), **changes}
-    given, preset, config = _options(merged, len(job["inputs"]["styles"]))
-    return _create(state, given, preset, config, job["inputs"], request.headers.get("idempotency-key"), job_id)
+    merged = {**job.options, **({"preset": job.preset} if job.preset else {}), **changes}
+    given, preset, config = _options(merged, len(job.inputs.styles))
+    return _create(state, given, preset, config, job.inputs, request.headers.get("idempotency-key"), job_id)

@@ -23,6 +23,23 @@ from typing import Any
 
 from restyle.server import worker
 from restyle.server.hub import Hub
+from restyle.server.messages import (
+    CancelJob,
+    Command,
+    Event,
+    JobCancelled,
+    JobCheckpoint,
+    JobDone,
+    JobFailed,
+    JobNote,
+    JobPreview,
+    JobProgress,
+    JobSpec,
+    JobStarted,
+    Ready,
+    RunJob,
+)
+from restyle.server.records import JobStatus
 from restyle.server.settings import Settings
 from restyle.server.store import Store
 
@@ -45,7 +62,7 @@ class Worker:
     cancel_at: float | None = None
     send_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def send(self, message: tuple[Any, ...]) -> bool:
+    def send(self, message: Command) -> bool:
         with self.send_lock:
             if self.commands is None:
                 return False
@@ -63,8 +80,8 @@ class Worker:
 
 class WorkerPool:
     def __init__(self, settings: Settings, store: Store, hub: Hub, devices: list[str],
-                 describe_job: Callable[[str], dict[str, Any] | None]):
-        self.settings, self.store, self.hub, self.describe_job = settings, store, hub, describe_job
+                 publish_status: Callable[[str], None]):
+        self.settings, self.store, self.hub, self._status = settings, store, hub, publish_status
         cpu_workers = sum(d == "cpu" for d in devices) or 1
         threads = settings.threads or max(1, _cpus() // cpu_workers)
         self.workers = [Worker(d, threads if d == "cpu" else None) for d in devices]
@@ -89,7 +106,7 @@ class WorkerPool:
         for w in self.workers:
             if w.job == job_id:
                 w.cancel_at = time.monotonic()
-                w.send(("cancel", job_id))
+                w.send(CancelJob(job_id))
 
     def describe(self) -> list[dict[str, Any]]:
         return [w.describe() for w in self.workers]
@@ -177,16 +194,17 @@ class WorkerPool:
             job = self.store.claim_next(w.device)
             if job is None:
                 return
-            spec = {"id": job["id"], "dir": str(self.store.job_dir(job["id"])), "config": job["config"],
-                    "content": str(self.store.input_path(job["inputs"]["content"])),
-                    "styles": [str(self.store.input_path(s)) for s in job["inputs"]["styles"]],
-                    "checkpoint_every": self.settings.checkpoint_every, "preview_every": self.settings.preview_every}
-            w.job, w.progress, w.cancel_at = job["id"], None, None
-            if not w.send(("run", spec)):  # it died just now: the job waits for the next worker
-                self.store.requeue(job["id"], crashed=False, max_crashes=self.settings.max_crashes, reason="")
+            spec = JobSpec(id=job.id, dir=str(self.store.job_dir(job.id)), config=job.config,
+                           content=str(self.store.input_path(job.inputs.content)),
+                           styles=tuple(str(self.store.input_path(s)) for s in job.inputs.styles),
+                           checkpoint_every=self.settings.checkpoint_every,
+                           preview_every=self.settings.preview_every)
+            w.job, w.progress, w.cancel_at = job.id, None, None
+            if not w.send(RunJob(spec)):  # it died just now: the job waits for the next worker
+                self.store.requeue(job.id, crashed=False, max_crashes=self.settings.max_crashes, reason="")
                 w.job = None
                 continue
-            self._status(job["id"])
+            self._status(job.id)
 
     def _receive(self, w: Worker) -> None:
         assert w.events is not None
@@ -199,32 +217,43 @@ class WorkerPool:
                 if not w.process.is_alive():
                     self._died(w)
 
-    def _handle(self, w: Worker, message: tuple[Any, ...]) -> None:
-        kind = message[0]
-        if kind == "ready":
+    def _handle(self, w: Worker, message: Event) -> None:
+        if isinstance(message, Ready):
             w.ready = True
             return
-        job_id, data = message[1], message[2]
+        job_id = message.job_id
         if job_id != w.job:
             return  # a stale message of a job it no longer runs
-        if kind in ("started", "progress", "preview", "note"):
-            if kind == "progress":
-                w.progress = data
-            if kind == "started" and data.get("resumed_from") is not None:
-                self.store.update(job_id, resumed_from=data["resumed_from"])
-            self.hub.publish(job_id, kind, data)
-        elif kind == "checkpoint":
-            self.store.update(job_id, progress=data)
-        elif kind in ("done", "failed", "cancelled"):
-            progress = w.progress
-            if kind == "done" and progress is None:  # it had finished before a restart: only the totals
-                progress = {"iteration": data["iterations"], "total": data["iterations"] + 1, "fraction": 1.0,
-                            "eta": 0.0, "seconds": data["seconds"]}
-            if kind == "done":
-                self.store.update(job_id, resumed_from=data.get("resumed_from"))
-            self.store.finish(job_id, kind, error=data.get("error"), progress=progress)
-            w.job, w.progress, w.cancel_at = None, None, None
-            self._status(job_id)
+        match message:
+            case JobStarted(event=event):
+                if message.resumed_from is not None:
+                    self.store.update(job_id, resumed_from=message.resumed_from)
+                self.hub.publish(job_id, "started", event)
+            case JobProgress(progress=progress):
+                w.progress = progress
+                self.hub.publish(job_id, "progress", progress)
+            case JobPreview(iteration=iteration, jpeg=jpeg):
+                self.hub.publish(job_id, "preview", {"iteration": iteration, "jpeg": jpeg})
+            case JobNote(note=note):
+                self.hub.publish(job_id, "note", {"note": note})
+            case JobCheckpoint(progress=progress):
+                self.store.update(job_id, progress=progress)
+            case JobDone(summary=summary):
+                # without progress, it had finished before a restart: only the totals
+                final = w.progress or {"iteration": summary.iterations, "total": summary.iterations + 1,
+                                       "fraction": 1.0, "eta": 0.0, "seconds": summary.seconds}
+                self.store.update(job_id, resumed_from=summary.resumed_from)
+                self._finished(w, job_id, "done", None, final)
+            case JobFailed(error=error):
+                self._finished(w, job_id, "failed", error, w.progress)
+            case JobCancelled():
+                self._finished(w, job_id, "cancelled", None, w.progress)
+
+    def _finished(self, w: Worker, job_id: str, status: JobStatus, error: str | None,
+                  progress: dict[str, Any] | None) -> None:
+        self.store.finish(job_id, status, error=error, progress=progress)
+        w.job, w.progress, w.cancel_at = None, None, None
+        self._status(job_id)
 
     def _died(self, w: Worker) -> None:
         assert w.process is not None
@@ -254,11 +283,6 @@ class WorkerPool:
             if conn is not None:
                 conn.close()
         w.process, w.commands, w.events, w.ready, w.job, w.progress = None, None, None, False, None, None
-
-    def _status(self, job_id: str) -> None:
-        job = self.describe_job(job_id)
-        if job is not None:
-            self.hub.publish(job_id, "status", {"status": job["status"], "job": job})
 
 
 def _death(code: int | None) -> str:

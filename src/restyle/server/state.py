@@ -1,5 +1,5 @@
 """What a running server holds: its settings, the job store, the live hub and the worker pool; and the
-public form of a job (``GET /api/jobs/{id}``)."""
+public form of a job (``GET /api/jobs/{id}``, :class:`restyle.server.models.Job`)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from typing import Any
 from restyle import api
 from restyle.errors import ConfigError
 from restyle.server.hub import Hub
+from restyle.server.models import Job, JobLinks, JobProgress
 from restyle.server.pool import WorkerPool
+from restyle.server.records import JobRecord
 from restyle.server.settings import Settings
-from restyle.server.store import FINAL, Store
+from restyle.server.store import Store
 
 
 @dataclass
@@ -38,7 +40,7 @@ class ServerState:
         recovered = store.recover()
         devices = resolve_devices(settings)
         state_box: list[ServerState] = []
-        pool = WorkerPool(settings, store, hub, devices, lambda job_id: state_box[0].job(job_id))
+        pool = WorkerPool(settings, store, hub, devices, lambda job_id: state_box[0].publish_status(job_id))
         state = cls(settings, store, hub, pool, examples, devices, recovered)
         state_box.append(state)
         pool.start()
@@ -50,27 +52,31 @@ class ServerState:
         self.store.close()
 
     # ---- jobs as clients see them ------------------------------------------------------------------
-    def job(self, job_id: str) -> dict[str, Any] | None:
-        row = self.store.get(job_id)
-        return self.public(row) if row is not None else None
+    def job(self, job_id: str) -> Job | None:
+        record = self.store.get(job_id)
+        return self.public(record) if record is not None else None
 
-    def public(self, row: dict[str, Any]) -> dict[str, Any]:
-        job_id, status = row["id"], row["status"]
+    def public(self, record: JobRecord) -> Job:
+        """The job as clients see it: its live progress while it runs, and the links to its parts."""
+        job_id, status = record.id, record.status
         live = self.hub.live(job_id) if status == "running" else None
-        progress = (live or {}).get("progress") or row["progress"]
+        progress = (live or {}).get("progress") or record.progress
         base = f"/api/jobs/{job_id}"
-        links = {"self": base, "events": f"{base}/events"}
-        if status == "done":
-            links |= {"result": f"{base}/result", "losses": f"{base}/losses.csv", "thumbnail": f"{base}/thumbnail"}
-        out = {
-            "id": job_id, "status": status, "created": _iso(row["created"]), "started": _iso(row["started"]),
-            "finished": _iso(row["finished"]), "position": row.get("position"),
-            "progress": _progress(progress, status), "options": row["options"], "preset": row["preset"],
-            "config": row["config"], "inputs": row["inputs"], "error": row["error"], "attempts": row["attempts"],
-            "resumed_from": row["resumed_from"], "device": row["device"], "parent": row["parent"],
-            "cancel_requested": bool(row["cancel"]) and status not in FINAL, "links": links,
-        }
-        return out
+        done = status == "done"
+        links = JobLinks.model_validate({"self": base, "events": f"{base}/events"} | ({
+            "result": f"{base}/result", "losses": f"{base}/losses.csv", "thumbnail": f"{base}/thumbnail"} if done else {}))
+        return Job(
+            id=job_id, status=status, created=_iso(record.created), started=_iso_or_none(record.started),
+            finished=_iso_or_none(record.finished), position=record.position, progress=_progress(progress, status),
+            options=record.options, preset=record.preset, config=record.config, inputs=record.inputs,
+            error=record.error, attempts=record.attempts, resumed_from=record.resumed_from, device=record.device,
+            parent=record.parent, cancel_requested=record.cancel and not record.final, links=links)
+
+    def publish_status(self, job_id: str) -> None:
+        """Tell the job's followers its status (and the job) as it is now."""
+        job = self.job(job_id)
+        if job is not None:
+            self.hub.publish(job_id, "status", {"status": job.status, "job": job.as_json()})
 
     # ---- thumbnails ----------------------------------------------------------------------------------
     def thumbnail(self, path: Path, longest: int = 256) -> bytes:
@@ -99,17 +105,18 @@ def resolve_devices(settings: Settings) -> list[str]:
     return list(settings.devices)
 
 
-def _progress(progress: dict[str, Any] | None, status: str) -> dict[str, Any] | None:
+def _progress(progress: dict[str, Any] | None, status: str) -> JobProgress | None:
     if not progress:
         return None
-    keys = ("iteration", "total", "fraction", "eta", "losses", "scale", "seconds")
-    out = {k: progress.get(k) for k in keys}
+    out = JobProgress.model_validate({k: progress.get(k) for k in JobProgress.model_fields})
     if status == "done":
-        out["fraction"], out["eta"] = 1.0, 0.0
+        out = out.model_copy(update={"fraction": 1.0, "eta": 0.0})
     return out
 
 
-def _iso(t: float | None) -> str | None:
-    if t is None:
-        return None
+def _iso(t: float) -> str:
     return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _iso_or_none(t: float | None) -> str | None:
+    return _iso(t) if t is not None else None

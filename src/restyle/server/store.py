@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from restyle.errors import ConfigError
+from restyle.server.records import FINAL, STATUSES, ImageInput, JobInputs, JobRecord, JobStatus
 
-STATUSES = ("queued", "running", "done", "failed", "cancelled")
-FINAL = ("done", "failed", "cancelled")
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -109,7 +108,6 @@ class Store:
         handle.flush()
         return handle
 
-
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -128,38 +126,39 @@ class Store:
 
     # ---- jobs ---------------------------------------------------------------------------------
     def create(self, *, options: dict[str, Any], preset: str | None, config: dict[str, Any],
-               inputs: dict[str, Any], max_queue: int, idempotency_key: str | None = None,
-               parent: str | None = None) -> tuple[dict[str, Any], bool]:
+               inputs: JobInputs, max_queue: int, idempotency_key: str | None = None,
+               parent: str | None = None) -> tuple[JobRecord, bool]:
         """Queue a job; returns (job, created). With an ``idempotency_key`` already used, the job made
         then is returned (created False). Raises :class:`QueueFull` when ``max_queue`` jobs wait."""
         with self.transaction() as db:
             if idempotency_key is not None:
                 row = db.execute("SELECT * FROM jobs WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
                 if row is not None:
-                    return _job(row), False
+                    return JobRecord.from_row(row), False
             waiting = db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued'").fetchone()[0]
             if waiting >= max_queue:
                 raise QueueFull(f"the queue is full ({waiting} jobs waiting); try again later")
             job_id = secrets.token_hex(6)
             db.execute("INSERT INTO jobs (id, status, created, options, preset, config, inputs, idempotency_key, "
                        "parent) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
-                       (job_id, time.time(), json.dumps(options), preset, json.dumps(config), json.dumps(inputs),
+                       (job_id, time.time(), json.dumps(options), preset, json.dumps(config), inputs.to_json(),
                         idempotency_key, parent))
             (self.job_dir(job_id)).mkdir(parents=True, exist_ok=True)
-            return _job(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()), True
+            return JobRecord.from_row(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()), True
 
-    def get(self, job_id: str) -> dict[str, Any] | None:
+    def get(self, job_id: str) -> JobRecord | None:
+        """The job ``job_id`` (None: no such job); a queued one with its place in the queue."""
         with self._lock:
             row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
                 return None
-            job = _job(row)
-            if job["status"] == "queued":
-                job["position"] = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND seq <= ?",
-                                                   (row["seq"],)).fetchone()[0]
-            return job
+            position = None
+            if row["status"] == "queued":
+                position = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND seq <= ?",
+                                            (row["seq"],)).fetchone()[0]
+            return JobRecord.from_row(row, position)
 
-    def page(self, *, limit: int = 20, before: int | None = None, status: str | None = None) -> list[dict[str, Any]]:
+    def page(self, *, limit: int = 20, before: int | None = None, status: str | None = None) -> list[JobRecord]:
         """Jobs newest first; ``before``: only those older than that ``seq`` (the previous page's last)."""
         where: list[str] = []
         args: list[Any] = []
@@ -171,14 +170,14 @@ class Store:
             args.append(status)
         sql = "SELECT * FROM jobs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq DESC LIMIT ?"
         with self._lock:
-            return [_job(r) for r in self._db.execute(sql, (*args, limit)).fetchall()]
+            return [JobRecord.from_row(r) for r in self._db.execute(sql, (*args, limit)).fetchall()]
 
     def counts(self) -> dict[str, int]:
         with self._lock:
             rows = self._db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
         return {s: 0 for s in STATUSES} | {r[0]: r[1] for r in rows}
 
-    def claim_next(self, device: str) -> dict[str, Any] | None:
+    def claim_next(self, device: str) -> JobRecord | None:
         """The oldest queued job, now running on ``device`` (or None)."""
         with self.transaction() as db:
             row = db.execute("SELECT * FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1").fetchone()
@@ -186,7 +185,7 @@ class Store:
                 return None
             db.execute("UPDATE jobs SET status = 'running', attempts = attempts + 1, device = ?, "
                        "started = COALESCE(started, ?) WHERE id = ?", (device, time.time(), row["id"]))
-            return _job(db.execute("SELECT * FROM jobs WHERE id = ?", (row["id"],)).fetchone())
+            return JobRecord.from_row(db.execute("SELECT * FROM jobs WHERE id = ?", (row["id"],)).fetchone())
 
     def update(self, job_id: str, **values: Any) -> None:
         """Set columns (``progress`` as a dict) of a job."""
@@ -196,7 +195,7 @@ class Store:
         with self.transaction() as db:
             db.execute(f"UPDATE jobs SET {sets} WHERE id = ?", (*values.values(), job_id))
 
-    def finish(self, job_id: str, status: str, *, error: str | None = None,
+    def finish(self, job_id: str, status: JobStatus, *, error: str | None = None,
                progress: dict[str, Any] | None = None) -> None:
         assert status in FINAL
         with self.transaction() as db:
@@ -250,12 +249,13 @@ class Store:
         with self.transaction() as db:
             row = db.execute("SELECT inputs FROM jobs WHERE id = ?", (job_id,)).fetchone()
             db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
-            used = {i["sha256"] for r in db.execute("SELECT inputs FROM jobs").fetchall() for i in _input_list(r[0])}
+            used = {i.sha256 for r in db.execute("SELECT inputs FROM jobs").fetchall()
+                    for i in JobInputs.from_json(r[0]).images()}
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
-        for item in _input_list(row[0]) if row is not None else []:
-            if item.get("example") is None and item["sha256"] not in used:
+        for item in JobInputs.from_json(row[0]).images() if row is not None else []:
+            if item.example is None and item.sha256 not in used:
                 with suppress(OSError):
-                    self.upload_path(item["sha256"]).unlink()
+                    self.upload_path(item.sha256).unlink()
 
     # ---- files --------------------------------------------------------------------------------
     def job_dir(self, job_id: str) -> Path:
@@ -263,11 +263,11 @@ class Store:
             raise ValueError(f"bad job id {job_id!r}")
         return self.root / "jobs" / job_id
 
-    def input_path(self, item: dict[str, Any]) -> Path:
+    def input_path(self, item: ImageInput) -> Path:
         """The file of a job input: a bundled example by name, or an upload by its SHA-256."""
-        if item.get("example") is not None:
-            return self.examples[item["example"]]
-        return self.upload_path(item["sha256"])
+        if item.example is not None:
+            return self.examples[item.example]
+        return self.upload_path(item.sha256)
 
     def upload_path(self, sha256: str) -> Path:
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
@@ -304,15 +304,3 @@ class Store:
             os.replace(staged, target)
         return target
 
-
-def _input_list(text: str) -> list[dict[str, Any]]:
-    inputs = json.loads(text)
-    return [inputs["content"], *inputs["styles"]]
-
-
-def _job(row: sqlite3.Row) -> dict[str, Any]:
-    job = dict(row)
-    for key in ("options", "config", "inputs", "progress"):
-        if job.get(key) is not None:
-            job[key] = json.loads(job[key])
-    return job

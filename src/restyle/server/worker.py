@@ -1,9 +1,10 @@
 """A worker process: runs jobs on one device through :func:`restyle.api.stylize`, one at a time.
 
-It talks to the server over two one-way pipes. Commands in: ``("run", job)``, ``("cancel", id)``,
-``("stop",)``. Messages out: ``("ready", info)``, then per job ``("started" | "progress" | "preview" |
-"checkpoint" | "note" | "done" | "failed" | "cancelled", id, data)``. When the server goes away (its
-end of the command pipe closes, as when it is killed) the worker exits at once.
+It talks to the server over two one-way pipes, in the dataclasses of :mod:`restyle.server.messages`.
+Commands in: :class:`RunJob`, :class:`CancelJob`, :class:`Stop`. Events out: :class:`Ready`, then per
+job :class:`JobStarted`, :class:`JobProgress`, :class:`JobPreview`, :class:`JobCheckpoint` and
+:class:`JobNote`, and one of :class:`JobDone`, :class:`JobFailed`, :class:`JobCancelled`. When the
+server goes away (its end of the command pipe closes, as when it is killed) the worker exits at once.
 
 Every ``checkpoint_every`` iterations the image is saved in the job's folder (``checkpoint.png``, then
 ``checkpoint.json``, each replaced atomically) with the loss rows so far (``rows.jsonl``). A job that
@@ -22,6 +23,7 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -29,6 +31,25 @@ from typing import Any
 
 from restyle.config import Config
 from restyle.errors import RestyleError
+from restyle.server.messages import (
+    CancelJob,
+    Event,
+    JobCancelled,
+    JobCheckpoint,
+    JobDone,
+    JobFailed,
+    JobNote,
+    JobPreview,
+    JobProgress,
+    JobSpec,
+    JobStarted,
+    Ready,
+    RunJob,
+    RunSummary,
+    Stop,
+)
+
+Send = Callable[[Event], None]
 
 
 class Cancelled(Exception):
@@ -43,10 +64,10 @@ def main(commands: Connection, events: Connection, device: str, threads: int | N
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server stops us
     from restyle import api
 
-    jobs: queue.Queue[dict[str, Any] | None] = queue.Queue()
+    jobs: queue.Queue[JobSpec | None] = queue.Queue()
     cancelled: set[str] = set()
 
-    def send(message: tuple[Any, ...]) -> None:
+    def send(message: Event) -> None:
         try:
             events.send(message)
         except (OSError, ValueError):  # the server is gone
@@ -58,16 +79,17 @@ def main(commands: Connection, events: Connection, device: str, threads: int | N
                 message = commands.recv()
             except (EOFError, OSError):  # the server is gone (killed, perhaps): stop now
                 os._exit(0)
-            if message[0] == "run":
-                jobs.put(message[1])
-            elif message[0] == "cancel":
-                cancelled.add(message[1])
-            elif message[0] == "stop":
-                jobs.put(None)
+            match message:
+                case RunJob(job=spec):
+                    jobs.put(spec)
+                case CancelJob(job_id=job_id):
+                    cancelled.add(job_id)
+                case Stop():
+                    jobs.put(None)
 
     threading.Thread(target=read_commands, name="commands", daemon=True).start()
     runner = JobRunner(api, device, send, cancelled)
-    send(("ready", {"pid": os.getpid(), "device": device}))
+    send(Ready(pid=os.getpid(), device=device))
     while (job := jobs.get()) is not None:
         runner.run(job)
 
@@ -75,39 +97,39 @@ def main(commands: Connection, events: Connection, device: str, threads: int | N
 class JobRunner:
     """Runs one job after another on this process's device."""
 
-    def __init__(self, api: Any, device: str, send: Any, cancelled: set[str]):
+    def __init__(self, api: Any, device: str, send: Send, cancelled: set[str]):
         self.api, self.device, self.send, self.cancelled = api, device, send, cancelled
         self.notes = _Notes()
         logging.getLogger("restyle").addHandler(self.notes)
 
-    def run(self, job: dict[str, Any]) -> None:
-        job_id, folder = job["id"], Path(job["dir"])
+    def run(self, job: JobSpec) -> None:
+        job_id, folder = job.id, Path(job.dir)
         done = folder / "done.json"
         if done.exists():  # finished just before the server stopped, before it heard: report it
-            self.send(("done", job_id, json.loads(done.read_text())))
+            self.send(JobDone(job_id, RunSummary.from_dict(json.loads(done.read_text()))))
             return
         self.notes.start(job_id, self.send)
         try:
-            info = self._run(job, folder)
-            _write_json(done, info)
+            summary = self._run(job, folder)
+            _write_json(done, summary.as_dict())
             # A resumed job's PNG records the run that made it: init = the saved image (kept, so that
             # restyle run --from-image reproduces it) and the iterations that were left.
-            for name in ("rows.jsonl", "checkpoint.json", *(() if info["resumed_from"] else ("checkpoint.png",))):
+            for name in ("rows.jsonl", "checkpoint.json", *(() if summary.resumed_from else ("checkpoint.png",))):
                 with suppress(OSError):
                     (folder / name).unlink()
-            self.send(("done", job_id, info))
+            self.send(JobDone(job_id, summary))
         except Cancelled:
-            self.send(("cancelled", job_id, {}))
+            self.send(JobCancelled(job_id))
         except RestyleError as err:
-            self.send(("failed", job_id, {"error": str(err)}))
+            self.send(JobFailed(job_id, str(err)))
         except MemoryError:
-            self.send(("failed", job_id, {"error": "out of memory; try a smaller size"}))
+            self.send(JobFailed(job_id, "out of memory; try a smaller size"))
         except Exception as err:  # noqa: BLE001 - reported as the job's error; the worker goes on
             if type(err).__name__ == "OutOfMemoryError":
                 message = "out of GPU memory; try a smaller size or precision bf16"
             else:
                 message = f"internal error: {type(err).__name__}: {' '.join(str(err).split())}"
-            self.send(("failed", job_id, {"error": message}))
+            self.send(JobFailed(job_id, message))
         finally:
             self.notes.stop()
             self.cancelled.discard(job_id)
@@ -116,9 +138,9 @@ class JobRunner:
                     with suppress(OSError):
                         (folder / name).unlink()
 
-    def _run(self, job: dict[str, Any], folder: Path) -> dict[str, Any]:
-        api, job_id = self.api, job["id"]
-        values = dict(job["config"], device=self.device)
+    def _run(self, job: JobSpec, folder: Path) -> RunSummary:
+        api, job_id = self.api, job.id
+        values = dict(job.config, device=self.device)
         offset, before, saved = resume_point(folder, values)
         if offset:  # the rest of the last stage, from the saved image: one stage at its size
             values.update(init=str(folder / "checkpoint.png"), iterations=saved["total"] - 1 - offset)
@@ -127,7 +149,7 @@ class JobRunner:
         rows_file = folder / "rows.jsonl"
         rows_file.write_text("".join(json.dumps(r) + "\n" for r in before))
         seconds0 = before[-1]["seconds"] if before else 0.0
-        every = job["preview_every"]
+        every = job.preview_every
         # the size of the job's last stage (None: one stage), kept across attempts: a resumed
         # coarse-to-fine job runs one stage, and its checkpoints must still say which size that is
         state: dict[str, Any] = {"preview": -1.0, "total": 0, "last_scale": saved.get("scale")}
@@ -141,20 +163,20 @@ class JobRunner:
                 if len(event.stages) > 1:
                     state["last_scale"] = event.stages[-1]
                 curve = [[r["iteration"], r["total"], r["content"], r["style"]] for r in before]
-                self.send(("started", job_id, {**api.event_dict(event), "total": total, "resumed_from": offset or None,
-                                               "curve": curve[:: max(1, len(curve) // 500)]}))
+                self.send(JobStarted(job_id, {**api.event_dict(event), "total": total, "resumed_from": offset or None,
+                                              "curve": curve[:: max(1, len(curve) // 500)]}))
             elif isinstance(event, api.Progress):
                 i, total = event.iteration + offset, event.total + offset
                 progress = {**api.event_dict(event), "iteration": i, "total": total, "seconds": event.seconds + seconds0,
                             "fraction": min(1.0, (i + 1) / max(1, total))}
-                self.send(("progress", job_id, progress))
+                self.send(JobProgress(job_id, progress))
                 if event.image is not None:
                     self._preview(job_id, event.image, i, total, every or max(1, total // 40), state)
                     # checkpoints in the last stage only: an earlier stage's image is of another size
                     last_stage = state["last_scale"] in (None, event.scale)
-                    if last_stage and i and i % job["checkpoint_every"] == 0 and i < total - 1:
+                    if last_stage and i and i % job.checkpoint_every == 0 and i < total - 1:
                         _save_checkpoint(folder, api.encode_image(event.image), i, total, state["last_scale"])
-                        self.send(("checkpoint", job_id, progress))
+                        self.send(JobCheckpoint(job_id, progress))
 
         def on_iteration(row: dict[str, float], image: Any) -> None:
             shifted = {k: float(v) for k, v in row.items()}
@@ -165,17 +187,16 @@ class JobRunner:
                 f.write(json.dumps(shifted) + "\n")
 
         config = Config.from_dict(values)
-        content, styles = job["content"], job["styles"]
-        result = api.stylize(content, styles, config, output=folder / "result.png", on_event=on_event,
+        result = api.stylize(job.content, list(job.styles), config, output=folder / "result.png", on_event=on_event,
                              on_iteration=on_iteration, plot=False)
         if offset:  # the CSV the run wrote has its own rows only: write the whole job's
             _write_text(folder / "result.losses.csv", api.loss_history_csv(before + rows))
         (folder / "thumb.jpg").write_bytes(api.encode_image(result.image, longest=320, format="jpeg"))
         last = (before + rows)[-1] if (before or rows) else {}
-        return {"iterations": int(last.get("iteration", 0)), "final_loss": result.final_loss,
-                "seconds": float(last.get("seconds", 0.0)), "stopped_early": result.stopped_early,
-                "width": result.image.size[0], "height": result.image.size[1], "notes": list(result.notes),
-                "resumed_from": offset or None, "device": result.device, "precision": result.precision}
+        return RunSummary(iterations=int(last.get("iteration", 0)), final_loss=result.final_loss,
+                          seconds=float(last.get("seconds", 0.0)), stopped_early=result.stopped_early,
+                          width=result.image.size[0], height=result.image.size[1], notes=tuple(result.notes),
+                          resumed_from=offset or None, device=result.device, precision=result.precision)
 
     def _preview(self, job_id: str, image: Any, i: int, total: int, every: int, state: dict[str, Any]) -> None:
         now = time.monotonic()
@@ -183,7 +204,7 @@ class JobRunner:
         if i == 0 or last or (i % every == 0 and now - state["preview"] >= 0.25):
             state["preview"] = now
             data = self.api.encode_image(image, longest=640, format="jpeg", quality=80)
-            self.send(("preview", job_id, {"iteration": i, "jpeg": data}))
+            self.send(JobPreview(job_id, i, data))
 
 
 def resume_point(folder: Path, values: dict[str, Any]) -> tuple[int, list[dict[str, float]], dict[str, Any]]:
@@ -231,14 +252,14 @@ class _Notes(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.job: str | None = None
-        self.send: Any = None
+        self.send: Send | None = None
 
-    def start(self, job_id: str, send: Any) -> None:
+    def start(self, job_id: str, send: Send) -> None:
         self.job, self.send = job_id, send
 
     def stop(self) -> None:
         self.job = None
 
     def emit(self, record: logging.LogRecord) -> None:
-        if self.job is not None:
-            self.send(("note", self.job, {"note": record.getMessage()}))
+        if self.job is not None and self.send is not None:
+            self.send(JobNote(self.job, record.getMessage()))
