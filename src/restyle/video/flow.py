@@ -16,9 +16,11 @@ from typing import Any
 
 import numpy as np
 
-#: DIS presets by name (OpenCV's ``DISOPTICAL_FLOW_PRESET_*``).
-PRESETS = ("ultrafast", "fast", "medium")
-DEFAULT_PRESET = "medium"
+from restyle.video.defaults import DEFAULT_FLOW_PRESET, FLOW_PRESETS
+
+#: DIS presets by name (OpenCV's ``DISOPTICAL_FLOW_PRESET_*``), and the default one.
+PRESETS = FLOW_PRESETS
+DEFAULT_PRESET = DEFAULT_FLOW_PRESET
 
 
 def _cv2() -> Any:

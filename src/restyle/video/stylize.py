@@ -29,19 +29,9 @@ from restyle.errors import ConfigError, OutputError, notice
 from restyle.io import files, images
 from restyle.nn import controls
 from restyle.video import flow, sink, source
+from restyle.video.defaults import DEFAULT_ITERATIONS, DEFAULT_TEMPORAL_WEIGHT, FIRST_FRAME_FACTOR  # noqa: F401  (re-exported)
 from restyle.video.events import FrameFinished, FrameStarted, VideoFinished, VideoStarted
 from restyle.video.work import SETTINGS, WorkFolder, file_digest, source_digest
-
-#: ``--temporal-weight``'s default: on the docs/video.md clip the warping error falls to 1/26 of
-#: independent frames', the style distance unchanged; 10x less gives twice the error, 10x more
-#: little less error and a little less style.
-DEFAULT_TEMPORAL_WEIGHT = 1e3
-#: Each frame's iterations when not given: later frames start from the previous one, warped, and
-#: need fewer than a photo from scratch.
-DEFAULT_ITERATIONS = 100
-#: How many times ``--iterations`` the first frame gets by default (it starts from the content):
-#: 300 by default, as a photo.
-FIRST_FRAME_FACTOR = 3
 
 
 @dataclass(frozen=True)
