@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from restyle.config import Config, options, parse_field
+from restyle.config import Config, check_style_blend, options, parse_field
 from restyle.errors import ConfigError
 
 #: Files a folder or a glob contributes (files named one by one are taken whatever their name).
@@ -357,9 +357,7 @@ def _with_suffix(name: str, fmt: str) -> str:
 def _config(row: Row, options: Mapping[str, Any], preset: str | None) -> Config:
     try:
         config = Config.from_values({**options, **row.options}, preset=row.preset or preset)
-        if config.style_blend is not None and len(config.style_blend) != len(row.styles):
-            raise ConfigError(f"--style-blend has {len(config.style_blend)} weight(s) for {len(row.styles)} style "
-                              "image(s)")
+        check_style_blend(config.style_blend, len(row.styles))
     except ConfigError as err:
         raise ConfigError(f"{row.where}: {err}" if row.where else str(err)) from None
     return config

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from restyle.errors import RestyleError
+from restyle.errors import RestyleError, out_of_memory
 
 #: One module per subcommand, each exposing ``add_parser(subparsers)``. None may import torch at
 #: module level: ``restyle --help`` builds every parser (0.07 s without torch, 1.3 s with).
@@ -66,13 +66,10 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("restyle: interrupted; no output written", file=sys.stderr)
         return 130
-    except MemoryError:
-        print("restyle: error: out of memory; try a smaller --size", file=sys.stderr)
-        return 2
-    except Exception as err:  # a bug: one line unless the user asks for the traceback
-        if type(err).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError (CUDA), without importing torch here
-            print("restyle: error: out of GPU memory; try a smaller --size, --precision bf16, or --device cpu",
-                  file=sys.stderr)
+    except Exception as err:  # a bug: one line unless the user asks for the traceback; memory: what to try
+        memory = out_of_memory(err)
+        if memory is not None:
+            print(f"restyle: error: {memory}", file=sys.stderr)
             return 2
         if os.environ.get("RESTYLE_DEBUG"):
             raise

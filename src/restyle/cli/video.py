@@ -8,14 +8,16 @@ from typing import Any
 
 from restyle.cli.options import add_run_options, positive_int, run_options
 from restyle.errors import ConfigError
+from restyle.video.defaults import (  # torch-free: --help states them without importing torch
+    DEFAULT_CRF,
+    DEFAULT_FLOW_PRESET,
+    DEFAULT_ITERATIONS,
+    DEFAULT_TEMPORAL_WEIGHT,
+    FIRST_FRAME_FACTOR,
+    FLOW_PRESETS,
+)
 
-#: Mirrors of restyle.video's defaults (importing it here would import torch for ``--help``).
-DEFAULT_TEMPORAL_WEIGHT = 1e3
-DEFAULT_ITERATIONS = 100
-FIRST_FRAME_FACTOR = 3
-FLOW_PRESETS = ("ultrafast", "fast", "medium")
-
-EPILOG = """\
+EPILOG = f"""\
 examples:
   restyle video clip.mp4 starry_night.jpg -o out.mp4 --size 256
   restyle video clip.mp4 starry_night.jpg -o out.mp4 --frames 0:48 -n 150
@@ -25,7 +27,8 @@ examples:
 
 Frame t starts from the stylised frame t-1 warped by the optical flow (OpenCV DIS) and is kept
 close to it where the flow is reliable (Ruder et al. 2016). Each frame gets --iterations, which
-here defaults to 100; the first frame, which starts from the content, 3 x that (300). Finished frames are kept in
+here defaults to {DEFAULT_ITERATIONS}; the first frame, which starts from the content, {FIRST_FRAME_FACTOR} x that \
+({FIRST_FRAME_FACTOR * DEFAULT_ITERATIONS}). Finished frames are kept in
 OUT.work/ until the output is written: running the same command again continues an
 interrupted run. Input: any video PyAV decodes, a GIF, or a folder of numbered frames.
 Output: .mp4/.mkv/.mov/.avi (H.264, the audio copied), .webm (VP9), .gif, or DIR/ (PNG frames).
@@ -54,9 +57,10 @@ def add_parser(subparsers: Any) -> None:
     g.add_argument("--frames", metavar="A:B", help="only input frames A to B-1 (from 0; A: or :B also work)")
     g.add_argument("--fps", type=_rate, metavar="R", help="output frame rate: the input resampled in time "
                    "(default: the input's; a folder of frames: 24)")
-    g.add_argument("--flow", choices=FLOW_PRESETS, default="medium", help="DIS optical-flow preset (default medium)")
-    g.add_argument("--crf", type=positive_int, default=18, metavar="N",
-                   help="video quality, 0-51, lower is better (libx264's constant rate factor; default 18)")
+    g.add_argument("--flow", choices=FLOW_PRESETS, default=DEFAULT_FLOW_PRESET,
+                   help=f"DIS optical-flow preset (default {DEFAULT_FLOW_PRESET})")
+    g.add_argument("--crf", type=positive_int, default=DEFAULT_CRF, metavar="N",
+                   help=f"video quality, 0-51, lower is better (libx264's constant rate factor; default {DEFAULT_CRF})")
     g.add_argument("--work-dir", metavar="DIR", help="where finished frames are kept (default OUT.work/)")
     g.add_argument("--keep-frames", action="store_true", help="keep the work folder after writing the output")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")

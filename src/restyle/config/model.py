@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from restyle.config.fields import field_name, parse_field
 from restyle.config.options import (
     COLOR_MODES,
     DEFAULT_PHOTO_WEIGHT,
@@ -19,8 +19,10 @@ from restyle.config.options import (
     PRECISIONS,
     SAFEGUARDS,
     STYLE_LOSSES,
+    is_device,
     option,
     parse_layers,
+    strength_to_style_weight,
 )
 from restyle.errors import ConfigError
 from restyle.spec import (
@@ -32,6 +34,13 @@ from restyle.spec import (
     PRESETS,
     canonical_layer,
 )
+
+
+def check_style_blend(blend: Sequence[float] | None, n_styles: int) -> None:
+    """Refuse a ``--style-blend`` whose weights are not one per style image (None: equal weights, always fit)."""
+    if blend is not None and len(blend) != n_styles:
+        raise ConfigError(f"--style-blend has {len(blend)} weight(s) for {n_styles} style image(s)")
+
 
 #: The smallest --tile: twice the stride of VGG's deepest layers (16), so every tile holds their positions.
 MIN_TILE = 32
@@ -153,7 +162,7 @@ class Config:
         choice("model", self.model, ARCHS)
         choice("pooling", self.pooling, POOLINGS)
         choice("optimizer", self.optimizer, OPTIMIZERS)
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(self.device)):
+        if not is_device(str(self.device), auto=True):
             raise ConfigError(f"unknown device '{self.device}'; choose auto, cpu, cuda or cuda:N")
         choice("precision", self.precision, PRECISIONS)
         if self.size is not None and self.size < 16:
@@ -225,8 +234,6 @@ class Config:
     @property
     def effective_style_weight(self) -> float:
         """The style weight a run uses: from ``strength`` when given, else ``style_weight``."""
-        from restyle.config.options import strength_to_style_weight
-
         return self.style_weight if self.strength is None else strength_to_style_weight(self.strength)
 
     # ---- construction -------------------------------------------------------------------
@@ -258,9 +265,7 @@ class Config:
         each parsed by :func:`parse_field`; a ``preset`` key names the preset."""
         texts = dict(texts)
         preset = texts.pop("preset", None) or preset
-        from restyle.config.text import field_name, parse_field  # text builds on this module
-
-        return cls.from_values({field_name(k): parse_field(k, v) for k, v in texts.items()}, preset=preset)
+        return cls.from_values({field_name(cls, k): parse_field(cls, k, v) for k, v in texts.items()}, preset=preset)
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

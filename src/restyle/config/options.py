@@ -4,14 +4,13 @@ field carries in its metadata (help, flag(s), group, metavar, choices)."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import MISSING, dataclass
 from typing import Any
 
 from restyle.errors import ConfigError
-from restyle.spec import (
-    LAYER_SETS,
-)
+from restyle.spec import LAYER_SETS
 
 OPTIMIZERS = ("lbfgs", "adam")
 #: --safeguard: how L-BFGS treats a step that raises the loss (restyle.nn.optim.LBFGS; docs/quality.md).
@@ -21,12 +20,6 @@ STYLE_LOSSES = ("gram", "w2")
 #: --strength s in [0, 1] sets the style weight to STRENGTH_MID_WEIGHT * 10 ** (STRENGTH_DECADES * (s - 0.5)).
 STRENGTH_MID_WEIGHT = 50.0
 STRENGTH_DECADES = 4.0
-
-
-def strength_to_style_weight(strength: float) -> float:
-    """The style weight of ``--strength s``: ``50 · 10^(4·(s − 0.5))``, i.e. 0.5 at s = 0, 5 at
-    0.25, the default 50 at 0.5, 500 at 0.75, 5000 at 1 (each quarter a factor of 10)."""
-    return STRENGTH_MID_WEIGHT * 10 ** (STRENGTH_DECADES * (float(strength) - 0.5))
 INITS = ("content", "noise")  # or a path to an image file
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "tf32", "bf16")
@@ -36,6 +29,20 @@ COLOR_MODES = ("luminance", "histogram")  # --preserve-color
 DEFAULT_PHOTO_WEIGHT = 1e5
 #: The help groups of the run options, in the order ``--help`` shows them.
 GROUPS = ("image", "model", "losses", "optimisation", "artistic controls (docs/controls.md)")
+#: A device a run names: cpu, cuda or cuda:N (``auto`` is allowed where the tool may choose).
+DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
+
+
+def is_device(name: str, *, auto: bool = False) -> bool:
+    """Whether ``name`` is a device a run can be told to use: cpu, cuda or cuda:N, or (with ``auto``) auto.
+    Only the spelling: whether the GPU is present is checked where the run starts."""
+    return (auto and name == "auto") or DEVICE_PATTERN.fullmatch(name) is not None
+
+
+def strength_to_style_weight(strength: float) -> float:
+    """The style weight of ``--strength s``: ``50 · 10^(4·(s − 0.5))``, i.e. 0.5 at s = 0, 5 at
+    0.25, the default 50 at 0.5, 500 at 0.75, 5000 at 1 (each quarter a factor of 10)."""
+    return STRENGTH_MID_WEIGHT * 10 ** (STRENGTH_DECADES * (float(strength) - 0.5))
 
 
 def parse_layers(spec: str | Iterable[str] | Mapping[str, float] | None) -> dict[str, float]:

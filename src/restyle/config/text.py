@@ -1,92 +1,44 @@
 """The fields' metadata and the one parser of the text a user types for a field (command line,
-``--sweep``, a form): :func:`parse_field`."""
+``--sweep``, a form): :func:`parse_field`. Each function is :mod:`restyle.config.fields`' bound
+to :class:`Config`."""
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import re
-import types
-import typing
-from dataclasses import MISSING
 from typing import Any
 
+from restyle.config import fields
 from restyle.config.model import Config
-from restyle.config.options import (
-    Option,
-    parse_layers,
-)
-from restyle.errors import ConfigError
+from restyle.config.options import Option
 
 
-@functools.cache
-def _fields() -> dict[str, dataclasses.Field[Any]]:
-    return {f.name: f for f in dataclasses.fields(Config)}
-
-
-@functools.cache
 def options() -> dict[str, Option]:
     """Every Config field's :class:`Option`, in field order."""
-    return {name: f.metadata["option"] for name, f in _fields().items()}
+    return fields.options(Config)
 
 
 def run_fields() -> list[str]:
     """The fields users set as run options (all but the internal ones), in field order."""
-    return [name for name, opt in options().items() if opt.internal is None]
+    return fields.run_fields(Config)
 
 
 def shown_default(name: str) -> str | None:
     """The default of field ``name`` as help shows it (None: nothing to show, e.g. a flag that is off)."""
-    name = field_name(name)
-    opt = options()[name]
-    if opt.shown is not None:
-        return opt.shown or None
-    f = _fields()[name]
-    value = f.default_factory() if f.default_factory is not MISSING else f.default
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, dict):
-        return ",".join(k if w == 1.0 else f"{k}:{w:g}" for k, w in value.items())
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return fields.shown_default(Config, name)
 
 
 def field_name(name: str) -> str:
-    key = name.strip().lstrip("-").replace("-", "_")
-    if key not in _fields():
-        raise ConfigError(f"unknown option '{name}'; choose one of: {', '.join(run_fields())}")
-    return key
+    """The Config field that ``name`` (``"style_weight"``, ``"--style-weight"``) names; else a ConfigError."""
+    return fields.field_name(Config, name)
 
 
-@functools.cache
-def _type_of(name: str) -> tuple[Any, bool]:
-    """(the field's type without None, whether None is allowed)."""
-    hint = typing.get_type_hints(Config)[name]
-    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-    return next(a for a in args if a is not type(None)), type(None) in args
+def field_type(name: str) -> tuple[Any, bool]:
+    """(the type of Config field ``name`` without None, whether None is allowed): ``size`` -> ``(int, True)``."""
+    return fields.field_type(Config, field_name(name))
 
 
 def value_kind(name: str) -> str:
     """What field ``name`` holds: "bool", "int", "float", "str", "list" (of items) or "layers" (a layer dict)."""
-    base, _ = _type_of(field_name(name))
-    origin = typing.get_origin(base)
-    return "layers" if origin is dict else "list" if origin is list else base.__name__
-
-
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-_KINDS = {"bool": "bool (true/false, yes/no, on/off, 1/0)", "layers": "layer list (L[:W],.. or a set name)"}
-
-
-def _scalar(kind: Any, raw: str) -> Any:
-    if kind is bool:
-        if raw.lower() in _TRUE + _FALSE:
-            return raw.lower() in _TRUE
-        raise ValueError(raw)
-    if kind is int:
-        number = int(raw) if re.fullmatch(r"[+-]?\d+", raw) else float(raw)  # 1e3 is a whole number too
-        if isinstance(number, float) and not number.is_integer():
-            raise ValueError(raw)
-        return int(number)
-    return float(raw) if kind is float else raw
+    return fields.value_kind(Config, name)
 
 
 def parse_field(name: str, text: str, *, label: str | None = None, item: bool = False) -> Any:
@@ -95,6 +47,7 @@ def parse_field(name: str, text: str, *, label: str | None = None, item: bool = 
     lists, layer lists (``block1_conv1:2,block3_conv1`` or a set name), ``none`` for fields that may be None.
     ``item``: one item of a list field (a repeatable flag's value). Bad text: a one-line ConfigError naming ``label``
     (default: the field's flag) and the text."""
+<<<<<<< HEAD
     key = field_name(name)
     opt = options()[key]
     if opt.internal is not None:
@@ -129,3 +82,6 @@ def parse_field(name: str, text: str, *, label: str | None = None, item: bool = 
         raise ConfigError(f"{label}: unknown value '{raw}'; choose one of: "
                           f"{', '.join([*opt.choices, *(['none'] if nullable else [])])}")
     return value
+=======
+    return fields.parse_field(Config, name, text, label=label, item=item)
+>>>>>>> wt-config

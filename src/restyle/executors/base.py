@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from typing import Any, Callable, Hashable, Iterable, Iterator, Protocol, Sequence, TypeVar, runtime_checkable
 
+from restyle.config import is_device
 from restyle.errors import ConfigError, RestyleError
 
 log = logging.getLogger("restyle")
@@ -93,7 +93,7 @@ def default_threads(jobs: int) -> int:
 def check_devices(devices: Sequence[str]) -> None:
     """Refuse, in one line, a ``--devices`` list naming a device that is not ``cpu`` or a present GPU."""
     for d in devices:
-        if not re.fullmatch(r"cpu|cuda(:\d+)?", d):
+        if not is_device(d):
             raise ConfigError(f"--devices: unknown device '{d}'; write e.g. cuda:0,cuda:1 or cpu")
     if any(d.startswith("cuda") for d in devices):
         import torch

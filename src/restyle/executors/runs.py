@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from restyle.config import Config
-from restyle.errors import InputImageError, RestyleError
+from restyle.errors import InputImageError, RestyleError, out_of_memory
 from restyle.executors.base import Outcome, Task, error_outcome
 
 #: Config fields that say how a run is placed, not what it computes: a saved output matches without them.
@@ -136,14 +136,14 @@ def result_outcome(result: Any, start: float, inputs: Inputs, *, pixels: bool = 
 
 def failure_outcome(err: BaseException, inputs: Inputs | None = None) -> Outcome:
     """The one-line error outcome of a failed run, worded as ``restyle run`` words it."""
-    if isinstance(err, MemoryError):
-        return {"error": "out of memory; try a smaller --size"}
-    if type(err).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError: free what it held for the next task
-        import torch
+    memory = out_of_memory(err)
+    if memory is not None:
+        if not isinstance(err, MemoryError):  # torch.OutOfMemoryError: free what it held for the next task
+            import torch
 
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        return {"error": "out of GPU memory; try a smaller --size, --precision bf16, or --device cpu"}
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        return {"error": memory}
     outcome = error_outcome(err)
     if inputs is not None:
         outcome["error"] = inputs.restore(outcome["error"])

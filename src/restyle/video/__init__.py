@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from restyle._lazy import lazy_getattr
 
 _EXPORTS = {
-    "DEFAULT_TEMPORAL_WEIGHT": "restyle.video.stylize", "VideoOptions": "restyle.video.stylize",
+    "DEFAULT_TEMPORAL_WEIGHT": "restyle.video.defaults", "VideoOptions": "restyle.video.stylize",
     "VideoResult": "restyle.video.stylize", "stylize_video": "restyle.video.stylize",
     "VideoScores": "restyle.video.score", "score_video": "restyle.video.score",
     "InputVideoError": "restyle.video.source",
@@ -33,6 +33,7 @@ __getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:
+    from restyle.video.defaults import DEFAULT_TEMPORAL_WEIGHT
     from restyle.video.score import VideoScores, score_video
     from restyle.video.source import InputVideoError
-    from restyle.video.stylize import DEFAULT_TEMPORAL_WEIGHT, VideoOptions, VideoResult, stylize_video
+    from restyle.video.stylize import VideoOptions, VideoResult, stylize_video

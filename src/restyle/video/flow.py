@@ -16,9 +16,11 @@ from typing import Any
 
 import numpy as np
 
-#: DIS presets by name (OpenCV's ``DISOPTICAL_FLOW_PRESET_*``).
-PRESETS = ("ultrafast", "fast", "medium")
-DEFAULT_PRESET = "medium"
+from restyle.video.defaults import DEFAULT_FLOW_PRESET, FLOW_PRESETS
+
+#: DIS presets by name (OpenCV's ``DISOPTICAL_FLOW_PRESET_*``), and the default one.
+PRESETS = FLOW_PRESETS
+DEFAULT_PRESET = DEFAULT_FLOW_PRESET
 
 
 def _cv2() -> Any:
@@ -47,7 +49,6 @@ class FlowEstimator:
 
             raise ConfigError(f"unknown flow preset '{preset}'; choose one of: {', '.join(PRESETS)}")
         cv2 = _cv2()
-        self.preset = preset
         self._dis = cv2.DISOpticalFlow_create(getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{preset.upper()}"))
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -89,8 +90,7 @@ class Masks:
     """For frame t, from the flows between it and frame t−1 (all bool ``H x W``)."""
 
     disoccluded: np.ndarray  # seen in t but not in t−1 (forward-backward check failed, or outside t−1)
-    motion_boundary: np.ndarray  # on a discontinuity of the flow
-    reliable: np.ndarray  # neither: where frame t−1, warped, says what frame t should be
+    reliable: np.ndarray  # neither, nor on a motion boundary: where frame t−1, warped, says what frame t should be
 
     @property
     def weights(self) -> np.ndarray:
@@ -108,7 +108,7 @@ def consistency(backward: np.ndarray, forward: np.ndarray) -> Masks:
     dv_dy, dv_dx = np.gradient(backward[..., 1])
     gradient = du_dx**2 + du_dy**2 + dv_dx**2 + dv_dy**2
     boundary = gradient > 0.01 * (backward**2).sum(-1) + 0.002
-    return Masks(disoccluded, boundary, ~(disoccluded | boundary))
+    return Masks(disoccluded, ~(disoccluded | boundary))
 
 
 @dataclass

@@ -18,14 +18,13 @@ from PIL import Image
 
 from restyle.errors import ConfigError, OutputError, notice
 from restyle.io import files
+from restyle.video.defaults import DEFAULT_CRF
 from restyle.video.source import VideoInfo, import_av
 
 #: Output file types by extension.
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 #: Video encoders to try, best first, per extension; the first FFmpeg has is used.
 ENCODERS = {".webm": ("libvpx-vp9", "libvpx", "libaom-av1"), "": ("libx264", "libopenh264", "h264", "mpeg4")}
-#: Constant rate factor (libx264/libvpx-vp9 quality: lower is better; 18 looks lossless for most).
-DEFAULT_CRF = 18
 #: The key of the run record in a video file's metadata (MP4 ``©cmt``, Matroska ``COMMENT``).
 RECORD_KEY = "comment"
 

@@ -29,18 +29,9 @@ from restyle.io import files, images
 from restyle.methods import method_for
 from restyle.nn import controls
 from restyle.video import flow, sink, source
+from restyle.video.defaults import DEFAULT_ITERATIONS, DEFAULT_TEMPORAL_WEIGHT, FIRST_FRAME_FACTOR  # noqa: F401  (re-exported)
 from restyle.video.events import FrameFinished, FrameStarted, VideoFinished, VideoStarted
 from restyle.video.work import SETTINGS, WorkFolder, file_digest, source_digest
-
-#: ``--temporal-weight``'s default: on the docs/video.md clip the warping error falls to 1/26 of
-#: independent frames', the style distance unchanged; 10x less gives twice the error, 10x more
-#: little less error and a little less style.
-DEFAULT_TEMPORAL_WEIGHT = 1e3
-#: Each frame's iterations when not given: the automatic stop (a later frame starts from the one
-#: before it, warped, and stops sooner than a photo from scratch).
-DEFAULT_ITERATIONS: int | None = None
-#: How many times ``--iterations`` N the first frame gets (it starts from the content).
-FIRST_FRAME_FACTOR = 3
 
 
 @dataclass(frozen=True)

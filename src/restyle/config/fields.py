@@ -1,57 +1,77 @@
-# ---- the fields' metadata and text ----------------------------------------------------------------
+"""What the fields of an options dataclass (:class:`~restyle.config.Config`) are to users: their
+:class:`Option`, their type, their default as help shows it, and the one parser of the text a user
+types for a field (command line, ``--sweep``, a form): :func:`parse_field`.
+
+Each function takes the dataclass, so :mod:`restyle.config.model` parses text without importing
+:mod:`restyle.config.text`, which binds these functions to Config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+import types
+import typing
+from dataclasses import MISSING
+from typing import Any
+
+from restyle.config.options import Option, parse_layers
+from restyle.errors import ConfigError
 
 
 @functools.cache
-def _fields() -> dict[str, dataclasses.Field[Any]]:
-    return {f.name: f for f in dataclasses.fields(Config)}
+def _fields(cls: type) -> dict[str, dataclasses.Field[Any]]:
+    return {f.name: f for f in dataclasses.fields(cls)}
 
 
 @functools.cache
-def options() -> dict[str, Option]:
-    """Every Config field's :class:`Option`, in field order."""
-    return {name: f.metadata["option"] for name, f in _fields().items()}
+def options(cls: type) -> dict[str, Option]:
+    """Every field's :class:`Option`, in field order."""
+    return {name: f.metadata["option"] for name, f in _fields(cls).items()}
 
 
-def run_fields() -> list[str]:
+def run_fields(cls: type) -> list[str]:
     """The fields users set as run options (all but the internal ones), in field order."""
-    return [name for name, opt in options().items() if opt.internal is None]
+    return [name for name, opt in options(cls).items() if opt.internal is None]
 
 
-def shown_default(name: str) -> str | None:
+def field_name(cls: type, name: str) -> str:
+    """The field that ``name`` (``"style_weight"``, ``"--style-weight"``, ``"style-weight"``) names."""
+    key = name.strip().lstrip("-").replace("-", "_")
+    if key not in _fields(cls):
+        raise ConfigError(f"unknown option '{name}'; choose one of: {', '.join(run_fields(cls))}")
+    return key
+
+
+@functools.cache
+def field_type(cls: type, name: str) -> tuple[Any, bool]:
+    """(the type of field ``name`` without None, whether None is allowed): ``int | None`` -> ``(int, True)``."""
+    hint = typing.get_type_hints(cls)[name]
+    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    return next(a for a in args if a is not type(None)), type(None) in args
+
+
+def value_kind(cls: type, name: str) -> str:
+    """What field ``name`` holds: "bool", "int", "float", "str", "list" (of items) or "layers" (a layer dict)."""
+    base, _ = field_type(cls, field_name(cls, name))
+    origin = typing.get_origin(base)
+    return "layers" if origin is dict else "list" if origin is list else base.__name__
+
+
+def shown_default(cls: type, name: str) -> str | None:
     """The default of field ``name`` as help shows it (None: nothing to show, e.g. a flag that is off)."""
-    name = _field_name(name)
-    opt = options()[name]
+    name = field_name(cls, name)
+    opt = options(cls)[name]
     if opt.shown is not None:
         return opt.shown or None
-    f = _fields()[name]
+    f = _fields(cls)[name]
     value = f.default_factory() if f.default_factory is not MISSING else f.default
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, dict):
         return ",".join(k if w == 1.0 else f"{k}:{w:g}" for k, w in value.items())
     return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _field_name(name: str) -> str:
-    key = name.strip().lstrip("-").replace("-", "_")
-    if key not in _fields():
-        raise ConfigError(f"unknown option '{name}'; choose one of: {', '.join(run_fields())}")
-    return key
-
-
-@functools.cache
-def _type_of(name: str) -> tuple[Any, bool]:
-    """(the field's type without None, whether None is allowed)."""
-    hint = typing.get_type_hints(Config)[name]
-    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-    return next(a for a in args if a is not type(None)), type(None) in args
-
-
-def value_kind(name: str) -> str:
-    """What field ``name`` holds: "bool", "int", "float", "str", "list" (of items) or "layers" (a layer dict)."""
-    base, _ = _type_of(_field_name(name))
-    origin = typing.get_origin(base)
-    return "layers" if origin is dict else "list" if origin is list else base.__name__
 
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -71,18 +91,18 @@ def _scalar(kind: Any, raw: str) -> Any:
     return float(raw) if kind is float else raw
 
 
-def parse_field(name: str, text: str, *, label: str | None = None, item: bool = False) -> Any:
-    """The value of Config field ``name`` (``"style_weight"``, ``"--style-weight"``) that ``text`` means, by the
+def parse_field(cls: type, name: str, text: str, *, label: str | None = None, item: bool = False) -> Any:
+    """The value of field ``name`` (``"style_weight"``, ``"--style-weight"``) that ``text`` means, by the
     field's type: ``true``/``false`` (yes/no, on/off, 1/0), numbers (an int may be written 1e3), comma-separated
     lists, layer lists (``block1_conv1:2,block3_conv1`` or a set name), ``none`` for fields that may be None.
     ``item``: one item of a list field (a repeatable flag's value). Bad text: a one-line ConfigError naming ``label``
     (default: the field's flag) and the text."""
-    key = _field_name(name)
-    opt = options()[key]
+    key = field_name(cls, name)
+    opt = options(cls)[key]
     if opt.internal is not None:
         raise ConfigError(f"'{key}' is not a run option ({opt.internal})")
     label = label or opt.flags[0]
-    base, nullable = _type_of(key)
+    base, nullable = field_type(cls, key)
     raw = text.strip()
     if nullable and not item and raw.lower() in ("none", "null"):
         return None
@@ -105,7 +125,7 @@ def parse_field(name: str, text: str, *, label: str | None = None, item: bool = 
         raise ConfigError(f"{label}: {err}") from None
     except ValueError:
         kind = (of.__name__ if item else f"comma-separated list of {of.__name__}s") if of else _KINDS.get(
-            value_kind(key), value_kind(key))
+            value_kind(cls, key), value_kind(cls, key))
         raise ConfigError(f"{label}: '{text}' is not a valid {kind}{' (or none)' if nullable else ''}") from None
     if opt.choices is not None and value not in opt.choices:
         raise ConfigError(f"{label}: unknown value '{raw}'; choose one of: "
