@@ -14,3 +14,10 @@ lint-imports
 ruff check src tests bench
 mypy
 python -m pytest -q "$@"
+# The numerically sensitive tests (marker `numeric`) again as a CPU without AVX-512 or native bf16
+# runs them: AVX2 kernels in ATen and in oneDNN (which picks its own), and fp32 wherever
+# --precision auto would take bf16 here. Their assertions must hold on any CPU, not only this one.
+if grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 RESTYLE_NO_NATIVE_BF16=1 \
+        python -m pytest -q -p no:cacheprovider -m numeric "$@"
+fi

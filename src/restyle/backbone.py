@@ -9,6 +9,7 @@ and an input convention; the weights loaders know only the architecture facts of
 from __future__ import annotations
 
 import functools
+import os
 
 import torch
 
@@ -28,7 +29,11 @@ def build_backbone(arch: str = "vgg19", weights: str | None = None, pooling: str
 
 
 def bf16_cpu_ok() -> bool:
-    """Whether this CPU runs bf16 natively (AVX512-BF16 or AMX)."""
+    """Whether this CPU runs bf16 natively (AVX512-BF16 or AMX). ``RESTYLE_NO_NATIVE_BF16=1``
+    answers False, so that a machine with bf16 takes the path of one without (the tests' second
+    pass with ``ATEN_CPU_CAPABILITY=avx2``, which emulates an AVX2 laptop)."""
+    if os.environ.get("RESTYLE_NO_NATIVE_BF16") == "1":
+        return False
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):

@@ -6,7 +6,13 @@ fp32 throughout. Most tests use style layers up to block3_conv1 (halo 16 px) at 
 32 px tiles, so that there are 16 tiles whose crops really are parts of the image; one uses
 the default layers (halo 96 px) at 256 px in 4 tiles. Tolerances: losses within 2e-6 relative, gradients
 within 2e-5 of the gradient's largest magnitude (measured: ~1e-7 and ~1e-6; Wasserstein-2,
-whose Newton–Schulz square root amplifies rounding, within 1e-4 / 3e-4).
+whose Newton–Schulz square root amplifies rounding, within 1e-4 / 3e-4) except where max
+pooling breaks a tie differently (see ``gradients_match``).
+
+These hold on any CPU: the tests are also run with ``ATEN_CPU_CAPABILITY=avx2`` and
+``RESTYLE_NO_NATIVE_BF16=1`` (scripts/test.sh), and were measured with the default, AVX2 and
+AVX-512 kernels. A whole run is a trajectory, which rounding can send down another branch: the
+run test bounds the difference with a measured margin instead.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ from restyle.engine.tiles import spans, tiles
 from restyle.errors import ConfigError
 from restyle.nn.network import halo
 
+# Numerically sensitive: scripts/test.sh runs these again with AVX2 kernels and no native bf16.
+pytestmark = pytest.mark.numeric
+
 SHALLOW = dict(content_layers="block2_conv2", style_layers="block1_conv1,block2_conv1,block3_conv1")
 FP32 = dict(device="cpu", precision="fp32")
 TERMS = ("total", "content", "style", "tv", "photo")
@@ -60,6 +69,26 @@ def losses_and_grads(objective, x: torch.Tensor) -> tuple[torch.Tensor, list[tor
     return torch.stack([t.detach() for t in out]), [torch.zeros_like(x) if g is None else g for g in grads]
 
 
+#: Max pooling passes a window's gradient to its largest input. Where two inputs of a window are
+#: equal to rounding, the tiled and untiled passes, whose convolutions may round differently (oneDNN's
+#: AVX-512 NCHW kernels, used on an AVX-512 CPU without bf16, round the whole image's convolutions
+#: differently from a tile's), can pick different ones, and the gradient then differs by its own size
+#: on the pixels under that window: measured on the plain case, 1.1% of the content gradient's
+#: elements off, the difference's norm 1.9e-4 of the gradient's (2e-7 elsewhere, and with average
+#: pooling). So a gradient matches when all but ``TIE_FRACTION`` of its elements are within the
+#: tolerance and the difference's norm is within ``GRAD_NORM_TOL`` of the gradient's; a halo 8 px
+#: short of the reach fails both by far (97% of the elements off, norm 3e-2).
+TIE_FRACTION = 0.05
+GRAD_NORM_TOL = 1e-3
+
+
+def gradients_match(ga: torch.Tensor, gb: torch.Tensor, tol: float) -> bool:
+    """Whether ``gb`` equals ``ga`` to rounding, but for max-pooling ties (above)."""
+    diff = (gb - ga).abs()
+    off = float((diff > tol * max(float(ga.abs().max()), 1e-12)).float().mean())
+    return off <= TIE_FRACTION and float(diff.norm()) <= GRAD_NORM_TOL * max(float(ga.norm()), 1e-12)
+
+
 def compare(config: Config, content: Path, styles: list[Path], tile: int, loss_tol: float = 2e-6,
             grad_tol: float = 2e-5) -> None:
     untiled, x = stage(config, content, styles)
@@ -71,7 +100,7 @@ def compare(config: Config, content: Path, styles: list[Path], tile: int, loss_t
     for name, a, b, ga, gb in zip(TERMS, ref, out, ref_grads, grads):
         assert abs(float(b - a)) <= loss_tol * max(abs(float(a)), 1e-12), (name, float(a), float(b))
         scale = float(ga.abs().max())
-        assert float((gb - ga).abs().max()) <= grad_tol * max(scale, 1e-12), (name, scale)
+        assert gradients_match(ga, gb, grad_tol), (name, scale, float((gb - ga).abs().max()))
         if name != "photo" or config.photo_weight > 0:
             assert scale > 0, name  # the term is really there
 
@@ -152,6 +181,7 @@ def test_a_halo_short_of_the_reach_gives_wrong_gradients(images):
     _, (g0, *_) = losses_and_grads(untiled.objective, x)
     _, (g1, *_) = losses_and_grads(tiled.objective, x)
     assert float((g1 - g0).abs().max()) > 1e-3 * float(g0.abs().max())
+    assert not gradients_match(g0, g1, 2e-5)
 
 
 def test_no_grad_evaluation_runs_the_first_pass_only(images, monkeypatch):
@@ -164,14 +194,24 @@ def test_no_grad_evaluation_runs_the_first_pass_only(images, monkeypatch):
 
 
 # ---- whole runs ------------------------------------------------------------------------------------
+#: How far apart a tiled and an untiled run of 8 iterations may end. Their first evaluations agree
+#: to rounding (the tests above), but a run is a trajectory: L-BFGS's safeguard test and descent
+#: mask are yes/no decisions, and a step near their threshold goes either way with rounding. Measured
+#: at 128 px: the same losses to the 7th step, then 18.669 and 18.869 (1.07% apart; which run ends
+#: higher depends on the kernels: AVX2, default and AVX-512 ones, with and without bf16 layouts).
+#: Adam decides nothing of the kind: within 1e-5 everywhere. Bounds: 5x and 100x those.
+RUN_TOL = {"lbfgs": 0.05, "adam": 1e-3}
+
+
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_tiled_run_reaches_the_untiled_final_loss(images, optimizer):
     config = Config(size=128, iterations=8, optimizer=optimizer, **SHALLOW, **FP32)
     untiled = StyleTransfer(config).run(images["content"], [images["style"]])
     tiled = StyleTransfer(config.replace(tile=32)).run(images["content"], [images["style"]])
     assert tiled.history[0]["total"] == pytest.approx(untiled.history[0]["total"], rel=1e-5)
-    assert tiled.final_loss == pytest.approx(untiled.final_loss, rel=0.01)
-    assert tiled.final_loss < 0.9 * tiled.history[0]["total"]
+    for result in (untiled, tiled):  # both really optimise (measured: 0.49-0.56 of the start)
+        assert result.final_loss < 0.75 * result.history[0]["total"]
+    assert tiled.final_loss == pytest.approx(untiled.final_loss, rel=RUN_TOL[optimizer])
 
 
 def test_only_stages_larger_than_the_tile_are_tiled(images):

@@ -10,6 +10,9 @@ import torch
 
 from restyle.nn import optim
 
+# Numerically sensitive: scripts/test.sh runs these again with AVX2 kernels and no native bf16.
+pytestmark = pytest.mark.numeric
+
 
 def rosenbrock_like(x: torch.Tensor) -> torch.Tensor:
     """A smooth, non-quadratic objective over a small 'image' tensor."""
