@@ -104,7 +104,9 @@ def parse_field(cls: type, name: str, text: str, *, label: str | None = None, it
     label = label or opt.flags[0]
     base, nullable = field_type(cls, key)
     raw = text.strip()
-    if nullable and not item and raw.lower() in ("none", "null"):
+    # None is written none (or null); where None means "automatic" (the default shown as auto...), also auto
+    none_words = ("none", "null", "auto") if (opt.shown or "").startswith("auto") else ("none", "null")
+    if nullable and not item and raw.lower() in none_words:
         return None
     origin = typing.get_origin(base)
     of = typing.get_args(base)[0] if origin is list else None

@@ -47,41 +47,4 @@ def parse_field(name: str, text: str, *, label: str | None = None, item: bool = 
     lists, layer lists (``block1_conv1:2,block3_conv1`` or a set name), ``none`` for fields that may be None.
     ``item``: one item of a list field (a repeatable flag's value). Bad text: a one-line ConfigError naming ``label``
     (default: the field's flag) and the text."""
-<<<<<<< HEAD
-    key = field_name(name)
-    opt = options()[key]
-    if opt.internal is not None:
-        raise ConfigError(f"'{key}' is not a run option ({opt.internal})")
-    label = label or opt.flags[0]
-    base, nullable = _type_of(key)
-    raw = text.strip()
-    if nullable and not item and (raw.lower() in ("none", "null") or (name == "iterations" and raw.lower() == "auto")):
-        return None
-    origin = typing.get_origin(base)
-    of = typing.get_args(base)[0] if origin is list else None
-    value: Any
-    try:
-        if origin is dict:
-            value = parse_layers(raw)
-        elif of is not None and item:
-            value = _scalar(of, raw)
-        elif of is not None:
-            items = [x.strip() for x in raw.split(",") if x.strip()]
-            if not items:
-                raise ValueError(raw)
-            value = [_scalar(of, x) for x in items]
-        else:
-            value = _scalar(base, raw)
-    except ConfigError as err:
-        raise ConfigError(f"{label}: {err}") from None
-    except ValueError:
-        kind = (of.__name__ if item else f"comma-separated list of {of.__name__}s") if of else _KINDS.get(
-            value_kind(key), value_kind(key))
-        raise ConfigError(f"{label}: '{text}' is not a valid {kind}{' (or none)' if nullable else ''}") from None
-    if opt.choices is not None and value not in opt.choices:
-        raise ConfigError(f"{label}: unknown value '{raw}'; choose one of: "
-                          f"{', '.join([*opt.choices, *(['none'] if nullable else [])])}")
-    return value
-=======
     return fields.parse_field(Config, name, text, label=label, item=item)
->>>>>>> wt-config
