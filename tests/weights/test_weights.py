@@ -28,9 +28,9 @@ from restyle.weights import (
     VGGWeights,
     embedded,
     load_weights,
-    validated,
 )
 from restyle.weights import torchvision as tv
+from restyle.weights.base import validated
 
 # torchvision's conv positions in ``features``, written out as the spec (not derived).
 TV_INDICES = {

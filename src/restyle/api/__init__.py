@@ -21,7 +21,14 @@ from restyle.api._run import (
 )
 from restyle.api._study import build_grid, preset_grid, run_study
 from restyle.api._video import score_video, stylize_video
-from restyle.api._web import available_devices, check_image, encode_image, example_images, loss_history_csv
+from restyle.api._web import (
+    available_cpus,
+    available_devices,
+    check_image,
+    encode_image,
+    example_images,
+    loss_history_csv,
+)
 from restyle.batch import BatchEvent, BatchItem, BatchStarted, BatchSummary, ItemFinished, ItemResult
 from restyle.config import Config
 from restyle.engine import Result
@@ -49,5 +56,5 @@ __all__ = [
     # videos
     "FrameFinished", "FrameStarted", "VideoFinished", "VideoStarted", "stylize_video", "score_video",
     # network front-ends
-    "available_devices", "check_image", "encode_image", "example_images", "loss_history_csv",
+    "available_cpus", "available_devices", "check_image", "encode_image", "example_images", "loss_history_csv",
 ]

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from restyle import metrics
-from restyle.config import Config
+from restyle.config import Config, check_style_blend
 from restyle.engine import Result
 from restyle.engine.events import Event, EventHandler, Progress
 from restyle.errors import ConfigError
@@ -29,12 +29,6 @@ def resolve_config(config: Config | None, preset: str | None, options: Mapping[s
     if preset is not None:
         raise ConfigError("give either a config or a preset, not both")
     return config.replace(**options) if options else config
-
-
-def check_style_blend(blend: Sequence[float] | None, n_styles: int) -> None:
-    """Refuse a ``--style-blend`` whose count does not match the style images."""
-    if blend is not None and len(blend) != n_styles:
-        raise ConfigError(f"--style-blend has {len(blend)} weight(s) for {n_styles} style image(s)")
 
 
 def stylize(

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from restyle.errors import ConfigError, InputImageError
+from restyle.executors.base import cpu_count
 from restyle.io import files, images
 from restyle.io.history import history_csv
 
@@ -86,3 +87,8 @@ def available_devices() -> list[str]:
     """The devices a run can use here: ``cuda:0``, ``cuda:1``, ... when CUDA is available, else ``cpu``."""
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     return [f"cuda:{i}" for i in range(count)] or ["cpu"]
+
+
+def available_cpus() -> int:
+    """The CPU cores this process may use (its affinity, else the machine's count)."""
+    return cpu_count()

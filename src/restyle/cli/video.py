@@ -26,9 +26,10 @@ examples:
   restyle score --video out.mp4 --content clip.mp4                  # warping error and metrics
 
 Frame t starts from the stylised frame t-1 warped by the optical flow (OpenCV DIS) and is kept
-close to it where the flow is reliable (Ruder et al. 2016). Each frame gets --iterations, which
-here defaults to {DEFAULT_ITERATIONS}; the first frame, which starts from the content, {FIRST_FRAME_FACTOR} x that \
-({FIRST_FRAME_FACTOR * DEFAULT_ITERATIONS}). Finished frames are kept in
+close to it where the flow is reliable (Ruder et al. 2016). Each frame stops when it is finished
+(the automatic stop; a frame that starts warm from the one before stops sooner); with -n N each
+frame gets N iterations and the first frame, which starts from the content, {FIRST_FRAME_FACTOR} x N.
+Finished frames are kept in
 OUT.work/ until the output is written: running the same command again continues an
 interrupted run. Input: any video PyAV decodes, a GIF, or a folder of numbered frames.
 Output: .mp4/.mkv/.mov/.avi (H.264, the audio copied), .webm (VP9), .gif, or DIR/ (PNG frames).
@@ -52,8 +53,8 @@ def add_parser(subparsers: Any) -> None:
                    help="weight of the temporal loss, the mean over pixels of mask*(x - previous frame warped)^2, "
                         f"size-independent (default {DEFAULT_TEMPORAL_WEIGHT:g}); 0 = independent frames")
     g.add_argument("--first-iterations", type=positive_int, metavar="N",
-                   help=f"iterations of the first frame, which starts from the content (default {FIRST_FRAME_FACTOR} "
-                        "x --iterations; with --temporal-weight 0 every frame gets --iterations)")
+                   help=f"iterations of the first frame, which starts from the content (default: the automatic stop, or "
+                        f"{FIRST_FRAME_FACTOR} x -n N; with --temporal-weight 0 every frame gets -n)")
     g.add_argument("--frames", metavar="A:B", help="only input frames A to B-1 (from 0; A: or :B also work)")
     g.add_argument("--fps", type=_rate, metavar="R", help="output frame rate: the input resampled in time "
                    "(default: the input's; a folder of frames: 24)")

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from restyle.config import Config
+from restyle.config import Config, check_style_blend
 from restyle.engine.objective import Features, LayerTerms, Objective, Photorealism, TotalVariation
 from restyle.engine.tiles import TiledFeatures
 from restyle.errors import ConfigError
@@ -74,8 +74,7 @@ def build_targets(config: Config, features: Features, masks: MaskImages, notes: 
     if not style_imgs:
         raise ConfigError("give at least one style image")
     blend = c.style_blend if c.style_blend is not None else [1.0] * len(style_imgs)
-    if len(blend) != len(style_imgs):
-        raise ConfigError(f"--style-blend has {len(blend)} weight(s) for {len(style_imgs)} style image(s)")
+    check_style_blend(c.style_blend, len(style_imgs))
     content_rgb = as_tensor(content_img).to(features.device)
     content, styles = colour_view(content_rgb, [as_tensor(img).to(features.device) for img in style_imgs],
                                   c.preserve_color)

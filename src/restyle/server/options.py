@@ -12,14 +12,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import types
 import typing
 from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from restyle import config as config_module
-from restyle.config import Config, parse_field
+from restyle.config import Config, check_style_blend, parse_field
 from restyle.errors import ConfigError
 from restyle.spec import DEFAULT_MAX_PIXELS, PRESETS
 
@@ -50,9 +49,7 @@ def _free_text(name: str) -> bool:
 
 def _base(name: str) -> tuple[Any, bool]:
     """(the field's type without None, whether None is allowed)."""
-    hint = typing.get_type_hints(Config)[name]
-    args = typing.get_args(hint) if typing.get_origin(hint) in (Union, types.UnionType) else (hint,)
-    return next(a for a in args if a is not type(None)), type(None) in args
+    return config_module.field_type(name)
 
 
 @functools.cache
@@ -166,9 +163,11 @@ def parse_options(raw: str | dict[str, Any] | None, styles: int) -> tuple[dict[s
         config = Config.from_values(given, preset=preset)
     except ConfigError as err:
         raise OptionError([{"loc": ["body", "options"], "msg": str(err), "type": "value_error"}]) from None
-    if config.style_blend is not None and len(config.style_blend) != styles:
+    try:
+        check_style_blend(config.style_blend, styles)
+    except ConfigError as err:
         raise OptionError([{"loc": _loc("style_blend"), "type": "value_error",
-                            "msg": f"has {len(config.style_blend)} weight(s) for {styles} style image(s)"}])
+                            "msg": str(err).removeprefix("--style-blend ")}]) from None
     return given, preset, config
 
 

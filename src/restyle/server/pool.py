@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import signal
 import socket
 import threading
@@ -21,6 +20,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from restyle import api
 from restyle.server import worker
 from restyle.server.hub import Hub
 from restyle.server.messages import (
@@ -83,7 +83,7 @@ class WorkerPool:
                  publish_status: Callable[[str], None]):
         self.settings, self.store, self.hub, self._status = settings, store, hub, publish_status
         cpu_workers = sum(d == "cpu" for d in devices) or 1
-        threads = settings.threads or max(1, _cpus() // cpu_workers)
+        threads = settings.threads or max(1, api.available_cpus() // cpu_workers)
         self.workers = [Worker(d, threads if d == "cpu" else None) for d in devices]
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -290,10 +290,3 @@ def _death(code: int | None) -> str:
         name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
         return f"was killed ({name}{'; out of memory?' if -code == signal.SIGKILL else ''})"
     return f"exited (code {code})"
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from restyle.config import is_device
 from restyle.errors import ConfigError
 
 #: Environment variable a token may be given in (kept out of ``ps`` and shell history).
@@ -71,7 +72,7 @@ class Settings:
         if self.threads is not None and self.threads < 1:
             raise ConfigError("--threads must be at least 1")
         for device in self.devices or []:
-            if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+            if not is_device(device):
                 raise ConfigError(f"unknown device '{device}'; give cpu, cuda or cuda:N (one worker each)")
 
     @property

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from restyle.config import Config
-from restyle.errors import RestyleError
+from restyle.errors import RestyleError, out_of_memory
 from restyle.server.messages import (
     CancelJob,
     Event,
@@ -122,13 +122,8 @@ class JobRunner:
             self.send(JobCancelled(job_id))
         except RestyleError as err:
             self.send(JobFailed(job_id, str(err)))
-        except MemoryError:
-            self.send(JobFailed(job_id, "out of memory; try a smaller size"))
-        except Exception as err:  # noqa: BLE001 - reported as the job's error; the worker goes on
-            if type(err).__name__ == "OutOfMemoryError":
-                message = "out of GPU memory; try a smaller size or precision bf16"
-            else:
-                message = f"internal error: {type(err).__name__}: {' '.join(str(err).split())}"
+        except Exception as err:  # noqa: BLE001 - reported as the job's error (MemoryError too); the worker goes on
+            message = out_of_memory(err, flags=False) or f"internal error: {type(err).__name__}: {' '.join(str(err).split())}"
             self.send(JobFailed(job_id, message))
         finally:
             self.notes.stop()

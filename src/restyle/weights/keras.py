@@ -21,7 +21,7 @@ import torch
 
 from restyle.errors import WeightsError
 from restyle.spec import CAFFE
-from restyle.weights import Conv, VGGWeights, corrupt, validated
+from restyle.weights.base import Conv, VGGWeights, corrupt, validated
 
 if TYPE_CHECKING:
     import h5py

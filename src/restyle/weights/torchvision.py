@@ -24,7 +24,7 @@ import torch.hub
 
 from restyle.errors import WeightsError, notice
 from restyle.spec import ARCHS, CONV_NAMES, TORCH
-from restyle.weights import VGGWeights, load_torch_file, validated
+from restyle.weights.base import VGGWeights, load_torch_file, validated
 
 URLS: dict[str, str] = {
     "vgg16": "https://download.pytorch.org/models/vgg16-397923af.pth",
