@@ -110,3 +110,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     "seed-conv1": {"model": "vgg16", "content_layers": ["block2_conv2"], "style_layers": LAYER_SETS["seed-conv1"]},
     "seed-mixed": {"model": "vgg16", "content_layers": ["block2_conv2"], "style_layers": LAYER_SETS["seed-mixed"]},
 }
+
+
+#: The shortest side an image may have (a 1-pixel side has no neighbours for the losses).
+MIN_SIDE = 2
+
+
+def longest_size(image_size: tuple[int, int], size: int) -> tuple[int, int]:
+    """The (width, height) an image of ``image_size`` = (width, height) has when scaled so its longest
+    side is ``size`` (each side at least ``MIN_SIDE``)."""
+    width, height = image_size
+    scale = size / max(width, height)
+    return max(MIN_SIDE, round(width * scale)), max(MIN_SIDE, round(height * scale))

@@ -436,3 +436,32 @@ def test_reproducing_a_run_never_overwrites_the_output_it_reproduces(tmp_path, c
     assert err.strip().splitlines() == [f"restyle: error: output '{out}' is the image the run is reproduced from; "
                                         "choose another output path (restyle never overwrites its inputs)"]
     assert out.read_bytes() == before
+
+
+def test_a_size_whose_output_passes_the_pixel_cap_is_refused_at_once(tmp_path):
+    """A typo such as --size 200000 (for 2000) is refused in under a second, before torch loads,
+    with one line naming the size and the cap; nothing is written."""
+    import time
+
+    from shared_helpers import EXAMPLES
+
+    out = tmp_path / "out.png"
+    start = time.perf_counter()
+    main = "import sys; from restyle.cli import main; sys.exit(main(sys.argv[1:]))"
+    done = subprocess.run([sys.executable, "-c", main, "run", str(EXAMPLES / "chelsea.jpg"),
+                           str(EXAMPLES / "starry_night.jpg"), "--size", "200000", "-n", "1", "-o", str(out)],
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    assert done.returncode == 2 and seconds < 3.0  # a second on an idle machine; CI shares its cores
+    assert done.stderr.count("\n") == 1 and "--size 200000 makes a 200000x133038 px output" in done.stderr
+    assert "pixel cap" in done.stderr and not list(tmp_path.iterdir())
+
+
+def test_the_engine_refuses_an_output_over_the_pixel_cap_before_any_event(content, style):
+    from restyle import api
+    from restyle.errors import ConfigError
+
+    events: list = []
+    with pytest.raises(ConfigError, match="over the pixel cap of 100,000"):
+        api.stylize(content, [style], size=512, max_pixels=100_000, on_event=events.append)
+    assert events == []

@@ -33,6 +33,7 @@ from restyle.spec import (
     LAYER_SETS,
     PRESETS,
     canonical_layer,
+    longest_size,
 )
 
 
@@ -90,6 +91,9 @@ class Config:
                                     shown="auto: each stage stops when its loss stops improving",
                                     help="optimiser iterations of the first stage (each finer stage half as many); "
                                     "auto: stop when finished (docs/quality.md)")
+    stop_tolerance: float = option(0.01, flag="--stop-tolerance", group="optimisation", metavar="F",
+                                   help="the automatic stop: a stage ends when 20 steps improve its loss by less "
+                                   "than this fraction (0.01 = 1 percent); ignored with -n N")
     lr: float | None = option(None, flag="--lr", group="optimisation", shown="1 for L-BFGS, 0.02 for Adam",
                               help="step size")
     line_search: bool = option(False, flag="--line-search", group="optimisation",
@@ -154,6 +158,22 @@ class Config:
         self.style_layers = parse_layers(self.style_layers)
         self.validate()
 
+    def output_size(self, content_size: tuple[int, int]) -> tuple[int, int]:
+        """(width, height) of the output (the last stage) for a content image of ``content_size``."""
+        longest = self.scales[-1] if self.scales else self.size
+        return content_size if longest is None else longest_size(content_size, int(longest))
+
+    def check_request(self, content_size: tuple[int, int]) -> None:
+        """Refuse, before any work, a run whose output (or any stage) would pass the pixel cap
+        (``--max-pixels``), naming the size, the cap and how to change them."""
+        if self.max_pixels is None:
+            return
+        width, height = self.output_size(content_size)
+        if width * height > self.max_pixels:
+            asked = f"--scales ...,{self.scales[-1]}" if self.scales else f"--size {self.size}"
+            raise ConfigError(f"{asked} makes a {width}x{height} px output ({width * height:,} pixels), over the "
+                              f"pixel cap of {self.max_pixels:,}; use a smaller size (or raise --max-pixels)")
+
     def validate(self) -> None:
         def choice(name: str, value: Any, options: Iterable[str]) -> None:
             if value not in options:
@@ -171,6 +191,8 @@ class Config:
             raise ConfigError(f"--max-pixels must be >= 1 (or none: no cap), got {self.max_pixels}")
         if self.iterations is not None and self.iterations < 0:
             raise ConfigError("--iterations must be >= 0 (or auto)")
+        if not (0 < self.stop_tolerance < 1):
+            raise ConfigError(f"--stop-tolerance must be between 0 and 1 (a fraction), got {self.stop_tolerance}")
         if not self.style_scale > 0:
             raise ConfigError("--style-scale must be > 0")
         for name in ("content_weight", "style_weight", "tv_weight"):

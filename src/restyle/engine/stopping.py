@@ -13,6 +13,7 @@ step where it falls under ``tolerance`` is extrapolated from the last two window
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -83,13 +84,13 @@ class Schedule:
     """A run's stages: their longest sides, step caps and stop rule (``iterations`` None: the
     automatic stop), and the estimate of the rows and seconds left as the rows come in."""
 
-    def __init__(self, sizes: Sequence[int], iterations: int | None):
+    def __init__(self, sizes: Sequence[int], iterations: int | None, tolerance: float = RULE.tolerance):
         self.sizes = list(sizes)
         self.auto = iterations is None
         first = AUTO_CAP if iterations is None else int(iterations)
         #: Steps of each stage: the first ``iterations`` (or the cap), each later half the one before.
         self.caps = controls.stage_iterations(first, len(self.sizes))
-        self.rule: Plateau | None = RULE if self.auto else None
+        self.rule: Plateau | None = dataclasses.replace(RULE, tolerance=tolerance) if self.auto else None
 
     def prior(self, k: int) -> int:
         return min(self.caps[k], PRIOR_STEPS[0 if k == 0 else 1])
@@ -105,14 +106,16 @@ class Schedule:
         stages before it, ``totals`` its own rows' losses so far, ``seconds`` spent in it. Later
         stages are expected to take their prior steps, each at the pace of this one scaled by pixels."""
         done = len(totals) - 1
+        later = [(self.caps[j] if not self.auto else self.prior(j), (self.sizes[j] / self.sizes[k]) ** 2)
+                 for j in range(k + 1, len(self.sizes))]
         if self.auto:
             assert self.rule is not None
             left = min(self.caps[k] - done, self.rule.steps_left(totals, self.prior(k)))
+            # the rows made, those to come, and the final row (made last, once the rule is reached)
+            rows = done_before + len(totals) + left + sum(n for n, _ in later) + (1 if left or later else 0)
         else:
             left = self.caps[k] - done
-        later = [(self.caps[j] if not self.auto else self.prior(j), (self.sizes[j] / self.sizes[k]) ** 2)
-                 for j in range(k + 1, len(self.sizes))]
-        rows = done_before + done + left + sum(n for n, _ in later) + 1
+            rows = self.planned_rows()
         if done <= 0:
             return rows, None
         pace = seconds / done

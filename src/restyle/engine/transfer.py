@@ -228,6 +228,7 @@ class StyleTransfer:
         torch.manual_seed(c.seed)
         start = time.perf_counter()
         content_src, style_srcs = self.load_sources(content, styles)
+        c.check_request(content_src.size)
         sizes = self.stage_sizes(content_src)
         # the smallest stage's inputs first: refuse images too small for the layers before anything starts
         first_inputs = self.resize_inputs(content_src, style_srcs, sizes[0])
@@ -237,7 +238,7 @@ class StyleTransfer:
             width, height = content_src.size if sizes[-1] is None else images.longest_size(content_src.size, sizes[-1])
             budget.check_budget(c, self.extractor, layers, (height, width))
         stages = tuple(int(s) if s is not None else max(content_src.size) for s in sizes)
-        plan = Schedule(stages, c.iterations)
+        plan = Schedule(stages, c.iterations, c.stop_tolerance)
         emit(Started(plan.planned_rows(), stages, self.config.model, str(self.device), self.precision,
                      tuple(self.notes)))
         history: list[dict[str, float]] = []

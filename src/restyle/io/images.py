@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from restyle import spec
 from restyle.errors import ConfigError, InputImageError, notice
 from restyle.io.files import _DECODE_ERRORS, _describe, _open, _pillow_pixel_limit
 from restyle.spec import DEFAULT_MAX_PIXELS  # the one pixel cap (config's default, --max-pixels' help)
@@ -31,7 +32,7 @@ __all__ = [
 ]
 
 #: The smallest width and height accepted.
-MIN_SIDE = 2
+MIN_SIDE = spec.MIN_SIDE
 
 ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
 
@@ -214,9 +215,7 @@ def resize_longest(img: Image.Image, size: int | None) -> Image.Image:
 def longest_size(image_size: tuple[int, int], size: int) -> tuple[int, int]:
     """The (width, height) :func:`resize_longest` gives an image of ``image_size`` = (width, height)."""
     _check_target_side(size, "size")
-    width, height = image_size
-    scale = size / max(width, height)
-    return max(MIN_SIDE, round(width * scale)), max(MIN_SIDE, round(height * scale))
+    return spec.longest_size(image_size, size)
 
 
 def resize_to(img: Image.Image, size: tuple[int, int]) -> Image.Image:

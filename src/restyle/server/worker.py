@@ -138,7 +138,9 @@ class JobRunner:
         values = dict(job.config, device=self.device)
         offset, before, saved = resume_point(folder, values)
         if offset:  # the rest of the last stage, from the saved image: one stage at its size
-            values.update(init=str(folder / "checkpoint.png"), iterations=saved["total"] - 1 - offset)
+            # (the iterations that were left; under the automatic stop, stopping when finished again)
+            left = None if values.get("iterations") is None else saved["total"] - 1 - offset
+            values.update(init=str(folder / "checkpoint.png"), iterations=left)
             if saved.get("scale") is not None:
                 values.update(size=saved["scale"], scales=None, multiscale=False)
         rows_file = folder / "rows.jsonl"
@@ -208,7 +210,7 @@ def resume_point(folder: Path, values: dict[str, Any]) -> tuple[int, list[dict[s
     (0, [], {}) to start afresh."""
     try:
         saved = json.loads((folder / "checkpoint.json").read_text())
-        iteration, total = int(saved["iteration"]), int(saved.get("total", values["iterations"] + 1))
+        iteration, total = int(saved["iteration"]), int(saved["total"])
         rows = [json.loads(line) for line in (folder / "rows.jsonl").read_text().splitlines() if line.strip()]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return 0, [], {}

@@ -1,0 +1,103 @@
+"""The automatic stop: a stage ends when its loss stops improving, never before a minimum number of
+steps, and ``-n N`` still forces N; stopping never changes the steps taken before it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from restyle.config import Config
+from restyle.engine import StyleTransfer
+from restyle.engine.events import Finished, Progress, Started
+from restyle.engine.loop import OptimizerSettings, optimise
+from restyle.engine.stopping import RULE, Plateau, Schedule
+from restyle.errors import ConfigError
+
+pytestmark = pytest.mark.numeric
+
+FP32 = dict(device="cpu", precision="fp32")
+
+
+def test_the_rule_stops_on_a_plateau_and_not_while_the_loss_falls():
+    rule = Plateau(window=10, tolerance=0.01, min_steps=20)
+    falling = [100.0 * 0.95**t for t in range(200)]  # 5% a step: never a plateau
+    assert not any(rule.reached(falling[: t + 1]) for t in range(len(falling)))
+    flat = [10.0 - 0.001 * t for t in range(60)]  # 0.1% over 10 steps
+    assert [t for t in range(60) if rule.reached(flat[: t + 1])][0] == 20  # the minimum, not before
+
+
+def test_the_rule_reads_the_best_loss_so_far_so_noise_does_not_end_a_stage():
+    rule = Plateau(window=10, tolerance=0.01, min_steps=10)
+    noisy = [100.0 / (1 + t) + (5.0 if t % 2 else 0.0) for t in range(40)]  # falling fast, jumping up and down
+    assert not any(rule.reached(noisy[: t + 1]) for t in range(len(noisy)))
+
+
+def test_the_estimate_of_steps_left_shrinks_to_zero_as_the_stop_nears():
+    rule = Plateau(window=20, tolerance=0.01, min_steps=40)
+    losses = [2.0 + 40.0 / (1 + t) ** 1.5 for t in range(400)]
+    stop = next(t for t in range(400) if rule.reached(losses[: t + 1]))
+    guesses = [t + rule.steps_left(losses[: t + 1], prior=150) for t in (60, 100, stop - 10)]
+    assert all(abs(g - stop) <= 0.5 * stop for g in guesses)
+    assert rule.steps_left(losses[: stop + 1], prior=150) == 0
+
+
+def test_a_stage_stops_when_its_loss_settles_and_says_so():
+    target = torch.full((1, 3, 8, 8), 0.3)
+
+    def losses(x: torch.Tensor):
+        total = (x - target).pow(2).sum() + 1.0  # the minimum is 1: a plateau after a few steps
+        zero = torch.zeros(())
+        return total, total, zero, zero, zero
+
+    run = optimise(losses, torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0)), iterations=500,
+                   optimizer=OptimizerSettings(), stop=Plateau(window=5, tolerance=1e-3, min_steps=15))
+    assert run.converged and 15 <= len(run.rows) - 1 < 50
+    assert run.rows[-1]["total"] == pytest.approx(1.0, abs=1e-4)
+    forced = optimise(losses, torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0)), iterations=40,
+                      optimizer=OptimizerSettings())
+    assert not forced.converged and len(forced.rows) == 41
+
+
+def test_iterations_auto_is_the_default_and_n_forces_the_count():
+    assert Config().iterations is None
+    assert Config.from_text({"iterations": "auto"}).iterations is None
+    assert Config.from_text({"iterations": "300"}).iterations == 300
+    with pytest.raises(ConfigError):
+        Config(iterations=-1)
+    plan = Schedule([128, 256], None)
+    assert plan.auto and plan.rule == RULE
+    forced = Schedule([256, 512], 300)
+    assert forced.caps == [300, 150] and forced.rule is None and forced.planned_rows() == 451
+
+
+def _run(content: Path, style: Path, **options) -> tuple[list, list]:
+    events: list = []
+    result = StyleTransfer(Config(**FP32, **options)).run(content, [style], on_event=events.append)
+    return result.history, events
+
+
+def test_an_automatic_run_is_the_forced_runs_first_steps_then_stops(content: Path, style: Path):
+    auto, events = _run(content, style, size=48, multiscale=False)
+    forced, _ = _run(content, style, size=48, multiscale=False, iterations=len(auto) + 20)
+    n = len(auto) - 1
+    assert RULE.min_steps <= n < len(forced) - 1
+    for a, f in zip(auto[:-1], forced[:n]):  # the same trajectory up to the stop
+        assert a["total"] == f["total"]
+    finished = events[-1]
+    assert isinstance(events[0], Started) and isinstance(finished, Finished)
+    assert finished.reason.startswith("finished: loss improved under 1.0%")
+    progress = [e for e in events if isinstance(e, Progress)]
+    assert all(p.eta is not None and p.eta >= 0 for p in progress[1:])
+    assert abs(progress[-1].total - len(auto)) <= 2  # the estimate has closed on the rows made
+    assert progress[-1].eta < 0.05 * progress[-1].seconds
+
+
+def test_a_forced_run_runs_every_step_on_todays_schedule(content: Path, style: Path):
+    history, events = _run(content, style, size=48, iterations=7)
+    assert [int(r["iteration"]) for r in history] == list(range(8))
+    assert events[-1].reason == "ran the 7 iterations asked for"
+    auto_sizes = StyleTransfer(Config(**FP32, size=512)).stage_sizes(None)
+    forced_sizes = StyleTransfer(Config(**FP32, size=512, iterations=300)).stage_sizes(None)
+    assert auto_sizes == [128, 256, 512] and forced_sizes == [256, 512]
