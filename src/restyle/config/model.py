@@ -91,9 +91,9 @@ class Config:
                                     shown="auto: each stage stops when its loss stops improving",
                                     help="optimiser iterations of the first stage (each finer stage half as many); "
                                     "auto: stop when finished (docs/quality.md)")
-    stop_tolerance: float = option(0.01, flag="--stop-tolerance", group="optimisation", metavar="F",
+    stop_tolerance: float = option(0.015, flag="--stop-tolerance", group="optimisation", metavar="F",
                                    help="the automatic stop: a stage ends when 20 steps improve its loss by less "
-                                   "than this fraction (0.01 = 1 percent); ignored with -n N")
+                                   "than this fraction (0.015 = 1.5 percent; docs/quality.md); ignored with -n N")
     lr: float | None = option(None, flag="--lr", group="optimisation", shown="1 for L-BFGS, 0.02 for Adam",
                               help="step size")
     line_search: bool = option(False, flag="--line-search", group="optimisation",
@@ -131,10 +131,9 @@ class Config:
                                       "longest sides, e.g. 512,1024,2048 (the last is the output's; overrides --size); "
                                       "with -n N the first stage runs N steps, each later one half the one before")
     multiscale: bool = option(True, flag="--multiscale", group=GROUPS[4], help="coarse-to-fine from --size, halving "
-                              "down to >= 128 px (e.g. 1024: 128,256,512,1024; 256: 128,256), each stage stopping when "
-                              "finished; with -n N down to >= 256 px (sizes under 512 have one stage), the first stage "
-                              "running N steps and each later one half as many; --no-multiscale: one stage at --size "
-                              "(docs/quality.md)")
+                              "down to >= 256 px (e.g. 2048: 256,512,1024,2048; sizes under 512 have one stage), each "
+                              "stage stopping when finished (with -n N: the first stage running N steps and each later "
+                              "one half as many); --no-multiscale: one stage at --size (docs/quality.md)")
     # Execution
     device: str = option("auto", flag="--device", group="optimisation", metavar="auto|cpu|cuda|cuda:N",
                          shown="auto: CUDA when present", help="where to run")

@@ -20,7 +20,7 @@ from restyle.engine.backend import backend_flags, resolve_device, resolve_precis
 from restyle.engine.events import EventHandler, Finished, Progress, Started
 from restyle.engine.loop import SYNC_EVERY_CUDA, OptimizerSettings, StageRun, optimise
 from restyle.engine.objective import Features, Losses, Objective, Photorealism
-from restyle.engine.stopping import AUTO_SMALLEST, Plateau, Schedule
+from restyle.engine.stopping import Plateau, Schedule
 from restyle.engine.targets import MaskImages, as_tensor, build_targets
 from restyle.engine.tiles import TiledFeatures
 from restyle.errors import ConfigError, WeightsError, notice
@@ -28,7 +28,6 @@ from restyle.io import images
 from restyle.io.history import LOSS_FIELDS
 from restyle.nn import controls, network
 from restyle.nn.network import Backbone
-from restyle.spec import MULTISCALE_MIN
 
 IterationHandler = Callable[[dict[str, float], torch.Tensor], None]
 
@@ -121,8 +120,7 @@ class StyleTransfer:
         if c.scales is None and not c.multiscale:
             return [c.size]
         final = c.size if c.size is not None else max(content_src.size)
-        smallest = AUTO_SMALLEST if c.iterations is None else MULTISCALE_MIN
-        return [*controls.stage_sizes(final, c.scales, c.multiscale, smallest)]
+        return [*controls.stage_sizes(final, c.scales, c.multiscale)]
 
     def resize_inputs(self, content_src: Any, style_srcs: Sequence[Any], size: int | None) -> tuple[Any, list[Any]]:
         """Content at longest side ``size``; styles at that size times ``style_scale``."""

@@ -179,15 +179,14 @@ def layer_mask(mask: torch.Tensor, stride: int) -> torch.Tensor:
 # Coarse-to-fine scales
 
 
-def stage_sizes(final: int, scales: Sequence[int] | None = None, multiscale: bool = False,
-                smallest: int = MULTISCALE_MIN) -> list[int]:
+def stage_sizes(final: int, scales: Sequence[int] | None = None, multiscale: bool = False) -> list[int]:
     """The longest side of each optimisation stage: ``scales`` when given, else (``multiscale``)
-    ``final`` halved while the half is still >= ``smallest`` px, else just ``final``."""
+    ``final`` halved while the half is still >= 256 px, else just ``final``."""
     if scales:
         return [int(s) for s in scales]
     sizes = [int(final)]
     if multiscale:
-        while sizes[0] // 2 >= smallest:
+        while sizes[0] // 2 >= MULTISCALE_MIN:
             sizes.insert(0, sizes[0] // 2)
     return sizes
 
