@@ -23,7 +23,7 @@ from restyle.server.worker import resume_point
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    with app_client(tmp_path_factory.mktemp("data"), devices=["cpu"], checkpoint_every=3) as c:
+    with app_client(tmp_path_factory.mktemp("data"), devices=["cpu"], checkpoint_every=3, max_iterations=5000) as c:
         wait_for(lambda: c.get("/api/server").json()["workers"][0]["state"] == "idle", 60, "the worker to start")
         yield c
 

@@ -77,6 +77,8 @@ def test_a_photo_is_uploaded_its_preview_changes_live_and_the_png_downloads(serv
     page.set_input_files("#style-file", str(painting))
     assert page.locator("#content-chosen .thumb").count() == 1 and page.locator("#style-chosen .thumb").count() == 1
     page.eval_on_selector("#size", f"s => s.add(new Option('{size} px', '{size}', true, true))")
+    assert page.is_checked("#auto-stop") and page.text_content("#iterations-out") == "auto"  # the default
+    page.uncheck("#auto-stop")  # a fixed count instead
     page.eval_on_selector("#iterations", f"e => {{ e.value = {iterations}; e.dispatchEvent(new Event('input')) }}")
     page.evaluate("""() => {
         window.previews = [];

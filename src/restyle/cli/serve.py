@@ -39,6 +39,16 @@ def add_parser(subparsers: Any) -> None:
                    help="jobs that may wait; more are refused with 429 (default 100)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB",
                    help="largest image file accepted; larger ones are refused with 413 (default 20)")
+    p.add_argument("--max-size", type=int, default=2048, metavar="PX",
+                   help="largest output a job may ask for (longest side); more is refused with 422 (default 2048)")
+    p.add_argument("--max-iterations", type=int, default=1000, metavar="N",
+                   help="most iterations a job may ask for; more is refused with 422 (default 1000; the automatic "
+                        "stop is always accepted)")
+    p.add_argument("--max-job-seconds", type=float, default=1800, metavar="S",
+                   help="a job running longer is stopped and marked failed, its last image kept (default 1800)")
+    p.add_argument("--max-queued-per-client", type=int, default=10, metavar="N",
+                   help="queued jobs one client may have (clients told apart by the X-Restyle-Client header, "
+                        "else by address); more are refused with 429 (default 10)")
     p.add_argument("--threads", type=int, metavar="N", help="torch threads per CPU worker (default: the CPUs shared)")
     p.add_argument("--checkpoint-every", type=int, default=20, metavar="N",
                    help="save each running job's image every N iterations, to resume from (default 20)")
@@ -56,6 +66,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                           "pip install 'restyle[server]'") from None
     settings = Settings(host=args.host, port=args.port, data=args.data or default_data_dir(),
                         devices=parse_devices(args.device), token=args.token, max_queue=args.max_queue,
-                        max_upload_mb=args.max_upload_mb, threads=args.threads, checkpoint_every=args.checkpoint_every)
+                        max_upload_mb=args.max_upload_mb, threads=args.threads, checkpoint_every=args.checkpoint_every,
+                        max_size=args.max_size, max_iterations=args.max_iterations,
+                        max_job_seconds=args.max_job_seconds, max_queued_per_client=args.max_queued_per_client)
     serve(settings, log_level=args.log_level)
     return 0

@@ -20,7 +20,7 @@ from restyle.server.deps import StateDep, authorised
 from restyle.server.hub import Hub
 from restyle.server.jobs import router as jobs_router
 from restyle.server.limits import UploadCap
-from restyle.server.models import Example, JobCounts, RunOptions, ServerInfo, WorkerInfo
+from restyle.server.models import Example, JobCounts, JobLimits, RunOptions, ServerInfo, WorkerInfo
 from restyle.server.settings import Settings
 from restyle.server.state import ServerState
 
@@ -62,9 +62,13 @@ def create_app(settings: Settings, on_ready: Callable[[list[str]], None] | None 
                           max_upload_mb=limits.max_upload_mb, max_styles=limits.max_styles)
 
     @app.get("/api/options", dependencies=[Depends(authorised)], tags=["server"])
-    def option_fields() -> RunOptions:
-        """The run options a job takes (restyle run's), with their kinds, defaults, choices and help."""
-        return RunOptions.model_validate(job_options.describe())
+    def option_fields(state: StateDep) -> RunOptions:
+        """The run options a job takes (restyle run's), with their kinds, defaults, choices and help, and
+        this server's caps on them."""
+        s = state.settings
+        limits = JobLimits(max_size=s.max_size, max_iterations=s.max_iterations, max_job_seconds=s.max_job_seconds,
+                           max_queued_per_client=s.max_queued_per_client)
+        return RunOptions.model_validate({**job_options.describe(), "limits": limits})
 
     @app.get("/api/examples", dependencies=[Depends(authorised)], tags=["examples"])
     def examples(state: StateDep) -> list[Example]:

@@ -90,10 +90,13 @@ async def submit(request: Request, state: StateDep) -> JSONResponse:
         if len(raw_options) > 1 or (raw_options and not isinstance(raw_options[0], str)):
             raise _refuse(422, "give options once, as a JSON object", ["body", "options"])
         given, preset, config = _options(raw_options[0] if raw_options else None, len(styles))
+        check_caps(settings, config)
         inputs = await run_in_threadpool(_take_images, state, contents[0], styles, config.max_pixels)
+        check_caps(settings, config, inputs)
     finally:
         await form.close()
-    return await run_in_threadpool(_create, state, given, preset, config, inputs, key)  # commits wait for the disk
+    return await run_in_threadpool(_create, state, given, preset, config, inputs, key,  # commits wait for the disk
+                                   client=client_of(request))
 
 
 def _options(raw: Any, styles: int) -> tuple[dict[str, Any], str | None, Any]:
@@ -103,13 +106,36 @@ def _options(raw: Any, styles: int) -> tuple[dict[str, Any], str | None, Any]:
         raise HTTPException(422, err.errors) from None
 
 
+def check_caps(settings: Any, config: Any, inputs: JobInputs | None = None) -> None:
+    """422 for a job over the server's caps on size and iterations (with ``inputs``: also a job at the
+    photo's own size whose photo is larger than ``--max-size``), naming the field and the cap."""
+    longest = config.scales[-1] if config.scales else config.size
+    field = "scales" if config.scales else "size"
+    if longest is None and inputs is not None:
+        longest, field = max(inputs.content.width, inputs.content.height), "size"
+    if longest is not None and longest > settings.max_size:
+        raise _refuse(422, f"{longest} px is over this server's cap of {settings.max_size} px (--max-size)",
+                      ["body", "options", field])
+    if config.iterations is not None and config.iterations > settings.max_iterations:
+        raise _refuse(422, f"{config.iterations} is over this server's cap of {settings.max_iterations} "
+                      "(--max-iterations); leave it out to stop when finished", ["body", "options", "iterations"])
+
+
+def client_of(request: Request) -> str:
+    """Who a request comes from, for the per-client queue cap: its ``X-Restyle-Client`` header (the
+    page sends one per browser), else its address."""
+    named = request.headers.get("x-restyle-client", "").strip()[:64]
+    return named or (request.client.host if request.client else "unknown")
+
+
 def _create(state: ServerState, given: dict[str, Any], preset: str | None, config: Any, inputs: JobInputs,
-            key: str | None, parent: str | None = None) -> JSONResponse:
+            key: str | None, parent: str | None = None, *, client: str | None = None) -> JSONResponse:
     config_dict = config.to_dict()
     config_dict.pop("device", None)
     try:
         record, created = state.store.create(options=given, preset=preset, config=config_dict, inputs=inputs,
-                                          max_queue=state.settings.max_queue, idempotency_key=key, parent=parent)
+                                          max_queue=state.settings.max_queue, idempotency_key=key, parent=parent,
+                                          client=client, max_per_client=state.settings.max_queued_per_client)
     except QueueFull as err:
         raise _queue_full(str(err)) from None
     if created:
@@ -250,7 +276,8 @@ def _sse(kind: str, data: Any, seq: int | None = None) -> str:
 
 def _done_file(state: ServerState, job_id: str, name: str) -> Path:
     job = _get(state, job_id)
-    if job.status != "done":
+    kept = job.status == "failed" and name == "result.png" and (state.store.job_dir(job_id) / name).is_file()
+    if job.status != "done" and not kept:  # a job stopped at the time cap keeps its last image
         raise HTTPException(409, f"job {job_id} is {job.status}; it has no result"
                             + (f" ({job.error})" if job.error else ""))
     path = state.store.job_dir(job_id) / name
@@ -328,4 +355,6 @@ def rerun_job(job_id: str, request: Request, state: StateDep,
         raise _refuse(422, "options must be a JSON object", ["body", "options"])
     merged = {**job.options, **({"preset": job.preset} if job.preset else {}), **changes}
     given, preset, config = _options(merged, len(job.inputs.styles))
-    return _create(state, given, preset, config, job.inputs, request.headers.get("idempotency-key"), job_id)
+    check_caps(state.settings, config, job.inputs)
+    return _create(state, given, preset, config, job.inputs, request.headers.get("idempotency-key"), job_id,
+                   client=client_of(request))

@@ -25,6 +25,7 @@ class JobSpec:
     styles: tuple[str, ...]
     checkpoint_every: int
     preview_every: int
+    max_seconds: float | None = None  # stop the job (failed, its last image kept) after this long
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,17 @@ class RunOptions(BaseModel):
     fields: list[OptionField]
     presets: list[str]
     schema_: dict[str, Any] = Field(alias="schema")
+    limits: JobLimits | None = None
+
+
+class JobLimits(BaseModel):
+    """This server's caps on a job (``restyle serve --max-size`` ...): a job over them is refused (422,
+    or 429 for a client's queue share), one running past ``max_job_seconds`` is stopped."""
+
+    max_size: int
+    max_iterations: int
+    max_job_seconds: float
+    max_queued_per_client: int
 
 
 class Example(BaseModel):
@@ -134,3 +145,6 @@ class Example(BaseModel):
 
     name: str
     thumbnail: str
+
+
+RunOptions.model_rebuild()

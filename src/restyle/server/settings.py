@@ -49,6 +49,11 @@ class Settings:
     preview_every: int = 0  # iterations between live previews (0: about 40 per run)
     max_crashes: int = 3  # a job whose worker dies this many times fails instead of running again
     cancel_grace: float = 15.0  # seconds a worker has to stop a cancelled job before it is killed
+    # Caps that keep one request from tying up a shared server (docs/server.md)
+    max_size: int = 2048  # longest side of a job's output, px; 422 beyond
+    max_iterations: int = 1000  # a job's -n; 422 beyond (the automatic stop is always accepted)
+    max_job_seconds: float = 1800.0  # a running job is stopped (failed, its last image kept) after this
+    max_queued_per_client: int = 10  # queued jobs one client may have (by X-Restyle-Client, else address); 429
 
     def __post_init__(self) -> None:
         self.data = Path(self.data).expanduser()
@@ -64,7 +69,8 @@ class Settings:
             raise ConfigError("--token must be at least 8 characters, without spaces")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port {self.port} is not a port number (0-65535; 0 picks a free one)")
-        for name in ("max_queue", "max_styles", "checkpoint_every", "max_crashes"):
+        for name in ("max_queue", "max_styles", "checkpoint_every", "max_crashes", "max_size", "max_iterations",
+                     "max_job_seconds", "max_queued_per_client"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
         if not self.max_upload_mb > 0:

@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     resumed_from INTEGER,         -- the iteration its last attempt resumed from (a saved image)
     device TEXT,
     idempotency_key TEXT UNIQUE,
-    parent TEXT                   -- the job it was run again from
+    parent TEXT,                  -- the job it was run again from
+    client TEXT                   -- who queued it (X-Restyle-Client, else the address), for per-client caps
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -86,6 +87,8 @@ class Store:
         self._db.execute("PRAGMA synchronous=FULL")
         self._lock = threading.RLock()
         self._db.executescript(_SCHEMA)
+        if "client" not in {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}:  # a data folder from before
+            self._db.execute("ALTER TABLE jobs ADD COLUMN client TEXT")
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         for stale in (self.root / "uploads" / "tmp").iterdir():  # uploads cut off by a kill
             with suppress(OSError):
@@ -127,9 +130,11 @@ class Store:
     # ---- jobs ---------------------------------------------------------------------------------
     def create(self, *, options: dict[str, Any], preset: str | None, config: dict[str, Any],
                inputs: JobInputs, max_queue: int, idempotency_key: str | None = None,
-               parent: str | None = None) -> tuple[JobRecord, bool]:
+               parent: str | None = None, client: str | None = None,
+               max_per_client: int | None = None) -> tuple[JobRecord, bool]:
         """Queue a job; returns (job, created). With an ``idempotency_key`` already used, the job made
-        then is returned (created False). Raises :class:`QueueFull` when ``max_queue`` jobs wait."""
+        then is returned (created False). Raises :class:`QueueFull` when ``max_queue`` jobs wait, or
+        when ``client`` has ``max_per_client`` jobs waiting."""
         with self.transaction() as db:
             if idempotency_key is not None:
                 row = db.execute("SELECT * FROM jobs WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
@@ -138,11 +143,17 @@ class Store:
             waiting = db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued'").fetchone()[0]
             if waiting >= max_queue:
                 raise QueueFull(f"the queue is full ({waiting} jobs waiting); try again later")
+            if client is not None and max_per_client is not None:
+                mine = db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND client = ?",
+                                  (client,)).fetchone()[0]
+                if mine >= max_per_client:
+                    raise QueueFull(f"you have {mine} jobs waiting, this server's cap per client "
+                                    f"(--max-queued-per-client); wait for one to start")
             job_id = secrets.token_hex(6)
             db.execute("INSERT INTO jobs (id, status, created, options, preset, config, inputs, idempotency_key, "
-                       "parent) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+                       "parent, client) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
                        (job_id, time.time(), json.dumps(options), preset, json.dumps(config), inputs.to_json(),
-                        idempotency_key, parent))
+                        idempotency_key, parent, client))
             (self.job_dir(job_id)).mkdir(parents=True, exist_ok=True)
             return JobRecord.from_row(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()), True
 

@@ -56,6 +56,10 @@ class Cancelled(Exception):
     """Raised from the event handler to stop a job that was cancelled."""
 
 
+class TimeCap(Exception):
+    """Raised from the event handler to stop a job that ran past the server's time cap."""
+
+
 def main(commands: Connection, events: Connection, device: str, threads: int | None) -> None:
     """The worker process's entry point (spawned: a fresh interpreter)."""
     if threads:
@@ -120,6 +124,8 @@ class JobRunner:
             self.send(JobDone(job_id, summary))
         except Cancelled:
             self.send(JobCancelled(job_id))
+        except TimeCap as cap:
+            self.send(JobFailed(job_id, str(cap)))
         except RestyleError as err:
             self.send(JobFailed(job_id, str(err)))
         except Exception as err:  # noqa: BLE001 - reported as the job's error (MemoryError too); the worker goes on
@@ -152,9 +158,19 @@ class JobRunner:
         state: dict[str, Any] = {"preview": -1.0, "total": 0, "last_scale": saved.get("scale")}
         rows: list[dict[str, float]] = []
 
+        started = time.monotonic()
+
         def on_event(event: Any) -> None:
             if job_id in self.cancelled:
                 raise Cancelled
+            if isinstance(event, api.Progress) and event.image is not None:
+                state["image"] = event.image
+            if job.max_seconds is not None and time.monotonic() - started > job.max_seconds:
+                kept = ""
+                if state.get("image") is not None:  # the last image, as the job's result
+                    _write_bytes(folder / "result.png", api.encode_image(state["image"]))
+                    kept = "; its last image is kept as the result"
+                raise TimeCap(f"stopped after {job.max_seconds:g} s, this server's cap (--max-job-seconds){kept}")
             if isinstance(event, api.Started):
                 state["total"] = total = event.total + offset
                 if len(event.stages) > 1:
@@ -236,6 +252,12 @@ def _write_text(path: Path, text: str) -> None:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
     os.replace(tmp, path)
 
 

@@ -8,9 +8,19 @@ const FINAL = new Set(["done", "failed", "cancelled"]);
 const state = { content: null, styles: [], fields: [], job: null, follow: 0, next: null, objectUrls: [] };
 
 // ---- the API ---------------------------------------------------------------------------------
+function clientId() {  // this browser, for the server's per-client queue cap
+  let id = localStorage.getItem("restyle-client");
+  if (!id) {
+    id = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, "0")).join("");
+    localStorage.setItem("restyle-client", id);
+  }
+  return id;
+}
+
 function headers(extra = {}) {
   const token = localStorage.getItem("restyle-token");
-  return token ? { ...extra, Authorization: `Bearer ${token}` } : extra;
+  const all = { ...extra, "X-Restyle-Client": clientId() };
+  return token ? { ...all, Authorization: `Bearer ${token}` } : all;
 }
 
 async function api(path, options = {}) {
@@ -145,13 +155,21 @@ async function loadOptions() {
   for (const preset of described.presets)
     if (preset !== "gatys") $("preset").append(new Option(preset, preset));
   const defaults = Object.fromEntries(state.fields.map((f) => [f.name, f.default]));
-  if (defaults.iterations && !$("iterations").dataset.touched) setIterations(defaults.iterations);
+  const limits = described.limits;
+  if (limits) {  // the page offers nothing this server refuses
+    $("iterations").max = String(limits.max_iterations);
+    for (const option of [...$("size").options])
+      if (option.value !== "none" && Number(option.value) > limits.max_size) option.remove();
+  }
+  if (!$("iterations").dataset.touched) setIterations(defaults.iterations ?? null);
   $("more-fields").replaceChildren(...state.fields.filter((f) => !MAIN.includes(f.name)).map(fieldInput));
 }
 
-function setIterations(value) {
-  $("iterations").value = value;
-  $("iterations-out").textContent = $("iterations").value;
+function setIterations(value) {  // null: the automatic stop
+  $("auto-stop").checked = value == null;
+  $("iterations").disabled = value == null;
+  if (value != null) $("iterations").value = value;
+  $("iterations-out").textContent = value == null ? "auto" : $("iterations").value;
 }
 
 function fieldInput(field) {
@@ -182,7 +200,7 @@ function fieldInput(field) {
 
 function chosenOptions() {
   const options = { size: $("size").value === "none" ? null : Number($("size").value),
-                    iterations: Number($("iterations").value) };
+                    iterations: $("auto-stop").checked ? null : Number($("iterations").value) };
   if (!$("strength-row").hidden && $("strength").dataset.touched) options.strength = Number($("strength").value);
   if ($("preserve_color").value) options.preserve_color = $("preserve_color").value;
   if ($("preset").value) options.preset = $("preset").value;
@@ -195,7 +213,7 @@ function applyOptions(job) {
   const o = { ...job.options };
   $("size").value = o.size === null ? "none" : String(o.size ?? 512);
   if ($("size").selectedIndex < 0) $("size").append(new Option(`${o.size} px`, String(o.size), true, true));
-  setIterations(o.iterations ?? job.config.iterations);
+  setIterations(o.iterations !== undefined ? o.iterations : job.config.iterations);
   if (o.strength != null) {
     $("strength").value = o.strength;
     $("strength").dataset.touched = "1";
@@ -335,7 +353,8 @@ function progress(p) {
   $("fill").style.width = `${percent}%`;
   $("bar").setAttribute("aria-valuenow", String(percent));
   const eta = p.eta == null ? "" : ` · ${duration(p.eta)} left`;
-  $("status-line").textContent = `Iteration ${p.iteration} of ${p.total - 1}${eta} · loss ${p.losses.total.toPrecision(4)}`;
+  const about = p.remaining != null ? "about " : "";  // the automatic stop: the engine's estimate
+  $("status-line").textContent = `Iteration ${p.iteration} of ${about}${p.total - 1}${eta} · loss ${p.losses.total.toPrecision(4)}`;
   drawCurve();
 }
 
@@ -440,7 +459,7 @@ function card(job) {
   what.className = "what";
   const styles = job.inputs.styles.map((s) => s.name.replace(/\.[a-z]+$/i, "")).join(" + ");
   const c = job.config;
-  what.textContent = `${job.inputs.content.name} × ${styles} · ${c.size ?? "full"} px · ${c.iterations} it` +
+  what.textContent = `${job.inputs.content.name} × ${styles} · ${c.size ?? "full"} px · ${c.iterations ?? "auto"} it` +
     (c.strength != null ? ` · strength ${c.strength}` : "") + (c.preserve_color ? ` · ${c.preserve_color}` : "") +
     (job.preset ? ` · ${job.preset}` : "");
   what.title = job.error || JSON.stringify(job.options);
@@ -489,6 +508,10 @@ async function start() {
   $("iterations").addEventListener("input", () => {
     $("iterations").dataset.touched = "1";
     $("iterations-out").textContent = $("iterations").value;
+  });
+  $("auto-stop").addEventListener("change", () => {
+    $("iterations").dataset.touched = "1";
+    setIterations($("auto-stop").checked ? null : Number($("iterations").value));
   });
   $("strength").addEventListener("input", () => {  // untouched, the style weight (its default, or More options) rules
     $("strength").dataset.touched = "1";
