@@ -76,11 +76,11 @@ def test_to_dict_keeps_its_fields_order_and_defaults():
         "size": 512, "style_scale": 1.0, "style_blend": None, "max_pixels": 178_956_970, "model": "vgg19",
         "weights": None, "pooling": "max", "fallback_vgg19": False, "content_layers": {"block4_conv2": 1.0},
         "style_layers": {n: 1.0 for n in spec.GATYS_STYLE}, "content_weight": 1.0, "style_weight": 50.0,
-        "strength": None, "style_loss": "gram", "tv_weight": 1.0, "optimizer": "lbfgs", "iterations": 300,
-        "lr": None, "line_search": False, "safeguard": "reset", "ema": 0.0, "init": "content", "seed": 0,
+        "strength": None, "style_loss": "gram", "tv_weight": 1.0, "optimizer": "lbfgs", "iterations": None,
+        "stop_tolerance": 0.015, "lr": None, "line_search": False, "safeguard": "reset", "ema": 0.0, "init": "content", "seed": 0,
         "preserve_color": None, "masks": None, "style_masks": None, "label_image": None, "photo_weight": 0.0,
         "photo_filter": False, "scales": None, "multiscale": True, "device": "auto", "precision": "auto",
-        "tile": None, "max_memory": None, "preset": None,
+        "tile": None, "max_memory": "auto", "preset": None,
     }
     assert list(Config().to_dict()) == [f.name for f in dataclasses.fields(Config)]
     saved = Config.from_options(preset="seed", size=64, masks=["m.png"]).to_dict()
@@ -133,12 +133,12 @@ def test_every_run_field_parses_its_own_default_as_typed():
     texts = {"size": "512", "style_scale": "1", "max_pixels": "178956970", "model": "vgg19", "pooling": "max",
              "fallback_vgg19": "false", "content_layers": "block4_conv2", "style_layers": "gatys",
              "content_weight": "1", "style_weight": "50", "tv_weight": "1", "optimizer": "lbfgs",
-             "iterations": "300", "line_search": "off", "init": "content", "seed": "0", "photo_weight": "0",
+             "iterations": "auto", "stop_tolerance": "0.015", "max_memory": "auto", "line_search": "off", "init": "content", "seed": "0", "photo_weight": "0",
              "photo_filter": "no", "multiscale": "on", "device": "auto", "precision": "auto",
              "style_loss": "gram", "safeguard": "reset", "ema": "0"}
     nullable = {n for n in run_fields() if n not in texts}
     assert nullable == {"style_blend", "weights", "lr", "preserve_color", "masks", "style_masks", "label_image",
-                        "scales", "strength", "tile", "max_memory"}
+                        "scales", "strength", "tile"}
     texts.update({n: "none" for n in nullable})
     assert Config.from_text(texts).to_dict() == Config().to_dict()
 

@@ -244,7 +244,8 @@ def test_max_memory_shortens_the_lbfgs_history_before_it_tiles(images):
     layers = st.objective.layers
     size = (1024, 1024)
     full = default_pairs(st.config, size)
-    assert full == 50 and history_pairs(st.config, st.extractor, layers, size, None, []) is None  # no budget
+    no_budget = st.config.replace(max_memory=None)
+    assert full == 50 and history_pairs(no_budget, st.extractor, layers, size, None, []) is None
     with_full = estimate_bytes(st.config, st.extractor, layers, size)
     with_least = estimate_bytes(st.config, st.extractor, layers, size, pairs=BUDGET_MIN_PAIRS)
     config = st.config.replace(max_memory=(with_full + with_least) / 2 / 2**30)

@@ -144,10 +144,12 @@ class Config:
                               help="evaluate the objective in tiles of PX x PX pixels (each with a halo), with exact "
                               "global style statistics: memory bounded by the tile, not the image; stages no larger "
                               "than PX run untiled (docs/large.md)")
-    max_memory: float | None = option(None, flag="--max-memory", group="optimisation", metavar="GB", shown="no limit",
-                                      help="tile the stages whose untiled run is estimated to need more than GB (on "
-                                      "CUDA: GB less the context's 1.2, or the free memory if less), with the "
-                                      "largest tile that fits; a budget even 256 px tiles cannot keep is refused")
+    max_memory: float | str | None = option(
+        "auto", flag="--max-memory", group="optimisation", metavar="GB|auto|none",
+        shown="auto: the memory available, less a 10 percent margin",
+        help="tile the stages whose untiled run is estimated to need more than GB (on CUDA: GB less the context's "
+        "1.2, or the free memory if less), with the largest tile that fits; a run no tile can fit is refused before "
+        "it starts; auto: the RAM available (CUDA: the card's free memory), none: no limit (docs/large.md)")
     preset: str | None = option(None, flag="--preset", group="model", choices=PRESETS, shown="gatys",
                                 help="layers and model of a known setup", internal="recorded for the report; "
                                 "--preset sets the other fields (Config.from_options), this one only names it")
@@ -206,8 +208,9 @@ class Config:
             raise ConfigError(f"--ema must be a decay in [0, 1) (0 = off), got {self.ema}")
         if self.tile is not None and self.tile < MIN_TILE:
             raise ConfigError(f"--tile must be at least {MIN_TILE} (pixels; none = untiled), got {self.tile}")
-        if self.max_memory is not None and not (0 < self.max_memory < float("inf")):
-            raise ConfigError(f"--max-memory must be a number of GB > 0, got {self.max_memory}")
+        if self.max_memory is not None and self.max_memory != "auto" and not (
+                isinstance(self.max_memory, (int, float)) and 0 < self.max_memory < float("inf")):
+            raise ConfigError(f"--max-memory must be a number of GB > 0, auto or none, got {self.max_memory}")
         if self.lr is not None and not (0 < self.lr < float("inf")):
             raise ConfigError(f"--lr must be a finite number > 0, got {self.lr}")
         if self.style_blend is not None and any(not (w >= 0) for w in self.style_blend):

@@ -5,6 +5,7 @@ itself is :mod:`restyle.engine.tiled`."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,6 +43,10 @@ CUDA_CONTEXT_BYTES = 1.2 * 2**30
 #: tile with the default layers' 96 px halo reads 448x448, 3.1x its area); a budget that needs
 #: smaller tiles is refused before the run (:func:`check_budget`).
 MIN_AUTO_TILE = 256
+#: The share of the available memory ``--max-memory auto`` leaves unused: the estimate was up to 5%
+#: under a measured peak (1.68 GB against 1.6 at 2048 px in 512 px tiles; docs/large.md), and
+#: the rest is room for what other processes take meanwhile.
+AUTO_MARGIN = 0.10
 #: The fewest L-BFGS pairs ``--max-memory`` shrinks a stage's history to before it tiles (or tiles
 #: smaller). bench/history.py (256 px, 100 iterations, 2 photos; docs/large.md): final loss
 #: against 50 pairs' +2.4% with 10 pairs, +2.8% with 5, +5.4% with 3, +11.9% with 2 (medians);
@@ -88,17 +93,41 @@ def estimate_bytes(config: Config, features: Features, layers: Sequence[str], si
     return RUNTIME_BYTES + act * crop + buffers + targets + photo
 
 
-def memory_budget(config: Config, device: torch.device) -> float | None:
-    """Bytes a stage's estimate may reach: ``--max-memory``; on CUDA what the context leaves of it,
-    or the memory free for this run if that is less."""
-    if config.max_memory is None:
-        return None
-    budget = config.max_memory * 2**30
+def available_bytes(device: torch.device) -> float:
+    """Memory a run on ``device`` may still take: on CUDA the card's free memory plus what torch holds
+    unallocated; on the CPU the kernel's MemAvailable (RAM it can give without swapping)."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        usable = free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-        budget = max(0.0, min(budget - CUDA_CONTEXT_BYTES, usable))
+        return float(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def memory_budget(config: Config, device: torch.device) -> float | None:
+    """Bytes a stage's estimate may reach (None: no limit): ``--max-memory auto`` the memory available
+    less ``AUTO_MARGIN``; a number of GB, on CUDA less the context's share, or the memory free for
+    this run if that is less."""
+    if config.max_memory is None:
+        return None
+    if config.max_memory == "auto":
+        return available_bytes(device) * (1 - AUTO_MARGIN)
+    budget = float(config.max_memory) * 2**30
+    if device.type == "cuda":
+        budget = max(0.0, min(budget - CUDA_CONTEXT_BYTES, available_bytes(device)))
     return budget
+
+
+def budget_words(config: Config, budget: float) -> str:
+    """The budget as messages name it."""
+    if config.max_memory == "auto":
+        return f"the {budget / 2**30:.1f} GB this machine has available (--max-memory auto)"
+    return f"--max-memory {float(config.max_memory or 0):g} GB"
 
 
 def check_budget(config: Config, features: Features, layers: Sequence[str], size: tuple[int, int]) -> None:
@@ -113,9 +142,11 @@ def check_budget(config: Config, features: Features, layers: Sequence[str], size
     if need > budget:
         where = (f" ({budget / 2**30:.1f} GB once the CUDA context's {CUDA_CONTEXT_BYTES / 2**30:.1f} GB is set aside)"
                  if features.device.type == "cuda" else "")
-        raise ConfigError(f"--max-memory {config.max_memory:g} GB is too little for the {size[1]}x{size[0]} px stage"
+        if config.max_memory == "auto":
+            where = ""
+        raise ConfigError(f"{budget_words(config, budget)} is too little for the {size[1]}x{size[0]} px stage"
                           f"{where}: {f'even in {tile} px tiles ' if tile else ''}it needs about {need / 2**30:.1f} GB "
-                          f"(estimated); raise --max-memory or lower --size")
+                          f"(estimated); lower --size, or give --max-memory GB (none: no limit)")
 
 
 def choose_tile(config: Config, features: Features, layers: Sequence[str], size: tuple[int, int],
@@ -137,7 +168,7 @@ def choose_tile(config: Config, features: Features, layers: Sequence[str], size:
         tile = max(MIN_AUTO_TILE, -(-longest // count // stride) * stride)
         if tile == MIN_AUTO_TILE or estimate_bytes(config, features, layers, size, tile, least) <= budget:
             break  # (a budget that even MIN_AUTO_TILE misses was refused before the run: check_budget)
-    note = f"{longest} px stage tiled ({tile} px tiles) to stay within --max-memory {config.max_memory:g} GB"
+    note = f"{longest} px stage tiled ({tile} px tiles) to stay within {budget_words(config, budget)}"
     if note not in notes:
         notes.append(note)
     return tile
