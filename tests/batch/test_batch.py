@@ -19,6 +19,7 @@ from PIL import Image
 from restyle import api
 from restyle.cli import main
 from restyle.config import Config
+from restyle.errors import ConfigError
 from restyle.io.record import read_run_record, side_paths
 
 FAST = ["--size", "32", "-n", "2", "--precision", "fp32", "--device", "cpu"]
@@ -248,3 +249,9 @@ def test_bad_usage_exits_2_with_one_line_before_anything_runs(argv, message, inp
     assert code == 2
     assert err.startswith("restyle: error: ") and message.format(**fill) in err and err.count("\n") == 1
     assert not (tmp_path / "out" / "batch.csv").exists()
+
+
+def test_an_output_over_the_pixel_cap_is_refused_before_any_runs(tmp_path: Path, content: Path, style: Path):
+    with pytest.raises(ConfigError, match=r"--size 200000 makes a 200000x\d+ px output"):
+        api.plan_batch([content], [style], tmp_path / "out", options={"size": 200000})
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from restyle.api._web import header_size
 from restyle.batch import BatchEvent, BatchItem, BatchSummary, plan
 from restyle.batch import run_batch as _run
 from restyle.errors import ConfigError
@@ -24,8 +25,16 @@ def plan_batch(inputs: Sequence[str | Path] = (), styles: Sequence[str | Path] =
     manifest row's own win), over ``preset``; ``format`` is the output format's extension
     (png, jpg, webp, tif, bmp). Outputs are named ``OUT_DIR/{content}__{style}.{format}``, made
     safe and unique. Bad usage: a one-line :class:`ConfigError`."""
-    return plan([str(p) for p in inputs], [str(p) for p in styles], out_dir, manifest=manifest, options=options,
-                preset=preset, fmt=format)
+    items = plan([str(p) for p in inputs], [str(p) for p in styles], out_dir, manifest=manifest, options=options,
+                 preset=preset, fmt=format)
+    for item in items:  # an output over the pixel cap is refused now, not after the others ran
+        size = header_size(item.content)
+        if size is not None and (item.config.max_pixels is None or size[0] * size[1] <= item.config.max_pixels):
+            try:
+                item.config.check_request(size)
+            except ConfigError as err:
+                raise ConfigError(f"{item.source or item.content}: {err}") from None
+    return items
 
 
 def run_batch(items: Sequence[BatchItem], out_dir: str | Path, *, jobs: int = 1, devices: Sequence[str] | None = None,

@@ -35,7 +35,7 @@ def check_image(path: str | Path, role: str = "image", *, name: str | None = Non
             shown = " ".join(name.split()).replace("'", "’")
             message = message.replace(f"{role} '{os.fspath(path)}'", f"{role} '{shown}'", 1)
         problem = "unreadable"
-        size = _header_size(path)
+        size = header_size(path)
         if size is not None and size[0] * size[1] > limit:
             problem = "too-large"
         elif size is not None and min(size) < images.MIN_SIDE:
@@ -45,7 +45,7 @@ def check_image(path: str | Path, role: str = "image", *, name: str | None = Non
         raise error from None
 
 
-def _header_size(path: str | Path) -> tuple[int, int] | None:
+def header_size(path: str | Path) -> tuple[int, int] | None:
     """The (width, height) an image file's header declares, or None when it has no readable header."""
     try:
         with files._pillow_pixel_limit(None), Image.open(path) as img:  # a bomb's header too; nothing is decoded
