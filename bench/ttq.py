@@ -9,11 +9,10 @@ wall seconds; the snapshots are scored by the fixed evaluator *after* the run, s
 the run nothing. A cell is (photo, painting, size, config); cells already in ``results.jsonl`` are
 skipped, so a panel runs in parts and resumes.
 
-"Finished" is defined per cell from its reference run (config ``ref``: today's schedule with
-``--ref-iterations`` first-stage steps): both distances within ``--within`` (5%) of where the
-reference ends. Seconds-to-finished of a run is the wall time of its first snapshot that is
-finished *and stays so* for the rest of the run. ``today`` is the reference's first 300 steps at
-sizes where the schedule is one stage (its own trajectory, cut), else its own run.
+"Finished" is defined per cell from the ``--base`` run (``today``: ``-n 300`` on today's schedule):
+both distances within ``--within`` (5%) of where it ends. Seconds-to-finished of a run is the wall
+time of its first snapshot that is finished *and stays so* for the rest of the run. ``ref`` is a
+longer run (``--ref-iterations`` first-stage steps) for checking where today's ends.
 """
 
 from __future__ import annotations
@@ -155,66 +154,112 @@ def cmd_run(args: argparse.Namespace) -> None:
                           flush=True)
 
 
-def finished_at(curve: list[dict[str, float]], ref_end: dict[str, float], within: float) -> float | None:
-    """Seconds of the first snapshot from which every later one is within ``within`` of the
-    reference's end in both distances (a distance below the reference's counts as within)."""
-    ok = [c["content"] <= ref_end["content"] * (1 + within) and c["style"] <= ref_end["style"] * (1 + within)
-          for c in curve]
+def finished_at(curve: list[dict[str, float]], end: dict[str, float], within: float, key: str = "seconds") -> float | None:
+    """``key`` (seconds, cpu) of the first snapshot from which every later one is within ``within`` of
+    ``end`` in both distances (a distance below it counts as within)."""
+    ok = [c["content"] <= end["content"] * (1 + within) and c["style"] <= end["style"] * (1 + within) for c in curve]
     for k in range(len(curve)):
         if all(ok[k:]):
-            return curve[k]["seconds"]
+            return curve[k][key]
     return None
 
 
-def cut(rec: dict[str, Any], steps: int) -> dict[str, Any]:
-    """A reference run read as the same schedule stopped after ``steps`` (one-stage schedules only)."""
-    curve = [c for c in rec["curve"] if c["iteration"] <= steps]
-    return {**rec, "curve": curve, "seconds": curve[-1]["seconds"], "content_distance": curve[-1]["content"],
-            "style_distance": curve[-1]["style"], "steps": curve[-1]["iteration"]}
-
-
 def cmd_report(args: argparse.Namespace) -> None:
+    """summary.md (today against the others, per size), curves.png, sheet-SIZE.jpg."""
     out_dir = Path(args.out)
     rs = results(out_dir)
     by = {(r["config"], r["size"], r["photo"], r["painting"]): r for r in rs}
-    refs = {(s, p, q): r for (c, s, p, q), r in by.items() if c == "ref"}
-    lines = [f"Finished = both evaluator distances within {args.within:.0%} of the reference's end "
-             f"(reference: today's schedule with {args.ref_label}).", ""]
-    configs = sorted({c for (c, *_rest) in by if c != "ref"})
-    table = ["| size | config | cells | median s | s / today | median s to finished | finished cells | "
-             "content vs today (median, worst) | style vs today (median, worst) | max rise |", "|" + "---|" * 10]
+    configs = sorted({c for (c, *_rest) in by if c != args.base})
+    lines = [f"Finished: both evaluator distances within {args.within:.0%} of where `{args.base}` ends, and staying "
+             "there. Ratios are per cell, then the median.", "",
+             f"| size | config | cells | median s ({args.base} → config) | s / {args.base} (median, worst) | "
+             f"CPU s / {args.base} | steps (median) | s to finished (median: {args.base} → config) | "
+             f"content vs {args.base} (median, worst) | style vs {args.base} (median, worst) | max rise |",
+             "|" + "---|" * 11]
     for size in sorted({s for (_, s, _, _) in by}):
         for config in configs:
-            cells = [(k, r) for k, r in by.items() if k[0] == config and k[1] == size]
-            if not cells:
+            pairs = [(by[(args.base, s, p, q)], r) for (c, s, p, q), r in by.items()
+                     if c == config and s == size and (args.base, s, p, q) in by]
+            if not pairs:
                 continue
-            secs, fin, rel_c, rel_s, ratio = [], [], [], [], []
-            for (_c, s, p, q), r in cells:
-                ref = refs.get((s, p, q))
-                today = by.get(("today", s, p, q))
-                if ref is None:
-                    continue
-                end = ref["curve"][-1]
-                secs.append(r["seconds"])
-                f = finished_at(r["curve"], end, args.within)
-                fin.append(f)
-                if today is not None:
-                    rel_c.append(r["content_distance"] / today["content_distance"] - 1)
-                    rel_s.append(r["style_distance"] / today["style_distance"] - 1)
-                    ratio.append(r["seconds"] / today["seconds"])
-            if not secs:
+            t = [b["seconds"] for b, _ in pairs]
+            n = [r["seconds"] for _, r in pairs]
+            ratio = [r["seconds"] / b["seconds"] for b, r in pairs]
+            cpu = [r["cpu_seconds"] / b["cpu_seconds"] for b, r in pairs]
+            rc = [r["content_distance"] / b["content_distance"] - 1 for b, r in pairs]
+            rst = [r["style_distance"] / b["style_distance"] - 1 for b, r in pairs]
+            fb = [finished_at(b["curve"], b["curve"][-1], args.within) for b, _ in pairs]
+            fn = [finished_at(r["curve"], b["curve"][-1], args.within) for b, r in pairs]
+            med = statistics.median
+
+            lines.append(f"| {size} | {config} | {len(pairs)} | {med(t):.1f} → {med(n):.1f} | {med(ratio):.2f}, "
+                         f"{max(ratio):.2f} | {med(cpu):.2f} | {med([r['steps'] for _, r in pairs]):.0f} | "
+                         f"{fin(fb)} → {fin(fn)} | {med(rc):+.1%}, {max(rc):+.1%} | {med(rst):+.1%}, "
+                         f"{max(rst):+.1%} | {max(r['max_rise'] for _, r in pairs):.2f} |")
+    (out_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    curves(by, args.base, configs, out_dir)
+    for size in sorted({s for (_, s, _, _) in by}):
+        sheet(by, args.base, configs, size, out_dir)
+
+
+def fin(values: list[float | None]) -> str:
+    """The median of the values that are not None, and how many there are."""
+    done = [v for v in values if v is not None]
+    return f"{statistics.median(done):.1f} ({len(done)}/{len(values)})" if done else f"– (0/{len(values)})"
+
+
+def curves(by: dict[Any, dict[str, Any]], base: str, configs: list[str], out_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = sorted({(s, p, q) for (c, s, p, q) in by if c == base and any((k, s, p, q) in by for k in configs)})[:6]
+    if not cells:
+        return
+    fig, axes = plt.subplots(2, len(cells), figsize=(3.2 * len(cells), 5.5), squeeze=False)
+    for j, (s, p, q) in enumerate(cells):
+        for config, colour in [(base, "tab:grey"), *zip(configs, ("tab:red", "tab:blue", "tab:green"))]:
+            r = by.get((config, s, p, q))
+            if r is None:
                 continue
-            done = [f for f in fin if f is not None]
-            table.append(
-                f"| {size} | {config} | {len(secs)} | {statistics.median(secs):.1f} | "
-                f"{statistics.median(ratio):.2f} | " if ratio else f"| {size} | {config} | {len(secs)} | "
-                f"{statistics.median(secs):.1f} | – | ")
-            table[-1] += (f"{statistics.median(done):.1f} | " if done else "– | ") + f"{len(done)}/{len(fin)} | "
-            table[-1] += (f"{statistics.median(rel_c):+.1%}, {max(rel_c):+.1%} | {statistics.median(rel_s):+.1%}, "
-                          f"{max(rel_s):+.1%} | " if rel_c else "– | – | ")
-            table[-1] += f"{max(r['max_rise'] for _, r in cells):.2f} |"
-    (out_dir / "summary.md").write_text("\n".join(lines + table) + "\n")
-    print("\n".join(lines + table))
+            xs = [c["seconds"] for c in r["curve"][1:]]
+            axes[0][j].plot(xs, [c["content"] for c in r["curve"][1:]], color=colour, label=config)
+            axes[1][j].plot(xs, [c["style"] for c in r["curve"][1:]], color=colour, label=config)
+        axes[0][j].set_title(f"{p} × {q[:12]}, {s} px", fontsize=8)
+        axes[1][j].set_yscale("log")
+        axes[1][j].set_xlabel("wall seconds")
+    axes[0][0].set_ylabel("content distance")
+    axes[1][0].set_ylabel("style distance")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_dir / "curves.png", dpi=80)
+
+
+def sheet(by: dict[Any, dict[str, Any]], base: str, configs: list[str], size: int, out_dir: Path,
+          px: int = 128) -> None:
+    from PIL import Image, ImageDraw
+
+    cells = sorted({(p, q) for (c, s, p, q) in by if c == base and s == size})
+    cols = [base, *configs]
+    if not cells:
+        return
+    img = Image.new("RGB", (px * len(cols) * 2 + 8, 16 + px * ((len(cells) + 1) // 2)), "white")
+    draw = ImageDraw.Draw(img)
+    for k, (p, q) in enumerate(cells):
+        x0, y0 = (k % 2) * (px * len(cols) + 8), 16 + (k // 2) * px
+        for i, config in enumerate(cols):
+            path = out_dir / "cells" / f"{config}__{size}__{p}__{q}.png"
+            if path.exists():
+                with Image.open(path) as tile:
+                    tile = tile.convert("RGB")
+                    tile.thumbnail((px, px))
+                    img.paste(tile, (x0 + i * px, y0))
+    for half in range(2):
+        for i, config in enumerate(cols):
+            draw.text((half * (px * len(cols) + 8) + i * px + 4, 2), config, fill="black")
+    img.save(out_dir / f"sheet-{size}.jpg", quality=88)
 
 
 def main() -> None:
@@ -237,7 +282,7 @@ def main() -> None:
     p = sub.add_parser("report")
     p.add_argument("-o", "--out", default=str(ROOT / "bench" / "out" / "ttq"))
     p.add_argument("--within", type=float, default=0.05)
-    p.add_argument("--ref-label", default="600 first-stage steps")
+    p.add_argument("--base", default="today", help="the configuration the others are compared with")
     p.set_defaults(func=cmd_report)
     args = ap.parse_args()
     args.func(args)

@@ -29,7 +29,6 @@ class ServerState:
     pool: WorkerPool
     examples: dict[str, Path]
     devices: list[str]
-    recovered: list[str] = field(default_factory=list)
     _thumb_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -37,11 +36,11 @@ class ServerState:
         """Open the data folder, queue again what a stopped server left running, start the workers."""
         examples = api.example_images()
         store = Store(settings.data, examples)
-        recovered = store.recover()
+        store.recover()
         devices = resolve_devices(settings)
         state_box: list[ServerState] = []
         pool = WorkerPool(settings, store, hub, devices, lambda job_id: state_box[0].publish_status(job_id))
-        state = cls(settings, store, hub, pool, examples, devices, recovered)
+        state = cls(settings, store, hub, pool, examples, devices)
         state_box.append(state)
         pool.start()
         return state
