@@ -61,11 +61,11 @@ def max_rise(history: list[dict[str, float]]) -> float:
 
 
 def run_cell(photo: str, painting: str, size: int, overrides: dict[str, Any], every: int, out_png: Path,
-             evaluator: Any, save_at: int | None = None) -> dict[str, Any]:
+             evaluator: Any, save_at: int | None = None, photo_dir: Path = PANEL) -> dict[str, Any]:
     from restyle.config import Config
     from restyle.engine.transfer import StyleTransfer
 
-    content, style = PANEL / f"{photo}.jpg", EXAMPLES / f"{painting}.jpg"
+    content, style = photo_dir / f"{photo}.jpg", EXAMPLES / f"{painting}.jpg"
     snaps: list[tuple[int, float, Any]] = []
     config = Config(size=size, device="cpu", seed=0, **overrides)
     st = StyleTransfer(config)
@@ -144,7 +144,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                     if name in done:
                         continue
                     rec = run_cell(photo, painting, size, overrides, args.every, out_dir / "cells" / f"{name}.png",
-                                   evaluator, args.save_at)
+                                   evaluator, args.save_at, Path(args.photo_dir))
                     rec.update(cell=name, config=label, size=size, photo=photo, painting=painting,
                                overrides=overrides, src=args.src)
                     with open(out_dir / "results.jsonl", "a") as f:
@@ -271,6 +271,7 @@ def main() -> None:
     r.add_argument("--label", default=None, help="name the cells' config (default: the config's name)")
     r.add_argument("--set", action="append", help="a Config override KEY=JSON (repeatable)")
     r.add_argument("--photos", default="all")
+    r.add_argument("--photo-dir", default=str(PANEL), help="where the photos are (NAME.jpg)")
     r.add_argument("--paintings", default="all")
     r.add_argument("--ref-iterations", type=int, default=600)
     r.add_argument("--every", type=int, default=10)

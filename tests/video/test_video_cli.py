@@ -214,13 +214,16 @@ def test_the_command_line_states_the_video_defaults():
     assert cli.FLOW_PRESETS == flow.PRESETS
 
 
-def test_frames_get_100_iterations_and_the_first_300_unless_told(clip, painting, tmp_path, capsys, monkeypatch):
+def test_frames_stop_when_finished_unless_told_and_n_gives_the_first_three_times_as_many(clip, painting, tmp_path,
+                                                                                        capsys, monkeypatch):
     from restyle.video import stylize
 
     seen = []
     monkeypatch.setattr(stylize, "stylize_video", lambda i, s, config, o, video, **kw: seen.append((config, video)))
     run(capsys, "video", clip, painting, "-o", tmp_path / "o.mp4")  # (the stand-in returns no result to report)
     run(capsys, "video", clip, painting, "-o", tmp_path / "o.mp4", "-n", "40", "--temporal-weight", "0")
-    (default, video), (given, independent) = seen[0], seen[1]
-    assert default.iterations == 100 and video.first(default) == 300 and video.temporal_weight == 1e3
+    run(capsys, "video", clip, painting, "-o", tmp_path / "o.mp4", "-n", "40")
+    (default, video), (given, independent), (forced, warm) = seen
+    assert default.iterations is None and video.first(default) is None and video.temporal_weight == 1e3
     assert given.iterations == 40 and independent.temporal_weight == 0
+    assert forced.iterations == 40 and warm.first(forced) == 120

@@ -71,8 +71,11 @@ def test_frames_after_the_first_run_one_stage_when_they_start_from_the_previous_
     from restyle.video.stylize import VideoOptions, _FrameRunner
 
     config = Config(size=512, device="cpu")  # coarse to fine by default at this size
+    def stages(frames: _FrameRunner, k: int) -> list[int | None]:
+        return StyleTransfer(frames.configs[k]).stage_sizes(None)
+
     linked = _FrameRunner(config, VideoOptions(), [], lambda event: None)
-    assert linked.engines[0].stage_sizes(None) == [256, 512]  # the first frame composes coarse to fine
-    assert linked.engines[1].stage_sizes(None) == [512]  # the others refine the warped frame before
+    assert stages(linked, 0) == [256, 512]  # the first frame composes coarse to fine
+    assert stages(linked, 1) == [512]  # the others refine the warped frame before
     independent = _FrameRunner(config, VideoOptions(temporal_weight=0), [], lambda event: None)
-    assert independent.engines[1].stage_sizes(None) == [256, 512]  # each frame a still
+    assert stages(independent, 1) == [256, 512]  # each frame a still
