@@ -166,7 +166,7 @@ def too_small_for_the_layers(tmp, content, style):
 
 def memory_budget_too_small(tmp, content, style):
     return [content, style, "--max-memory", 0.05], [  # less than the runtime alone
-        "--max-memory 0.05 GB is too little for the 32x22 px stage", "it needs about", "raise --max-memory"]
+        "--max-memory 0.05 GB is too little for the 32x22 px stage", "it needs about", "lower --size, or give --max-memory GB"]
 
 
 @pytest.mark.parametrize("case", [

@@ -90,10 +90,10 @@ class Config:
     iterations: int | None = option(None, flag=("--iterations", "-n"), group="optimisation", metavar="N|auto",
                                     shown="auto: each stage stops when its loss stops improving",
                                     help="optimiser iterations of the first stage (each finer stage half as many); "
-                                    "auto: stop when finished (docs/quality.md)")
+                                    "auto: stop when finished (docs/stopping.md)")
     stop_tolerance: float = option(0.015, flag="--stop-tolerance", group="optimisation", metavar="F",
                                    help="the automatic stop: a stage ends when 20 steps improve its loss by less "
-                                   "than this fraction (0.015 = 1.5 percent; docs/quality.md); ignored with -n N")
+                                   "than this fraction (0.015 = 1.5 percent; docs/stopping.md); ignored with -n N")
     lr: float | None = option(None, flag="--lr", group="optimisation", shown="1 for L-BFGS, 0.02 for Adam",
                               help="step size")
     line_search: bool = option(False, flag="--line-search", group="optimisation",

@@ -226,7 +226,9 @@ def resume_point(folder: Path, values: dict[str, Any]) -> tuple[int, list[dict[s
     (0, [], {}) to start afresh."""
     try:
         saved = json.loads((folder / "checkpoint.json").read_text())
-        iteration, total = int(saved["iteration"]), int(saved["total"])
+        # (a checkpoint of an earlier release has no total: the iterations asked for tell it; none under
+        # the automatic stop, and then the job starts afresh)
+        iteration, total = int(saved["iteration"]), int(saved.get("total", values["iterations"] + 1))
         rows = [json.loads(line) for line in (folder / "rows.jsonl").read_text().splitlines() if line.strip()]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return 0, [], {}

@@ -154,14 +154,13 @@ async function loadOptions() {
   $("strength-row").hidden = !names.has("strength");
   for (const preset of described.presets)
     if (preset !== "gatys") $("preset").append(new Option(preset, preset));
-  const defaults = Object.fromEntries(state.fields.map((f) => [f.name, f.default]));
   const limits = described.limits;
   if (limits) {  // the page offers nothing this server refuses
     $("iterations").max = String(limits.max_iterations);
     for (const option of [...$("size").options])
       if (option.value !== "none" && Number(option.value) > limits.max_size) option.remove();
   }
-  if (!$("iterations").dataset.touched) setIterations(defaults.iterations ?? null);
+  if (!$("iterations").dataset.touched) setIterations(state.fields.find((f) => f.name === "iterations")?.value ?? null);
   $("more-fields").replaceChildren(...state.fields.filter((f) => !MAIN.includes(f.name)).map(fieldInput));
 }
 
