@@ -315,3 +315,13 @@ def test_a_study_runs_on_any_executor(tmp_path, monkeypatch):
     assert sorted(executor.tasks) == [0, 1]
     assert [r.error for r in summary.results] == ["not run here (64 px)"] * 2
     assert any("Ran with a recording executor" in n for n in summary.notes)
+
+
+def test_a_cell_over_the_pixel_cap_is_refused_before_any_cell_runs(tmp_path, content, style):
+    from restyle import api
+    from restyle.errors import ConfigError
+
+    cells = api.build_grid([str(content)], [str(style)], ["gatys"], options={"size": 200000})
+    with pytest.raises(ConfigError, match=r"--size 200000 makes a 200000x\d+ px output"):
+        api.run_study(cells, tmp_path / "study")
+    assert not (tmp_path / "study" / "cells").exists() or not any((tmp_path / "study" / "cells").iterdir())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from restyle.api._web import header_size
+from restyle.api._web import check_requests
 from restyle.batch import BatchEvent, BatchItem, BatchSummary, plan
 from restyle.batch import run_batch as _run
 from restyle.errors import ConfigError
@@ -27,13 +27,7 @@ def plan_batch(inputs: Sequence[str | Path] = (), styles: Sequence[str | Path] =
     safe and unique. Bad usage: a one-line :class:`ConfigError`."""
     items = plan([str(p) for p in inputs], [str(p) for p in styles], out_dir, manifest=manifest, options=options,
                  preset=preset, fmt=format)
-    for item in items:  # an output over the pixel cap is refused now, not after the others ran
-        size = header_size(item.content)
-        if size is not None and (item.config.max_pixels is None or size[0] * size[1] <= item.config.max_pixels):
-            try:
-                item.config.check_request(size)
-            except ConfigError as err:
-                raise ConfigError(f"{item.source or item.content}: {err}") from None
+    check_requests((item.source or item.content, item.content, item.config) for item in items)
     return items
 
 

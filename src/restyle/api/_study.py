@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from restyle.api._web import check_requests
 from restyle.study import Cell, StudySummary
 from restyle.study import build_grid as _build_grid
 from restyle.study import preset_grid as _preset_grid
@@ -24,5 +25,7 @@ def preset_grid(name: str, options: Mapping[str, Any] | None = None, **kwargs: A
 
 
 def run_study(cells: Sequence[Cell], out_dir: str | Path, **kwargs: Any) -> StudySummary:
-    """Run (or resume) a study's cells into ``out_dir`` and write its report."""
+    """Run (or resume) a study's cells into ``out_dir`` and write its report. A cell whose output
+    would pass the pixel cap is refused before any cell runs."""
+    check_requests((cell.name, cell.content, cell.config) for cell in cells)
     return _run_study(cells, out_dir, **kwargs)

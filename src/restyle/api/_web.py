@@ -7,7 +7,7 @@ import importlib.resources
 import os
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 from PIL import Image
@@ -92,3 +92,16 @@ def available_devices() -> list[str]:
 def available_cpus() -> int:
     """The CPU cores this process may use (its affinity, else the machine's count)."""
     return cpu_count()
+
+
+def check_requests(runs: Iterable[tuple[str, Any, Any]]) -> None:
+    """Refuse, before any of them runs, a run (label, content path, config) whose output would
+    pass the pixel cap (:meth:`restyle.config.Config.check_request`), naming it. Contents whose
+    header is unreadable or itself over the cap are left to the loader, which names them."""
+    for label, content, config in runs:
+        size = header_size(content) if isinstance(content, (str, Path)) else None
+        if size is not None and (config.max_pixels is None or size[0] * size[1] <= config.max_pixels):
+            try:
+                config.check_request(size)
+            except ConfigError as err:
+                raise ConfigError(f"{label}: {err}") from None
