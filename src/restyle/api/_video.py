@@ -34,10 +34,12 @@ def stylize_video(
     ``styles`` (paths) into ``output``: a video file (H.264 where FFmpeg has libx264, the audio copied),
     a ``.gif``, or ``DIR/`` for PNG frames; same frame count and rate as the input unless ``frames``
     (``"A:B"``) or ``fps`` say otherwise. ``config``/``preset``/``options`` are each frame's run, as in
-    :func:`stylize`, but ``iterations`` defaults to 100. ``temporal_weight`` (default
+    :func:`stylize` (``iterations`` defaults to :data:`restyle.video.stylize.DEFAULT_ITERATIONS`,
+    the automatic stop). ``temporal_weight`` (default
     :data:`restyle.video.DEFAULT_TEMPORAL_WEIGHT`; 0 = independent frames) weighs closeness to the
     previous stylised frame warped by the optical flow; the first frame gets ``first_iterations``
-    (default 3 x the config's iterations, with a temporal weight; else the same). Finished frames are kept
+    (default: the automatic stop, or 3 x ``iterations`` when they are given, with a temporal weight;
+    else the same). Finished frames are kept
     in ``work_dir`` (default ``OUTPUT.work/``) and a rerun continues from them. ``on_event`` receives
     :class:`VideoStarted`, per frame :class:`FrameStarted`, the engine's events, :class:`FrameFinished`,
     then :class:`VideoFinished`."""

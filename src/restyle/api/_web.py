@@ -97,10 +97,10 @@ def available_cpus() -> int:
 def check_requests(runs: Iterable[tuple[str, Any, Any]]) -> None:
     """Refuse, before any of them runs, a run (label, content path, config) whose output would
     pass the pixel cap (:meth:`restyle.config.Config.check_request`), naming it. Contents whose
-    header is unreadable or itself over the cap are left to the loader, which names them."""
+    header is unreadable are left to the loader, which names them."""
     for label, content, config in runs:
         size = header_size(content) if isinstance(content, (str, Path)) else None
-        if size is not None and (config.max_pixels is None or size[0] * size[1] <= config.max_pixels):
+        if size is not None:
             try:
                 config.check_request(size)
             except ConfigError as err:

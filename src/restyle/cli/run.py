@@ -50,9 +50,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     options = run_options(args)
     if not args.from_image and len(args.images) >= 2:  # an absurd size is refused before torch loads
-        header, config = header_size(args.images[0]), Config.from_values(options, preset=args.preset)
-        if header is not None and (config.max_pixels is None or header[0] * header[1] <= config.max_pixels):
-            config.check_request(header)  # (an input over the cap: the loader names it)
+        header = header_size(args.images[0])
+        if header is not None:
+            Config.from_values(options, preset=args.preset).check_request(header)
     from restyle import api
 
     if args.from_image:

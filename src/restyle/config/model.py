@@ -166,8 +166,9 @@ class Config:
 
     def check_request(self, content_size: tuple[int, int]) -> None:
         """Refuse, before any work, a run whose output (or any stage) would pass the pixel cap
-        (``--max-pixels``), naming the size, the cap and how to change them."""
-        if self.max_pixels is None:
+        (``--max-pixels``), naming the size, the cap and how to change them. A content image over
+        the cap itself is left to the loader, which names the image."""
+        if self.max_pixels is None or content_size[0] * content_size[1] > self.max_pixels:
             return
         width, height = self.output_size(content_size)
         if width * height > self.max_pixels:

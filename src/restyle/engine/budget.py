@@ -141,9 +141,7 @@ def check_budget(config: Config, features: Features, layers: Sequence[str], size
     need = estimate_bytes(config, features, layers, size, tile, least)
     if need > budget:
         where = (f" ({budget / 2**30:.1f} GB once the CUDA context's {CUDA_CONTEXT_BYTES / 2**30:.1f} GB is set aside)"
-                 if features.device.type == "cuda" else "")
-        if config.max_memory == "auto":
-            where = ""
+                 if features.device.type == "cuda" and config.max_memory != "auto" else "")
         raise ConfigError(f"{budget_words(config, budget)} is too little for the {size[1]}x{size[0]} px stage"
                           f"{where}: {f'even in {tile} px tiles ' if tile else ''}it needs about {need / 2**30:.1f} GB "
                           f"(estimated); lower --size, or give --max-memory GB (none: no limit)")
@@ -186,7 +184,7 @@ def history_pairs(config: Config, features: Features, layers: Sequence[str], siz
     rest = budget - estimate_bytes(config, features, layers, size, tile, pairs=0)
     pairs = max(min(BUDGET_MIN_PAIRS, full), min(full, int(rest // (24.0 * size[0] * size[1]))))
     if pairs < full:
-        note = f"{max(size)} px stage: {pairs} L-BFGS pairs (not {full}) to stay within --max-memory"
+        note = f"{max(size)} px stage: {pairs} L-BFGS pairs (not {full}) to stay within {budget_words(config, budget)}"
         if note not in notes:
             notes.append(note)
     return pairs

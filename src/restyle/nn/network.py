@@ -75,11 +75,6 @@ def halo(backbone: Backbone, layers: Iterable[str]) -> tuple[int, int]:
     return -(-last.reach // last.stride) * last.stride, last.stride
 
 
-def min_side(backbone: Backbone, layers: Iterable[str]) -> int:
-    """The shortest image side that still has one feature position at every one of ``layers``."""
-    return deepest(backbone, layers).stride
-
-
 def chain_info(layers: Sequence[tuple[str, int, int, int]]) -> dict[str, LayerInfo]:
     """:class:`LayerInfo` of a plain chain of layers, each given as (name, out channels (0: same
     as before), kernel reach in positions (1 for a 3x3 conv with padding 1, 1 for a 2x2/2 pool),
