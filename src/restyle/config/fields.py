@@ -104,12 +104,10 @@ def parse_field(cls: type, name: str, text: str, *, label: str | None = None, it
     label = label or opt.flags[0]
     base, nullable = field_type(cls, key)
     raw = text.strip()
-    default = next((f.default for f in dataclasses.fields(cls) if f.name == key), None)
-    if isinstance(default, str) and base is not str and raw.lower() == default:  # a word default ("auto")
-        return default
-    # None is written none (or null); where None means "automatic" (the default shown as auto...), also auto
-    none_words = ("none", "null", "auto") if (opt.shown or "").startswith("auto") else ("none", "null")
-    if nullable and not item and raw.lower() in none_words:
+    words = dict(opt.words)
+    if not item and raw.lower() in words:  # a value the field names by a word (auto)
+        return words[raw.lower()]
+    if nullable and not item and raw.lower() in ("none", "null"):
         return None
     origin = typing.get_origin(base)
     of = typing.get_args(base)[0] if origin is list else None

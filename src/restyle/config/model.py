@@ -88,7 +88,7 @@ class Config:
     # Optimisation
     optimizer: str = option("lbfgs", flag="--optimizer", group="optimisation", choices=OPTIMIZERS, help="optimiser")
     iterations: int | None = option(None, flag=("--iterations", "-n"), group="optimisation", metavar="N|auto",
-                                    shown="auto: each stage stops when its loss stops improving",
+                                    shown="auto: each stage stops when its loss stops improving", words={"auto": None},
                                     help="optimiser iterations of the first stage (each finer stage half as many); "
                                     "auto: stop when finished (docs/stopping.md)")
     stop_tolerance: float = option(0.015, flag="--stop-tolerance", group="optimisation", metavar="F",
@@ -145,7 +145,7 @@ class Config:
                               "global style statistics: memory bounded by the tile, not the image; stages no larger "
                               "than PX run untiled (docs/large.md)")
     max_memory: float | str | None = option(
-        "auto", flag="--max-memory", group="optimisation", metavar="GB|auto|none",
+        "auto", flag="--max-memory", group="optimisation", metavar="GB|auto|none", words={"auto": "auto"},
         shown="auto: the memory available, less a 10 percent margin",
         help="tile the stages whose untiled run is estimated to need more than GB (on CUDA: GB less the context's "
         "1.2, or the free memory if less), with the largest tile that fits; a run no tile can fit is refused before "
