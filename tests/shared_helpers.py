@@ -27,3 +27,26 @@ def run_cli(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def tiny_fast_model(path: Path, styles: int = 2, seed: int = 0) -> Path:
+    """A fast-model file with a tiny random network (width 4, one block) holding ``styles``
+    styles named style1, style2, ... (each a 16-px solid-colour image): loads and runs like a
+    trained one, in milliseconds."""
+    import torch
+    from PIL import Image
+
+    from restyle.methods.fastmodel import encode_png, save_model
+    from restyle.nn.transformer import NetShape, TransformerNet
+
+    torch.manual_seed(seed)
+    net = TransformerNet(NetShape(width=4, blocks=1, kernel=3, styles=styles))
+    with torch.no_grad():  # styles that differ visibly
+        for p in net.style_parameters():
+            p.add_(torch.randn_like(p))
+    colours = [(200, 40, 40), (40, 40, 200), (40, 160, 40), (200, 200, 40)]
+    record = {"styles": [{"name": f"style{i + 1}", "sha256": "0" * 64,
+                          "png": encode_png(Image.new("RGB", (16, 16), colours[i % 4]))} for i in range(styles)],
+              "config": {}, "options": {}, "shape": net.shape.as_dict(), "steps": 0, "photos": 0}
+    save_model(path, net, record)
+    return path

@@ -71,7 +71,8 @@ def stylize(
     config = resolve_config(config, preset, options)
     if quality is not None and output is None:
         raise ConfigError("--quality needs an output (-o OUT.jpg or OUT.webp)")
-    check_style_blend(config.style_blend, len(styles))
+    if config.fast_model is None:  # a fast model's blend weighs the styles it holds (checked by the method)
+        check_style_blend(config.style_blend, len(styles))
     if output is not None:
         inputs = record.run_inputs(content, styles, config) + [("image the run is reproduced from", str(p)) for p in keep]
         record.check_output(output, inputs, history=history, plot=plot,

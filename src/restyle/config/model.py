@@ -56,8 +56,9 @@ class Config:
                               help="longest side of the output in pixels; none keeps the content image's size")
     style_scale: float = option(1.0, flag="--style-scale", group="image",
                                 help="style images are resized to size x this (longest side)")
-    style_blend: list[float] | None = option(None, flag="--style-blend", group="image", metavar="W1,W2,..",
-                                             shown="equal", help="one weight per style image")
+    style_blend: list[float] | None = option(None, flag=("--style-blend", "--blend"), group="image",
+                                             metavar="W1,W2,..", shown="equal", help="one weight per style image "
+                                             "(with --fast-model: per style the model holds)")
     max_pixels: int | None = option(DEFAULT_MAX_PIXELS, flag="--max-pixels", group="image", metavar="N",
                                     help="refuse input images with more pixels (decompression bombs); none: no cap")
     # Backbone
@@ -150,6 +151,13 @@ class Config:
         help="tile the stages whose untiled run is estimated to need more than GB (on CUDA: GB less the context's "
         "1.2, or the free memory if less), with the largest tile that fits; a run no tile can fit is refused before "
         "it starts; auto: the RAM available (CUDA: the card's free memory), none: no limit (docs/large.md)")
+    # Fast models (docs/fast.md)
+    fast_model: str | None = option(None, flag="--fast-model", group=GROUPS[5], metavar="NAME|PATH", shown="off",
+                                    help="stylise with a trained feed-forward network (restyle train) in milliseconds "
+                                    "instead of optimising: a .pt file, or a bundled model or painting's name; its "
+                                    "styles replace style images")
+    refine: int = option(0, flag="--refine", group=GROUPS[5], metavar="N", help="with --fast-model: then optimise "
+                         "the network's output for N iterations towards the model's paintings (0 = off)")
     preset: str | None = option(None, flag="--preset", group="model", choices=PRESETS, shown="gatys",
                                 help="layers and model of a known setup", internal="recorded for the report; "
                                 "--preset sets the other fields (Config.from_options), this one only names it")
@@ -218,6 +226,8 @@ class Config:
             raise ConfigError("--style-blend weights must be >= 0")
         if self.style_blend is not None and sum(self.style_blend) <= 0:
             raise ConfigError("--style-blend weights must not all be 0")
+        if self.refine < 0 or (self.refine and self.fast_model is None):
+            raise ConfigError("--refine N needs --fast-model and N >= 0")
         self._validate_controls()
         self.content_layers = {canonical_layer(self.model, k): v for k, v in self.content_layers.items()}
         self.style_layers = {canonical_layer(self.model, k): v for k, v in self.style_layers.items()}

@@ -28,7 +28,8 @@ COLOR_MODES = ("luminance", "histogram")  # --preserve-color
 #: ``--photo``'s weight for the matting term Σ_c V_cᵀ L V_c / N (see docs/controls.md for how it was chosen).
 DEFAULT_PHOTO_WEIGHT = 1e5
 #: The help groups of the run options, in the order ``--help`` shows them.
-GROUPS = ("image", "model", "losses", "optimisation", "artistic controls (docs/controls.md)")
+GROUPS = ("image", "model", "losses", "optimisation", "artistic controls (docs/controls.md)",
+          "fast models (docs/fast.md)")
 #: A device a run names: cpu, cuda or cuda:N (``auto`` is allowed where the tool may choose).
 DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
 

@@ -1,0 +1,95 @@
+"""The fast method: a trained feed-forward network (``restyle train``) stylises a photo in one
+forward pass (Johnson et al. 2016), optionally refined by the optimiser (``--refine N``)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from restyle.config import Config
+from restyle.engine import Result
+from restyle.engine.backend import resolve_device
+from restyle.engine.events import EventHandler, Finished, Started
+from restyle.errors import ConfigError
+from restyle.io import images
+from restyle.methods.base import IterationHandler
+from restyle.methods.fastmodel import FastModel, check_blend, load_model
+from restyle.methods.optimise import Optimisation
+from restyle.nn import controls
+
+
+def model_name(config: Config) -> str:
+    if config.fast_model is None:
+        raise ConfigError("the fast method needs --fast-model")
+    return config.fast_model
+
+
+def stylise(model: FastModel, content: torch.Tensor, blend: torch.Tensor, preserve_color: str | None = None,
+            photo_filter: bool = False) -> torch.Tensor:
+    """The network's picture of ``content`` (``1 x 3 x H x W`` in [0, 1], on the model's device),
+    with the colour controls applied after it: luminance keeps the content's chroma (Gatys et al.
+    2017), histogram recolours the output to the content's colour statistics."""
+    with torch.inference_mode():
+        out = model.net(content, blend.to(content.device))
+        if preserve_color == "luminance":
+            out = controls.recombine_luminance(controls.luminance(out), content)
+        elif preserve_color == "histogram":
+            out = controls.match_color(out, content)
+        if photo_filter:
+            out = controls.guided_filter(content, out)
+    return out.clamp(0, 1)
+
+
+class FastTransfer:
+    """Runs a trained transformation network (``config.fast_model``): the styles are the model's,
+    so ``styles`` must be empty; ``--blend`` weighs the model's styles. Events: ``Started`` (total
+    0), then ``Finished``; with ``--refine N`` the optimiser's events follow from the network's
+    output, towards the paintings stored in the model file."""
+
+    name = "fast"
+
+    def run(self, content: Any, styles: Sequence[Any], config: Config, *, on_event: EventHandler | None = None,
+            on_iteration: IterationHandler | None = None, start: torch.Tensor | None = None,
+            terms: Sequence[nn.Module] = ()) -> Result:
+        name = model_name(config)
+        if len(styles):
+            raise ConfigError("a fast model carries its own styles: give the content image alone "
+                              "(or leave out --fast-model to optimise towards style images)")
+        model = load_model(name)
+        blend = check_blend(model, config.style_blend)
+        img = images.load_image(content, max_pixels=config.max_pixels, role="content image")
+        config.check_request(img.size)
+        img = images.resize_longest(img, config.size)
+        device = resolve_device(config.device)
+        t0 = time.perf_counter()
+        if next(model.net.parameters()).device != device:
+            model.net.to(device)
+        x = images.to_tensor(img).to(device)
+        notes = [f"fast model {name}: {', '.join(f'{n} {w:.2f}' for n, w in zip(model.style_names, blend.tolist()))}"]
+        if config.refine:
+            out = stylise(model, x, blend, None, False)
+            refine = config.replace(fast_model=None, refine=0, iterations=config.refine)
+            weights = [float(w) for w in blend.tolist()]
+            used = [i for i, w in enumerate(weights) if w > 0]
+            refine = refine.replace(style_blend=[weights[i] for i in used])
+            paintings = [model.style_images()[i] for i in used]
+            result = Optimisation().run(img, paintings, refine, on_event=on_event, on_iteration=on_iteration,
+                                        start=out, terms=terms)
+            result.config = config
+            result.notes = notes + result.notes
+            return result
+        if on_event:
+            on_event(Started(total=0, stages=(max(img.size),), model=f"fast:{name}", device=str(device),
+                             precision="fp32", notes=tuple(notes)))
+        out = stylise(model, x, blend, config.preserve_color, config.photo_filter).float().cpu()
+        seconds = time.perf_counter() - t0
+        reason = "a fast model: one forward pass"
+        if on_event:
+            on_event(Finished(iterations=0, final_loss=math.nan, seconds=seconds, reason=reason))
+        return Result(images.to_image(out), [], config, notes, device=str(device), precision="fp32",
+                      pixels=out, stop_reason=reason)

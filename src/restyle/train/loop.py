@@ -1,0 +1,201 @@
+"""Training a fast model: Adam on the transformation network against :class:`TrainObjective`,
+over random crops of a photo folder, with checkpoints, ``resume``, and sample sheets of held-back
+photos. Emits typed events (:mod:`restyle.train.events`); writes only the model file, its
+checkpoint (``NAME.ckpt.pt``) and the sample sheets (``NAME.samples/stepNNNNN.jpg``)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from restyle.backbone import cached_backbone
+from restyle.config import Config
+from restyle.engine.backend import resolve_device, resolve_precision, weights_dtype
+from restyle.engine.objective import Features
+from restyle.errors import ConfigError
+from restyle.io import images
+from restyle.methods.fastmodel import FastModel, encode_png, read_model, save_model
+from restyle.nn.transformer import NetShape, TransformerNet
+from restyle.train.events import TrainEvent, TrainFinished, TrainProgress, TrainSample, TrainStarted
+from restyle.train.objective import TrainObjective
+from restyle.train.photos import load_photos
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How to train (the losses, layers, crop size and style size come from the :class:`Config`:
+    ``size`` is the crop's side, ``style_scale`` sizes the paintings relative to it)."""
+
+    steps: int = 2000
+    batch: int = 4
+    lr: float = 1e-3
+    every: int = 200  # checkpoint and sample sheet every N steps (0: only at the end)
+    held_out: int = 4
+    seed: int = 0
+    photo_side: int = 768  # photos are held in memory at most this long (crops are rescaled from them)
+
+    def check(self) -> None:
+        for name in ("steps", "batch"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name} must be >= 1")
+        if not (0 < self.lr < 1):
+            raise ConfigError(f"--lr must be between 0 and 1 for training, got {self.lr}")
+        if self.every < 0 or self.held_out < 0:
+            raise ConfigError("--every and --held-out must be >= 0")
+
+
+def checkpoint_path(output: Path) -> Path:
+    return output.with_name(output.stem + ".ckpt.pt")
+
+
+def sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def train(styles: Sequence[str | Path], photos: str | Path, output: str | Path, config: Config,
+          shape: NetShape, options: TrainOptions, *, resume: bool = False,
+          on_event: Callable[[TrainEvent], None] | None = None) -> FastModel:
+    """Train a network for ``styles`` on the photos under ``photos`` and write it to ``output``.
+    ``resume`` continues from ``output``'s checkpoint (same styles, shape and options)."""
+    options.check()
+    output = Path(output)
+    if output.suffix != ".pt":
+        raise ConfigError(f"the model file must end in .pt, got '{output}'")
+    if not output.parent.is_dir():
+        raise ConfigError(f"the folder of '{output}' does not exist")
+    if not styles:
+        raise ConfigError("give at least one style image")
+    emit = on_event or (lambda e: None)
+    style_imgs = [images.load_image(s, max_pixels=config.max_pixels, role=f"style image {i + 1}")
+                  for i, s in enumerate(styles)]
+    crop = int(config.size or 256)
+    style_side = max(16, round(crop * config.style_scale))
+    style_imgs = [images.resize_longest(s, style_side) for s in style_imgs]
+    shape = NetShape(shape.width, shape.blocks, shape.kernel, len(style_imgs))
+    record: dict[str, Any] = {
+        "styles": [{"name": Path(s).stem, "sha256": sha256(s), "png": encode_png(img)}
+                   for s, img in zip(styles, style_imgs)],
+        "config": config.to_dict(), "options": options.__dict__, "shape": shape.as_dict(),
+    }
+    start_step, state = 0, None
+    ckpt = checkpoint_path(output)
+    if resume:
+        if not ckpt.is_file():
+            raise ConfigError(f"--resume: no checkpoint '{ckpt}' to resume from")
+        saved = read_model(ckpt)
+        for key in ("styles", "config", "options", "shape"):
+            if _comparable(saved.record.get(key)) != _comparable(record[key]):
+                raise ConfigError(f"--resume: the checkpoint '{ckpt}' was trained with other {key}; "
+                                  "give the same styles and options, or train afresh without --resume")
+        state, start_step = saved.train, int((saved.train or {}).get("step", 0))
+    photo_set = load_photos(photos, held_out=options.held_out, longest=options.photo_side,
+                            max_pixels=config.max_pixels, exclude=styles)
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    precision = "fp32" if precision == "tf32" and device.type == "cpu" else precision
+    backbone = cached_backbone(config.model, config.weights, config.pooling, device, weights_dtype(precision))
+    features = Features(backbone, device, precision)
+    objective = TrainObjective(config, features, [images.to_tensor(s) for s in style_imgs])
+    torch.manual_seed(options.seed)
+    net = TransformerNet(shape).to(device)
+    optim = torch.optim.Adam(net.parameters(), lr=options.lr)
+    rng = random.Random(options.seed)
+    if state is not None:
+        net.load_state_dict(saved.net.state_dict())
+        optim.load_state_dict(state["optim"])
+        rng.setstate(_rng_state(state["rng"]))
+    record.update(photos=len(photo_set.train), held_out=photo_set.held_names, skipped=len(photo_set.skipped))
+    emit(TrainStarted(options.steps, start_step, len(photo_set.train), len(photo_set.held), len(photo_set.skipped),
+                      tuple(s["name"] for s in record["styles"]), str(device), precision))
+    seconds0 = float((state or {}).get("seconds", 0.0))
+    t0, loss_avg = time.perf_counter(), math.nan
+    n_styles = shape.styles
+    net.train()
+    for step in range(start_step, options.steps):
+        x = photo_set.crops(options.batch, crop, rng).to(device)
+        index = [(step * options.batch + b) % n_styles for b in range(options.batch)]
+        blend = torch.nn.functional.one_hot(torch.tensor(index), n_styles).float().to(device)
+        y = net(x, blend)
+        loss, content, style, tv = objective(x, y, index)
+        if not torch.isfinite(loss):
+            raise ConfigError(f"training diverged at step {step + 1} (loss {float(loss)}); try a smaller --lr")
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+        value = loss.item()
+        loss_avg = value if math.isnan(loss_avg) else 0.98 * loss_avg + 0.02 * value
+        seconds = seconds0 + time.perf_counter() - t0
+        done = step + 1
+        rate = (time.perf_counter() - t0) / (done - start_step)
+        emit(TrainProgress(done, options.steps, {"total": value, "content": content.item(), "style": style.item(),
+                                                 "tv": tv.item(), "smoothed": loss_avg}, seconds,
+                           rate * (options.steps - done)))
+        if (options.every and done % options.every == 0) or done == options.steps:
+            net.eval()
+            record.update(steps=done, seconds=round(seconds, 1), loss=round(loss_avg, 6))
+            train_state = {"step": done, "optim": optim.state_dict(), "rng": _rng_list(rng.getstate()),
+                           "seconds": seconds}
+            save_model(ckpt, net, record, train=train_state)
+            if photo_set.held:
+                sheet = sample_sheet(net, photo_set.held, device, crop)
+                path = output.with_name(output.stem + ".samples") / f"step{done:05d}.jpg"
+                path.parent.mkdir(exist_ok=True)
+                sheet.save(path, quality=90)
+                emit(TrainSample(done, str(path)))
+            net.train()
+    net.eval()
+    save_model(output, net, record)
+    emit(TrainFinished(options.steps, loss_avg, seconds0 + time.perf_counter() - t0, str(output)))
+    return read_model(output)
+
+
+def sample_sheet(net: TransformerNet, photos: Sequence[Image.Image], device: torch.device, side: int) -> Image.Image:
+    """Each held-back photo (longest side ``side``) above the network's picture of it, per style."""
+    tiles: list[list[Image.Image]] = []
+    styles = net.shape.styles
+    with torch.inference_mode():
+        for photo in photos:
+            img = images.resize_longest(photo, side)
+            x = images.to_tensor(img).to(device)
+            col = [img] + [images.to_image(net(x, torch.nn.functional.one_hot(torch.tensor([s]), styles).float()
+                                                .to(device)).cpu()) for s in range(styles)]
+            tiles.append(col)
+    width = sum(max(t.width for t in col) for col in tiles)
+    height = max(sum(t.height for t in col) for col in tiles)
+    sheet = Image.new("RGB", (width, height), "white")
+    left = 0
+    for col in tiles:
+        top = 0
+        for t in col:
+            sheet.paste(t, (left, top))
+            top += t.height
+        left += max(t.width for t in col)
+    return sheet
+
+
+def _comparable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _comparable(v) for k, v in value.items() if k not in ("png",)}
+    if isinstance(value, (list, tuple)):
+        return [_comparable(v) for v in value]
+    return value
+
+
+def _rng_list(state: tuple[Any, ...]) -> list[Any]:
+    """``random.Random.getstate()`` as plain lists/ints (a weights-only torch file takes no tuples of tuples)."""
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _rng_state(saved: list[Any]) -> tuple[Any, ...]:
+    version, internal, gauss = saved
+    return (version, tuple(internal), gauss)
