@@ -26,6 +26,11 @@ _EXPORTS = {
     "score_video": "restyle.api",
     "plan_batch": "restyle.api",
     "run_batch": "restyle.api",
+    "train_fast_model": "restyle.api",
+    "TrainStarted": "restyle.train",
+    "TrainProgress": "restyle.train",
+    "TrainSample": "restyle.train",
+    "TrainFinished": "restyle.train",
     "Method": "restyle.methods",
     "Backbone": "restyle.nn.network",
     "Config": "restyle.config",
@@ -46,10 +51,10 @@ _EXPORTS = {
 __all__ = [
     # what users call
     "stylize", "stylize_video", "plan_batch", "run_batch", "build_grid", "preset_grid", "run_study", "score",
-    "score_video", "read_run_record",
+    "score_video", "read_run_record", "train_fast_model",
     # what they pass and get back
     "Config", "Result", "Started", "Progress", "Finished", "RestyleError", "LAYER_SETS", "PRESETS", "layer_names",
-    "__version__",
+    "__version__", "TrainStarted", "TrainProgress", "TrainSample", "TrainFinished",
     # the seams, and the engine and network behind the default method
     "Method", "Backbone", "StyleTransfer", "VGGFeatures", "build_backbone", "load_weights",
 ]
@@ -74,10 +79,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs
         score_video,
         stylize,
         stylize_video,
+        train_fast_model,
     )
     from restyle.backbone import build_backbone
     from restyle.config import Config
     from restyle.engine import Result, StyleTransfer
+    from restyle.train import TrainFinished, TrainProgress, TrainSample, TrainStarted
     from restyle.engine.events import Finished, Progress, Started
     from restyle.errors import RestyleError
     from restyle.methods import Method

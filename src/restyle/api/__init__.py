@@ -20,6 +20,7 @@ from restyle.api._run import (
     stylize,
 )
 from restyle.api._study import build_grid, preset_grid, run_study
+from restyle.api._train import train_fast_model
 from restyle.api._video import score_video, stylize_video
 from restyle.api._web import (
     available_cpus,
@@ -38,6 +39,7 @@ from restyle.methods import Method, method_for
 from restyle.metrics import Scores
 from restyle.nn.network import Backbone, LayerInfo
 from restyle.study import Cell, StudySummary
+from restyle.train import TrainEvent, TrainFinished, TrainProgress, TrainSample, TrainStarted
 from restyle.video.events import FrameFinished, FrameStarted, VideoFinished, VideoStarted
 
 __all__ = [
@@ -55,6 +57,8 @@ __all__ = [
     "run_batch", "ray_executor",
     # videos
     "FrameFinished", "FrameStarted", "VideoFinished", "VideoStarted", "stylize_video", "score_video",
+    # fast models
+    "train_fast_model", "TrainEvent", "TrainStarted", "TrainProgress", "TrainSample", "TrainFinished",
     # network front-ends
     "available_cpus", "available_devices", "check_image", "encode_image", "example_images", "loss_history_csv",
 ]

@@ -310,13 +310,21 @@ def plan(inputs: Sequence[str], styles: Sequence[str], out_dir: str | Path, *, m
         raise ConfigError(f"output folder '{out_dir}' is a file")
     style_sources = expand(styles, "style", exclude=out) if styles else []
     rows = read_manifest(manifest) if manifest is not None else []
+    fast = (options or {}).get("fast_model")
     if inputs:
-        if not style_sources:
-            raise ConfigError("give --styles STYLE... for the INPUT images")
-        rows = [Row(c, [s]) for c in expand(inputs, "input", exclude=out) for s in style_sources] + rows
+        if fast is not None and style_sources:
+            raise ConfigError("with --fast-model give no --styles: the model carries its styles")
+        if fast is None and not style_sources:
+            raise ConfigError("give --styles STYLE... (or --fast-model NAME) for the INPUT images")
+        contents = expand(inputs, "input", exclude=out)
+        rows = ([Row(c, []) for c in contents] if fast is not None else
+                [Row(c, [s]) for c in contents for s in style_sources]) + rows
     wanted: list[Row] = []
     for row in rows:
-        if row.styles:
+        row_fast = row.options.get("fast_model", fast)
+        if row_fast is not None and row.styles:
+            raise ConfigError(f"{row.where or 'batch'}: a fast model carries its styles; give no styles with it")
+        if row.styles or row_fast is not None:
             wanted.append(row)
         elif not style_sources:
             raise ConfigError(f"{row.where}: no styles, and no --styles to use for it")
@@ -337,8 +345,9 @@ def plan(inputs: Sequence[str], styles: Sequence[str], out_dir: str | Path, *, m
     items: list[BatchItem] = []
     for row, name in zip(wanted, names):
         if not name:
-            name = _with_suffix(f"{content_names[row.content.path]}__"
-                                f"{'+'.join(style_names[s.path] for s in row.styles)}", fmt)
+            styled = ("+".join(style_names[s.path] for s in row.styles)
+                      or safe(Path(str(row.options.get("fast_model", fast))).stem))
+            name = _with_suffix(f"{content_names[row.content.path]}__{styled}", fmt)
             stem, suffix = os.path.splitext(name)
             n = 1
             while name.lower() in taken:
@@ -357,7 +366,8 @@ def _with_suffix(name: str, fmt: str) -> str:
 def _config(row: Row, options: Mapping[str, Any], preset: str | None) -> Config:
     try:
         config = Config.from_values({**options, **row.options}, preset=row.preset or preset)
-        check_style_blend(config.style_blend, len(row.styles))
+        if config.fast_model is None:  # a fast model's blend weighs its own styles (checked when it runs)
+            check_style_blend(config.style_blend, len(row.styles))
     except ConfigError as err:
         raise ConfigError(f"{row.where}: {err}" if row.where else str(err)) from None
     return config

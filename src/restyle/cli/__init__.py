@@ -18,7 +18,7 @@ from restyle.errors import RestyleError, out_of_memory
 
 #: One module per subcommand, each exposing ``add_parser(subparsers)``. None may import torch at
 #: module level: ``restyle --help`` builds every parser (0.07 s without torch, 1.3 s with).
-COMMANDS = ("run", "study", "batch", "video", "score", "layers", "serve")
+COMMANDS = ("run", "train", "study", "batch", "video", "score", "layers", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

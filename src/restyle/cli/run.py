@@ -17,6 +17,8 @@ examples:
   restyle run photo.jpg painting.jpg --style-layers block1_conv1:2,block3_conv1 -o out.png
   restyle run --from-image out.png -o again.png        # reproduce a run from its output
   restyle run photo.jpg painting.jpg -o out.jpg --quality 90
+  restyle run photo.jpg --fast-model starry_night -o out.png          # a bundled fast model, in milliseconds
+  restyle run photo.jpg --fast-model paintings --blend 1,1,0 -o out.png
 
 Loss history goes to OUT.losses.csv (and a plot to OUT.losses.png) beside the output.
 Layer names: `restyle layers`. Presets: gatys (default), seed, seed-conv1, seed-mixed.
@@ -29,7 +31,8 @@ def add_parser(subparsers: Any) -> None:
         description="Stylise CONTENT with STYLE image(s); write the image (PNG, JPEG, WebP, 16-bit TIFF or BMP, "
                     "by the extension of -o) with the run's record embedded.",
         epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("images", nargs="*", metavar="CONTENT STYLE", help="content image, then one or more style images")
+    p.add_argument("images", nargs="*", metavar="CONTENT STYLE", help="content image, then one or more style images "
+                   "(with --fast-model: the content image alone)")
     p.add_argument("-o", "--output", required=True, help="output image: .png, .jpg, .webp, .tif (16-bit) or .bmp")
     p.add_argument("--from-image", metavar="IMAGE",
                    help="reproduce the run recorded in a restyle output (options given here override)")
@@ -49,7 +52,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from restyle.config import Config
 
     options = run_options(args)
-    if not args.from_image and len(args.images) >= 2:  # an absurd size is refused before torch loads
+    fast = options.get("fast_model") is not None
+    if not args.from_image and len(args.images) >= (1 if fast else 2):  # an absurd size: refused before torch
         header = header_size(args.images[0])
         if header is not None:
             Config.from_values(options, preset=args.preset).check_request(header)
@@ -63,12 +67,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = Config.from_dict({**saved, **options})
         content = args.images[0] if args.images else record["inputs"]["content"]
         styles = args.images[1:] if len(args.images) > 1 else record["inputs"]["styles"]
-        if content is None or not styles or None in styles:
+        if content is None or (not styles and not config.fast_model) or None in styles:
             raise ConfigError(f"'{args.from_image}' was made from in-memory images; give CONTENT and STYLE paths")
         for path in api.changed_inputs(record):
             notice(f"input '{path}' changed since the saved run; the result will differ")
     else:
-        if len(args.images) < 2:
+        if fast and len(args.images) != 1:
+            raise ConfigError("with --fast-model give the content image alone (the model carries its styles): "
+                              "restyle run CONTENT --fast-model NAME -o OUT.png")
+        if not fast and len(args.images) < 2:
             raise ConfigError("give a content image and at least one style image (restyle run CONTENT STYLE -o OUT.png)")
         content, styles = args.images[0], args.images[1:]
         config = Config.from_values(options, preset=args.preset)  # a typed `none` is a value here
@@ -101,7 +108,7 @@ class ProgressBar:
 
         if self.quiet:
             return
-        if isinstance(event, Started):
+        if isinstance(event, Started) and event.total > 0:  # a fast model's run has no iterations to show
             from tqdm import tqdm
 
             self.close()

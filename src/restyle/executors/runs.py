@@ -240,8 +240,8 @@ def finished_record(output: str | Path, config: Config, content: str, styles: Se
     from restyle.io.record import describe_input, file_digest, read_run_record, side_paths
 
     out = Path(output)
-    if not out.is_file() or not side_paths(out)["csv"].is_file():
-        return None
+    if not out.is_file() or (config.fast_model is None and not side_paths(out)["csv"].is_file()):
+        return None  # (a fast model's run writes no loss CSV)
     try:
         record = read_run_record(out)
         saved = comparable(record["config"], ignore)
@@ -255,7 +255,8 @@ def finished_record(output: str | Path, config: Config, content: str, styles: Se
         return None
     digests = inputs.get("sha256", {})
     hasher = digest or file_digest
-    if any(digests.get(p) != hasher(p) for p in (content_path, *style_paths)):
+    model = [describe_input(config.fast_model)] if config.fast_model and Path(config.fast_model).is_file() else []
+    if any(digests.get(p) != hasher(p) for p in (content_path, *style_paths, *model)):
         return None
     return record
 

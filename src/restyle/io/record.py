@@ -65,13 +65,15 @@ def run_record(result: RunOutput, content: Any, styles: Sequence[Any]) -> dict[s
     """Everything needed to reproduce the run: config, inputs (with digests), where it ran."""
     content_path = describe_input(content)
     style_paths = [describe_input(s) for s in styles]
+    model = result.config.fast_model
+    model_path = [describe_input(model)] if model is not None and os.path.isfile(model) else []
     return {
         "restyle": __version__,
         "config": result.config.to_dict(),
         "inputs": {
             "content": content_path,
             "styles": style_paths,
-            "sha256": {p: file_digest(p) for p in [content_path, *style_paths] if p},
+            "sha256": {p: file_digest(p) for p in [content_path, *style_paths, *model_path] if p},
         },
         "device": result.device,
         "precision": result.precision,
@@ -133,6 +135,8 @@ def run_inputs(content: Any, styles: Sequence[Any], config: Config) -> list[tupl
         found.append(("label image", config.label_image))
     if config.init not in ("content", "noise"):
         found.append(("init image", config.init))
+    if config.fast_model is not None and os.path.isfile(config.fast_model):  # a file, not a bundled name
+        found.append(("fast model", config.fast_model))
     return [(role, os.fspath(p)) for role, p in found if isinstance(p, (str, os.PathLike))]
 
 
@@ -192,7 +196,7 @@ def save_result(result: RunOutput, output: str | Path, content: Any, styles: Seq
     if not embedded:
         record["image"] = {"file": Path(output).name, "sha256": file_digest(str(image))}
         written["record"] = atomic_write_text(paths["record"], json.dumps(record, indent=2) + "\n")
-    if history:
+    if history and result.history:  # a fast model's run has no history
         written["csv"] = atomic_write_text(paths["csv"], history_csv(result.history))
     if plot and result.history:
         written["plot"] = plot_history({Path(output).name: result.history}, paths["plot"])

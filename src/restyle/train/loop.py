@@ -1,7 +1,7 @@
 """Training a fast model: Adam on the transformation network against :class:`TrainObjective`,
 over random crops of a photo folder, with checkpoints, ``resume``, and sample sheets of held-back
 photos. Emits typed events (:mod:`restyle.train.events`); writes only the model file, its
-checkpoint (``NAME.ckpt.pt``) and the sample sheets (``NAME.samples/stepNNNNN.jpg``)."""
+checkpoint (``NAME.ckpt.pt``) and the sample sheets (``NAME.samples/stepNNNNN.png``)."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def train(styles: Sequence[str | Path], photos: str | Path, output: str | Path, 
         if not ckpt.is_file():
             raise ConfigError(f"--resume: no checkpoint '{ckpt}' to resume from")
         saved = read_model(ckpt)
-        for key in ("styles", "config", "options", "shape"):
+        for key in ("styles", "config", "options", "shape"):  # --steps may change: train on for longer
             if _comparable(saved.record.get(key)) != _comparable(record[key]):
                 raise ConfigError(f"--resume: the checkpoint '{ckpt}' was trained with other {key}; "
                                   "give the same styles and options, or train afresh without --resume")
@@ -147,9 +147,9 @@ def train(styles: Sequence[str | Path], photos: str | Path, output: str | Path, 
             save_model(ckpt, net, record, train=train_state)
             if photo_set.held:
                 sheet = sample_sheet(net, photo_set.held, device, crop)
-                path = output.with_name(output.stem + ".samples") / f"step{done:05d}.jpg"
+                path = output.with_name(output.stem + ".samples") / f"step{done:05d}.png"
                 path.parent.mkdir(exist_ok=True)
-                sheet.save(path, quality=90)
+                sheet.save(path)
                 emit(TrainSample(done, str(path)))
             net.train()
     net.eval()
@@ -184,7 +184,7 @@ def sample_sheet(net: TransformerNet, photos: Sequence[Image.Image], device: tor
 
 def _comparable(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _comparable(v) for k, v in value.items() if k not in ("png",)}
+        return {k: _comparable(v) for k, v in value.items() if k not in ("png", "steps")}
     if isinstance(value, (list, tuple)):
         return [_comparable(v) for v in value]
     return value
