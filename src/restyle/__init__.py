@@ -84,11 +84,11 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from restyle.backbone import build_backbone
     from restyle.config import Config
     from restyle.engine import Result, StyleTransfer
-    from restyle.train import TrainFinished, TrainProgress, TrainSample, TrainStarted
     from restyle.engine.events import Finished, Progress, Started
     from restyle.errors import RestyleError
     from restyle.methods import Method
     from restyle.nn.network import Backbone
     from restyle.nn.vgg import VGGFeatures
     from restyle.spec import LAYER_SETS, PRESETS, layer_names
+    from restyle.train import TrainFinished, TrainProgress, TrainSample, TrainStarted
     from restyle.weights import load_weights

@@ -10,8 +10,7 @@ import torch
 import restyle
 from restyle.cli import main
 from restyle.errors import ConfigError
-from restyle.methods import FastTransfer, method_for
-from restyle.methods import fastmodel
+from restyle.methods import FastTransfer, fastmodel, method_for
 from shared_helpers import tiny_fast_model
 
 
