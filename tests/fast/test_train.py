@@ -121,3 +121,14 @@ def test_bad_training_options_are_one_line_and_exit_2(args, message, photos, sty
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_a_large_photo_folder_is_read_from_disk_as_it_is_sampled(photos, style, tmp_path, monkeypatch):
+    from restyle.train import photos as photo_module
+
+    monkeypatch.setattr(photo_module, "IN_MEMORY", 2)
+    found = photo_module.load_photos(photos, held_out=1, longest=64, max_pixels=None)
+    assert all(isinstance(p, Path) for p in found.train) and len(found.held) == 1
+    assert len(found.skipped) == 1  # the text file named .jpg: its header is not an image's
+    crops = found.crops(3, 32, __import__("random").Random(0))
+    assert crops.shape == (3, 3, 32, 32)

@@ -16,24 +16,31 @@ from restyle.io import images
 
 #: File endings read as photos (others are not looked at).
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+#: Folders with more photos than this are read from disk as they are sampled (COCO's 83k photos
+#: at 768 px would need about 140 GB in memory); smaller ones are decoded once and kept.
+IN_MEMORY = 512
 
 
 @dataclass
 class PhotoSet:
     """Photos for training (``train``) and for the sample sheets (``held``, never trained on)."""
 
-    train: list[Image.Image]
+    train: list[Image.Image | Path]  # decoded, or (large folders) read when sampled
     held: list[Image.Image]
     names: list[str]  # of the training photos, in order
     held_names: list[str]
     skipped: list[str]  # files that could not be read, with the reason
+    longest: int = 768
+    max_pixels: int | None = None
 
     def crops(self, batch: int, crop: int, rng: random.Random) -> torch.Tensor:
         """``batch x 3 x crop x crop``: each a random photo, scaled so its shorter side is between
         ``crop`` and the photo's own (at most 2x the crop), cropped at random, flipped half the time."""
-        out = []
-        for _ in range(batch):
-            img = rng.choice(self.train)
+        out: list[torch.Tensor] = []
+        while len(out) < batch:
+            img = self._image(rng.choice(self.train))
+            if img is None:
+                continue
             short = min(img.size)
             side = rng.uniform(crop, max(crop, min(short, 2 * crop)))
             scale = side / short
@@ -46,6 +53,16 @@ class PhotoSet:
                 piece = piece.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
             out.append(images.to_tensor(piece))
         return torch.cat(out)
+
+    def _image(self, item: Image.Image | Path) -> Image.Image | None:
+        if isinstance(item, Image.Image):
+            return item
+        try:
+            img = images.load_image(item, max_pixels=self.max_pixels, role="photo")
+        except (InputImageError, ConfigError, OSError) as err:
+            self.skipped.append(f"{item}: {err}")
+            return None
+        return images.resize_longest(img, self.longest) if max(img.size) > self.longest else img
 
 
 def find_photos(folder: str | Path) -> list[Path]:
@@ -61,26 +78,31 @@ def load_photos(folder: str | Path, *, held_out: int, longest: int, max_pixels: 
     """Read every photo under ``folder`` (each resized to at most ``longest`` px), skipping and
     counting unreadable files; the first ``held_out`` (in a fixed shuffled order) are kept apart
     for sample sheets. No readable photo, or none left to train on, is a one-line error."""
-    files = find_photos(folder)
     skip = {Path(p).resolve() for p in exclude}
-    loaded: list[tuple[str, Image.Image]] = []
+    files = [p for p in find_photos(folder) if p.resolve() not in skip]
+    lazy = len(files) > IN_MEMORY
+    loaded: list[tuple[str, Image.Image | Path]] = []
     skipped: list[str] = []
     for path in files:
-        if path.resolve() in skip:
-            continue
         try:
-            img = images.load_image(path, max_pixels=max_pixels, role="photo")
+            if lazy:  # the header only; a photo that fails to decode later is skipped when sampled
+                with Image.open(path) as im:
+                    im.size  # noqa: B018
+                item: Image.Image | Path = path
+            else:
+                img = images.load_image(path, max_pixels=max_pixels, role="photo")
+                item = images.resize_longest(img, longest) if max(img.size) > longest else img
         except (InputImageError, ConfigError, OSError) as err:
             skipped.append(f"{path}: {err}")
             continue
-        if max(img.size) > longest:
-            img = images.resize_longest(img, longest)
-        loaded.append((str(path.relative_to(Path(folder).expanduser())), img))
+        loaded.append((str(path.relative_to(Path(folder).expanduser())), item))
     if not loaded:
         raise ConfigError(f"no readable photo under --photos '{folder}' ({len(files)} image file(s), "
                           f"{len(skipped)} unreadable)")
     random.Random(0).shuffle(loaded)
     held_out = min(held_out, len(loaded) - 1)
     held, train = loaded[:held_out], loaded[held_out:]
-    return PhotoSet([i for _, i in train], [i for _, i in held], [n for n, _ in train], [n for n, _ in held],
-                    skipped)
+    photo_set = PhotoSet([i for _, i in train], [], [n for n, _ in train], [n for n, _ in held], skipped,
+                         longest, max_pixels)
+    photo_set.held = [img for img in (photo_set._image(i) for _, i in held) if img is not None]
+    return photo_set
