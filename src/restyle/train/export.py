@@ -32,7 +32,7 @@ import torch
 
 from restyle import fastonnx
 from restyle.errors import ConfigError, OutputError
-from restyle.methods.fastmodel import FORMAT_VERSION, FastModel, load_model
+from restyle.methods.fastmodel import FORMAT_VERSION, FastModel, load_model, resolve
 
 OPSET = 17
 #: The side the graph is traced at (any multiple of 4; H and W stay dynamic).
@@ -60,11 +60,12 @@ def export_onnx(model: str, output: str | Path, *, int8: bool = False) -> Path:
     ``output``."""
     onnx, _ = require_onnx()
     out = Path(output).expanduser()
+    source, _ = resolve(model)
+    if out.resolve() == source.resolve():
+        raise ConfigError(f"the ONNX output '{output}' is the model it is exported from: give another path")
     if out.suffix.lower() != ".onnx":
         raise ConfigError(f"the ONNX output '{output}' must end in .onnx")
     fast = load_model(model)
-    if out.resolve() == Path(fast.source).resolve():
-        raise ConfigError(f"the ONNX output '{output}' is the model it is exported from: give another path")
     if not out.parent.is_dir():
         raise OutputError(f"cannot write '{output}': folder '{out.parent}' does not exist")
     with tempfile.TemporaryDirectory(prefix="restyle-export-") as work:
