@@ -58,29 +58,7 @@ def main() -> None:
     for photo in photos:
         for i, (name, painting) in enumerate(paintings.items()):
             blend = [float(j == i) for j in range(len(paintings))]
-            cell = f"{photo.stem}__{name}"
-            made: dict[str, tuple[Path, float]] = {}
-
-            def run(kind: str, fn) -> None:  # type: ignore[no-untyped-def]
-                path = out / f"{cell}__{kind}.png"
-                seconds_file = path.with_suffix(".seconds")
-                if path.is_file() and seconds_file.is_file():
-                    made[kind] = (path, float(seconds_file.read_text()))
-                    return
-                image, seconds = timed(fn)
-                image.save(path)
-                seconds_file.write_text(f"{seconds:.4f}")
-                made[kind] = (path, seconds)
-
-            fast = dict(fast_model=args.model, style_blend=blend, size=args.size)
-            restyle.stylize(photo, [], **fast)  # warm-up (model load, threads)
-            run("fast", lambda: restyle.stylize(photo, [], **fast).image)
-            for n in refines:
-                run(f"refine{n}", lambda n=n: restyle.stylize(photo, [], refine=n, **fast).image)
-            if not args.no_optimiser:
-                run("optimiser", lambda: restyle.stylize(photo, [painting], size=args.size).image)
-            if stl is not None:
-                run("stl", lambda: stl.stylize_with(str(photo), str(painting), max_size=args.size))
+            made = run_cell(out, f"{photo.stem}__{name}", photo, painting, blend, args, refines, stl)
             for kind, (path, seconds) in made.items():
                 s = restyle.score(path, photo, painting)
                 rows.append({"photo": photo.stem, "painting": name, "kind": kind, "seconds": round(seconds, 4),
@@ -99,6 +77,34 @@ def main() -> None:
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     contact_sheet(sheet_rows, args.size).save(out / "sheet.png")
+
+
+def run_cell(out: Path, cell: str, photo: Path, painting: Path, blend: list[float], args: argparse.Namespace,
+             refines: list[int], stl: object) -> dict[str, tuple[Path, float]]:
+    """Each method's output for one photo x painting: (file, seconds), reused when already in ``out``."""
+    made: dict[str, tuple[Path, float]] = {}
+
+    def run(kind: str, fn) -> None:  # type: ignore[no-untyped-def]
+        path = out / f"{cell}__{kind}.png"
+        seconds_file = path.with_suffix(".seconds")
+        if path.is_file() and seconds_file.is_file():
+            made[kind] = (path, float(seconds_file.read_text()))
+            return
+        image, seconds = timed(fn)
+        image.save(path)
+        seconds_file.write_text(f"{seconds:.4f}")
+        made[kind] = (path, seconds)
+
+    fast = dict(fast_model=args.model, style_blend=blend, size=args.size)
+    restyle.stylize(photo, [], **fast)  # warm-up (model load, threads)
+    run("fast", lambda: restyle.stylize(photo, [], **fast).image)
+    for n in refines:
+        run(f"refine{n}", lambda n=n: restyle.stylize(photo, [], refine=n, **fast).image)
+    if not args.no_optimiser:
+        run("optimiser", lambda: restyle.stylize(photo, [painting], size=args.size).image)
+    if stl is not None:
+        run("stl", lambda: stl.stylize_with(str(photo), str(painting), max_size=args.size))  # type: ignore[attr-defined]
+    return made
 
 
 def contact_sheet(rows: list[list[Path]], side: int) -> Image.Image:

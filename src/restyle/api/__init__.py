@@ -5,12 +5,13 @@
 >>> restyle.score("out.png", "photo.jpg", "painting.jpg").as_dict()
 
 By domain: single runs (:mod:`._run`), studies (:mod:`._study`), batches (:mod:`._batch`),
-videos (:mod:`._video`), and helpers for network front-ends (:mod:`._web`).
+videos (:mod:`._video`), fast-model export (:mod:`._export`), and helpers for network front-ends (:mod:`._web`).
 """
 
 from __future__ import annotations
 
 from restyle.api._batch import plan_batch, ray_executor, run_batch
+from restyle.api._export import export_fast_model
 from restyle.api._run import (
     changed_inputs,
     describe_evaluator,
@@ -59,6 +60,7 @@ __all__ = [
     "FrameFinished", "FrameStarted", "VideoFinished", "VideoStarted", "stylize_video", "score_video",
     # fast models
     "train_fast_model", "TrainEvent", "TrainStarted", "TrainProgress", "TrainSample", "TrainFinished",
+    "export_fast_model",
     # network front-ends
     "available_cpus", "available_devices", "check_image", "encode_image", "example_images", "loss_history_csv",
 ]

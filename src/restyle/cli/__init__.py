@@ -2,6 +2,7 @@
 
     restyle run CONTENT STYLE [STYLE ...] -o OUT.png [options]
     restyle run --from-image OUT.png -o AGAIN.png
+    restyle export MODEL OUT.onnx [--int8]
     restyle layers
 """
 
@@ -18,7 +19,7 @@ from restyle.errors import RestyleError, out_of_memory
 
 #: One module per subcommand, each exposing ``add_parser(subparsers)``. None may import torch at
 #: module level: ``restyle --help`` builds every parser (0.07 s without torch, 1.3 s with).
-COMMANDS = ("run", "train", "study", "batch", "video", "score", "layers", "serve")
+COMMANDS = ("run", "train", "export", "study", "batch", "video", "score", "layers", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,6 +36,13 @@ def stylise(model: FastModel, content: torch.Tensor, blend: torch.Tensor, preser
     2017), histogram recolours the output to the content's colour statistics."""
     with torch.inference_mode():
         out = model.net(content, blend.to(content.device))
+        return colour_controls(out, content, preserve_color, photo_filter)
+
+
+def colour_controls(out: torch.Tensor, content: torch.Tensor, preserve_color: str | None,
+                    photo_filter: bool) -> torch.Tensor:
+    """``out`` with the colour controls of :func:`stylise` applied, clamped to [0, 1]."""
+    with torch.inference_mode():
         if preserve_color == "luminance":
             out = controls.recombine_luminance(controls.luminance(out), content)
         elif preserve_color == "histogram":
@@ -43,6 +50,37 @@ def stylise(model: FastModel, content: torch.Tensor, blend: torch.Tensor, preser
         if photo_filter:
             out = controls.guided_filter(content, out)
     return out.clamp(0, 1)
+
+
+def run_onnx(name: str, content: Any, config: Config, on_event: EventHandler | None) -> Result:
+    """A model exported to ONNX (``restyle export``), run on the CPU by onnxruntime
+    (:mod:`restyle.fastonnx`), with the same events and result as a ``.pt`` model. ``--refine``
+    needs the paintings, which only the ``.pt`` file stores."""
+    from restyle import fastonnx
+
+    if config.refine:
+        raise ConfigError(f"--refine needs the paintings a .pt fast model stores; '{name}' is an ONNX export "
+                          "without them: give the .pt model")
+    model = fastonnx.load(name)
+    weights = model.weights(config.style_blend)
+    img = images.load_image(content, max_pixels=config.max_pixels, role="content image")
+    config.check_request(img.size)
+    img = images.resize_longest(img, config.size)
+    t0 = time.perf_counter()
+    notes = [f"fast model {name} (onnxruntime {model.precision}): "
+             f"{', '.join(f'{n} {w:.2f}' for n, w in zip(model.styles, weights.tolist()))}"]
+    if on_event:
+        on_event(Started(total=0, stages=(max(img.size),), model=f"fast:{name}", device="cpu",
+                         precision=model.precision, notes=tuple(notes)))
+    x = images.to_tensor(img)
+    out = colour_controls(torch.from_numpy(model.forward(x.numpy(), weights.tolist())), x, config.preserve_color,
+                          config.photo_filter)
+    seconds = time.perf_counter() - t0
+    reason = "a fast model: one forward pass"
+    if on_event:
+        on_event(Finished(iterations=0, final_loss=math.nan, seconds=seconds, reason=reason))
+    return Result(images.to_image(out), [], config, notes, device="cpu", precision=model.precision, pixels=out,
+                  stop_reason=reason)
 
 
 class FastTransfer:
@@ -60,6 +98,8 @@ class FastTransfer:
         if len(styles):
             raise ConfigError("a fast model carries its own styles: give the content image alone "
                               "(or leave out --fast-model to optimise towards style images)")
+        if name.lower().endswith(".onnx"):
+            return run_onnx(name, content, config, on_event)
         model = load_model(name)
         blend = check_blend(model, config.style_blend)
         img = images.load_image(content, max_pixels=config.max_pixels, role="content image")
