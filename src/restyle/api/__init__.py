@@ -5,12 +5,13 @@
 >>> restyle.score("out.png", "photo.jpg", "painting.jpg").as_dict()
 
 By domain: single runs (:mod:`._run`), studies (:mod:`._study`), batches (:mod:`._batch`),
-videos (:mod:`._video`), and helpers for network front-ends (:mod:`._web`).
+videos (:mod:`._video`), and helpers for network front-ends (:mod:`._web`, :mod:`._models`).
 """
 
 from __future__ import annotations
 
 from restyle.api._batch import plan_batch, ray_executor, run_batch
+from restyle.api._models import FastModelInfo, fast_models
 from restyle.api._run import (
     changed_inputs,
     describe_evaluator,
@@ -57,4 +58,5 @@ __all__ = [
     "FrameFinished", "FrameStarted", "VideoFinished", "VideoStarted", "stylize_video", "score_video",
     # network front-ends
     "available_cpus", "available_devices", "check_image", "encode_image", "example_images", "loss_history_csv",
+    "FastModelInfo", "fast_models",
 ]
