@@ -49,12 +49,12 @@ def fast_models(folder: str | Path | None = None, *,
     found: dict[str, FastModelInfo] = {}
     for path, bundled in files:
         if path.stem in found:
-            skip(f"fast model {path} skipped: a model named '{path.stem}' is listed already")
+            skip(f"fast model '{path}' left out: a model named '{path.stem}' is listed already")
             continue
         try:
             model = fastmodel.read_model(path)
         except ConfigError as err:
-            skip(f"fast model {path.name} skipped: {err}")
+            skip(f"{err}; left out")
             continue
         record = model.record
         found[path.stem] = FastModelInfo(

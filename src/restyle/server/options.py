@@ -140,10 +140,11 @@ def parse_options(raw: str | dict[str, Any] | None, styles: int,
     for name, value in list(values.items()):
         if name in SERVER_SET:
             errors.append({"loc": _loc(name), "msg": SERVER_SET[name], "type": "server_set"})
-        elif name in LISTED and value is not None and (not isinstance(value, str) or value not in (models or {})):
-            offered = ", ".join(models or {}) or "none"
-            errors.append({"loc": _loc(name), "type": "unknown_name", "msg": f"no fast model '{str(value)[:80]}' on "
-                           f"this server; choose one of: {offered} ({LISTED[name]})"})
+        elif name in LISTED:
+            if value is not None and (not isinstance(value, str) or value not in (models or {})):
+                offered = ", ".join(models or {}) or "none"
+                errors.append({"loc": _loc(name), "type": "unknown_name", "msg": f"no fast model "
+                               f"'{str(value)[:80]}' on this server; choose one of: {offered} ({LISTED[name]})"})
         elif name in api_fields() and _free_text_cached(name) and value is not None \
                 and value not in WORDS_ONLY.get(name, ()):
             words = " or ".join(WORDS_ONLY.get(name, ())) or "only null"
@@ -166,7 +167,7 @@ def parse_options(raw: str | dict[str, Any] | None, styles: int,
         errors.append({"loc": _loc("max_pixels"), "msg": f"at most {DEFAULT_MAX_PIXELS} on this server",
                        "type": "less_than_equal"})
     # each field alone (over the preset, with the fields its check reads): the error names its field
-    context = {k: given[k] for k in ("model", "fast_model") if k in given}
+    context: dict[str, Any] = {k: given[k] for k in ("model", "fast_model") if k in given}
     for name, value in given.items():
         try:
             Config.from_values({**context, name: value}, preset=preset)
