@@ -3,7 +3,7 @@
 // ($, json) it calls; app.js calls loadModels, fastOptions and applyFast.
 "use strict";
 
-const fast = { models: [] };
+const fast = { models: [], weights: {} };  // weights: the last ones set, by model
 
 const pretty = (name) => name.replace(/[-_]+/g, " ");
 
@@ -20,7 +20,7 @@ async function loadModels() {  // the choice appears only when the server offers
   select.replaceChildren(new Option("none — optimise towards paintings", ""));
   for (const m of fast.models) {
     if (m.styles.length > 1) {
-      select.append(fastOption(`${pretty(m.name)} — blend of ${m.styles.length} styles`, m.name, null));
+      select.append(fastOption(`${pretty(m.name)} (blend)`, m.name, null));
       for (const s of m.styles) select.append(fastOption(`${pretty(m.name)}: ${pretty(s)}`, m.name, s));
     } else {
       select.append(fastOption(pretty(m.name), m.name, null));
@@ -48,10 +48,13 @@ function fastChosen(blend = null) {  // a fast model hides the style images and 
   const box = $("blend");
   const styles = chosen && !chosen.style ? chosen.model.styles : [];
   box.hidden = styles.length < 2;
-  box.replaceChildren(...(styles.length < 2 ? [] : styles.map((s, i) => blendRow(s, blend?.[i] ?? 1))));
+  if (chosen && !chosen.style && blend) fast.weights[chosen.model.name] = blend;
+  const weights = chosen ? fast.weights[chosen.model.name] : null;
+  box.replaceChildren(...(styles.length < 2 ? [] : styles.map((s, i) => blendRow(chosen.model, i, weights?.[i] ?? 1))));
 }
 
-function blendRow(style, value) {
+function blendRow(model, index, value) {
+  const style = model.styles[index];
   const row = document.createElement("label");
   row.className = "row";
   const span = document.createElement("span");
@@ -64,7 +67,10 @@ function blendRow(style, value) {
   input.dataset.style = style;
   input.setAttribute("aria-label", `weight of ${pretty(style)}`);
   const shown = () => { out.textContent = Number(input.value).toFixed(2); };
-  input.addEventListener("input", shown);
+  input.addEventListener("input", () => {
+    shown();
+    (fast.weights[model.name] ||= model.styles.map(() => 1))[index] = Number(input.value);
+  });
   shown();
   row.append(span, input);
   return row;
