@@ -351,7 +351,9 @@ function show(job) {
   state.job = job;
   $("cancel").hidden = FINAL.has(job.status);
   $("download").hidden = $("download-csv").hidden = job.status !== "done";
-  if (job.config.fast_model && !job.config.refine) $("download-csv").hidden = true;  // one pass: no losses
+  const onePass = Boolean(job.config.fast_model && !job.config.refine);  // a fast model alone: no losses
+  if (onePass) $("download-csv").hidden = true;
+  $("curve").hidden = onePass;
   if (job.status === "queued")
     $("status-line").textContent = job.position > 1 ? `Queued: ${job.position - 1} job(s) ahead.` : "Queued: next in line.";
   else if (job.status === "running" && job.progress) progress(job.progress);
