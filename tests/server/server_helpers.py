@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +29,10 @@ from restyle.server import Settings, create_app  # noqa: E402
 EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "restyle" / "examples"
 #: A job that takes about a second on one CPU thread.
 TINY = {"size": 32, "iterations": 2, "precision": "fp32"}
+#: The browser the page tests drive (Debian's chromium), and its flags.
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
 
 
 def png_bytes(name: str = "chelsea.jpg", longest: int = 40) -> bytes:

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
-from server_helpers import EXAMPLES, LiveServer
+from server_helpers import CHROMIUM, EXAMPLES, LiveServer
+from server_helpers import CHROMIUM_ARGS as ARGS
 
 from restyle import api
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "server.png"
 UPDATE = os.environ.get("RESTYLE_UPDATE_SCREENSHOT") == "1"
 TOKEN = "page-test-token"

@@ -5,13 +5,15 @@
 >>> restyle.score("out.png", "photo.jpg", "painting.jpg").as_dict()
 
 By domain: single runs (:mod:`._run`), studies (:mod:`._study`), batches (:mod:`._batch`),
-videos (:mod:`._video`), fast-model export (:mod:`._export`), and helpers for network front-ends (:mod:`._web`).
+videos (:mod:`._video`), fast models (:mod:`._train`, :mod:`._export`, :mod:`._models`), and helpers for
+network front-ends (:mod:`._web`).
 """
 
 from __future__ import annotations
 
 from restyle.api._batch import plan_batch, ray_executor, run_batch
 from restyle.api._export import export_fast_model
+from restyle.api._models import FastModelInfo, fast_models
 from restyle.api._run import (
     changed_inputs,
     describe_evaluator,
@@ -63,4 +65,5 @@ __all__ = [
     "export_fast_model",
     # network front-ends
     "available_cpus", "available_devices", "check_image", "encode_image", "example_images", "loss_history_csv",
+    "FastModelInfo", "fast_models",
 ]

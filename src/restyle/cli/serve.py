@@ -12,6 +12,7 @@ EPILOG_SERVE = """\
 examples:
   restyle serve                                  # http://127.0.0.1:8000/, jobs kept in ~/.local/share/restyle/server
   restyle serve --port 8080 --data ./jobs --device cuda:0,cuda:1
+  restyle serve --models ./models                # also offer the fast models (*.pt) in ./models
   RESTYLE_TOKEN=s3cret-token restyle serve --host 0.0.0.0   # reachable from other machines: token required
 
 Jobs survive restarts: a job cut off by a stop or a crash runs again from its last saved image.
@@ -49,6 +50,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--max-queued-per-client", type=int, default=10, metavar="N",
                    help="queued jobs one client may have (clients told apart by the X-Restyle-Client header, "
                         "else by address); more are refused with 429 (default 10)")
+    p.add_argument("--models", metavar="DIR",
+                   help="offer the fast models (restyle train's *.pt files) in DIR on the page and API, besides the "
+                        "bundled ones (default: the bundled ones only); read when the server starts")
     p.add_argument("--threads", type=int, metavar="N", help="torch threads per CPU worker (default: the CPUs shared)")
     p.add_argument("--checkpoint-every", type=int, default=20, metavar="N",
                    help="save each running job's image every N iterations, to resume from (default 20)")
@@ -68,6 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         devices=parse_devices(args.device), token=args.token, max_queue=args.max_queue,
                         max_upload_mb=args.max_upload_mb, threads=args.threads, checkpoint_every=args.checkpoint_every,
                         max_size=args.max_size, max_iterations=args.max_iterations,
-                        max_job_seconds=args.max_job_seconds, max_queued_per_client=args.max_queued_per_client)
+                        max_job_seconds=args.max_job_seconds, max_queued_per_client=args.max_queued_per_client,
+                        models=args.models)
     serve(settings, log_level=args.log_level)
     return 0

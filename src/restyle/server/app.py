@@ -20,7 +20,7 @@ from restyle.server.deps import StateDep, authorised
 from restyle.server.hub import Hub
 from restyle.server.jobs import router as jobs_router
 from restyle.server.limits import UploadCap
-from restyle.server.models import Example, JobCounts, JobLimits, RunOptions, ServerInfo, WorkerInfo
+from restyle.server.models import Example, FastModel, JobCounts, JobLimits, RunOptions, ServerInfo, WorkerInfo
 from restyle.server.settings import Settings
 from restyle.server.state import ServerState
 
@@ -47,8 +47,8 @@ def create_app(settings: Settings, on_ready: Callable[[list[str]], None] | None 
             state.close()
 
     app = FastAPI(title="restyle", version=__version__, lifespan=lifespan,
-                  description="Neural style transfer jobs: submit a content image and style images, follow the "
-                              "progress live, download the PNG. Errors carry a one-line `error`.")
+                  description="Neural style transfer jobs: submit a content image and style images (or a fast "
+                              "model), follow the progress live, download the PNG. Errors carry a one-line `error`.")
     app.add_middleware(UploadCap, limit=settings.max_upload_bytes * (settings.max_styles + 1) + (1 << 20))
     _error_handlers(app)
     app.include_router(jobs_router, prefix="/api", dependencies=[Depends(authorised)])
@@ -83,6 +83,13 @@ def create_app(settings: Settings, on_ready: Callable[[list[str]], None] | None 
             raise HTTPException(404, f"no bundled example '{name}'")
         return Response(state.thumbnail(state.examples[name]), media_type="image/jpeg",
                         headers={"Cache-Control": "max-age=86400"})
+
+    @app.get("/api/models", dependencies=[Depends(authorised)], tags=["models"])
+    def fast_models(state: StateDep) -> list[FastModel]:
+        """The fast models a job may name instead of giving style images: the bundled ones, then those
+        in ``restyle serve --models DIR`` (found when the server started), each with its styles."""
+        return [FastModel(name=m.name, styles=list(m.styles), shape=m.shape, steps=m.steps, photos=m.photos,
+                          bundled=m.bundled) for m in state.models.values()]
 
     page_headers = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache",
                     "Referrer-Policy": "no-referrer"}

@@ -31,14 +31,16 @@ KEEPALIVE = 15.0  # seconds between comments on a quiet event stream
 IMAGE_STATUS = {"unreadable": 400, "too-large": 413, "too-small": 422}
 
 SUBMIT_DOC = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["content", "style"],
+    "type": "object", "required": ["content"],
     "properties": {
         "content": {"description": "the photo: a file, or the name of a bundled example (GET /api/examples), "
                                    "or sha256:DIGEST of an image uploaded before", "type": "string", "format": "binary"},
         "style": {"type": "array", "items": {"type": "string", "format": "binary"},
-                  "description": "one or more style images (repeat the field), each a file or a name as for content"},
+                  "description": "one or more style images (repeat the field), each a file or a name as for "
+                                 "content; none with a fast model"},
         "options": {"type": "string", "description": "JSON object of run options (GET /api/options), e.g. "
-                                                     '{"size": 512, "iterations": 300}'},
+                                                     '{"size": 512, "iterations": 300} or '
+                                                     '{"fast_model": "NAME", "style_blend": [0.7, 0.3]}'},
     }}}}}}
 
 
@@ -59,7 +61,9 @@ def _queue_full(message: str) -> HTTPException:
                         422: {"description": "options or fields that cannot run"},
                         429: {"description": "the queue holds --max-queue jobs"}})
 async def submit(request: Request, state: StateDep) -> JSONResponse:
-    """Queue a job. Header ``Idempotency-Key`` (optional): a retried submission returns the job made first."""
+    """Queue a job: a content image and style images, or a content image and a fast model (option
+    ``fast_model``, a name ``GET /api/models`` lists, with ``style_blend`` weighing its styles).
+    Header ``Idempotency-Key`` (optional): a retried submission returns the job made first."""
     settings = state.settings
     key = request.headers.get("idempotency-key")  # a retry returns the job the first made (see Store.create)
     if state.store.counts()["queued"] >= settings.max_queue and key is None:
@@ -82,14 +86,12 @@ async def submit(request: Request, state: StateDep) -> JSONResponse:
         raw_options = [v for k, v in parts if k == "options"]
         if len(contents) != 1:
             raise _refuse(422, "give one content image: a file, or the name of a bundled example", ["body", "content"])
-        if not styles:
-            raise _refuse(422, "give at least one style image: a file, or the name of a bundled example",
-                          ["body", "style"])
         if len(styles) > settings.max_styles:
             raise _refuse(422, f"at most {settings.max_styles} style images", ["body", "style"])
         if len(raw_options) > 1 or (raw_options and not isinstance(raw_options[0], str)):
             raise _refuse(422, "give options once, as a JSON object", ["body", "options"])
-        given, preset, config = _options(raw_options[0] if raw_options else None, len(styles))
+        given, preset, config = _options(raw_options[0] if raw_options else None, len(styles), state)
+        _check_styles(config, len(styles))
         check_caps(settings, config)
         inputs = await run_in_threadpool(_take_images, state, contents[0], styles, config.max_pixels)
         check_caps(settings, config, inputs)
@@ -99,11 +101,22 @@ async def submit(request: Request, state: StateDep) -> JSONResponse:
                                    client=client_of(request))
 
 
-def _options(raw: Any, styles: int) -> tuple[dict[str, Any], str | None, Any]:
+def _options(raw: Any, styles: int, state: ServerState) -> tuple[dict[str, Any], str | None, Any]:
+    """The job's options checked (422 naming each bad field), a fast model against those on offer."""
     try:
-        return parse_options(raw, styles)
+        return parse_options(raw, styles, {name: m.styles for name, m in state.models.items()})
     except OptionError as err:
         raise HTTPException(422, err.errors) from None
+
+
+def _check_styles(config: Any, styles: int) -> None:
+    """422 unless the job has style images or a fast model (which carries its own styles), not both."""
+    if config.fast_model is not None and styles:
+        raise _refuse(422, f"the fast model '{config.fast_model}' carries its own styles: leave out the style "
+                      "images (or the fast model, to optimise towards them)", ["body", "style"])
+    if config.fast_model is None and not styles:
+        raise _refuse(422, "give at least one style image: a file, or the name of a bundled example "
+                      "(or a fast model: GET /api/models)", ["body", "style"])
 
 
 def check_caps(settings: Any, config: Any, inputs: JobInputs | None = None) -> None:
@@ -119,6 +132,9 @@ def check_caps(settings: Any, config: Any, inputs: JobInputs | None = None) -> N
     if config.iterations is not None and config.iterations > settings.max_iterations:
         raise _refuse(422, f"{config.iterations} is over this server's cap of {settings.max_iterations} "
                       "(--max-iterations); leave it out to stop when finished", ["body", "options", "iterations"])
+    if config.refine > settings.max_iterations:
+        raise _refuse(422, f"{config.refine} is over this server's cap of {settings.max_iterations} iterations "
+                      "(--max-iterations)", ["body", "options", "refine"])
 
 
 def client_of(request: Request) -> str:
@@ -354,7 +370,8 @@ def rerun_job(job_id: str, request: Request, state: StateDep,
     if not isinstance(changes, dict):
         raise _refuse(422, "options must be a JSON object", ["body", "options"])
     merged = {**job.options, **({"preset": job.preset} if job.preset else {}), **changes}
-    given, preset, config = _options(merged, len(job.inputs.styles))
+    given, preset, config = _options(merged, len(job.inputs.styles), state)
+    _check_styles(config, len(job.inputs.styles))
     check_caps(state.settings, config, job.inputs)
     return _create(state, given, preset, config, job.inputs, request.headers.get("idempotency-key"), job_id,
                    client=client_of(request))

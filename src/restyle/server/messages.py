@@ -16,7 +16,8 @@ from typing import Any, Union
 @dataclass(frozen=True)
 class JobSpec:
     """What a worker needs to run a job: its folder, its Config's values (less ``device``), the
-    paths of its images, and how often to save a checkpoint and send a preview."""
+    paths of its images, how often to save a checkpoint and send a preview, and the file of the
+    fast model the config names (``fast_model``: the server resolves the name; None: no fast model)."""
 
     id: str
     dir: str
@@ -26,6 +27,7 @@ class JobSpec:
     checkpoint_every: int
     preview_every: int
     max_seconds: float | None = None  # stop the job (failed, its last image kept) after this long
+    fast_model: str | None = None
 
 
 @dataclass(frozen=True)

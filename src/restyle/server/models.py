@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from restyle.server.records import ImageInput, JobInputs, JobStatus
 
-__all__ = ["ImageInput", "Job", "JobCounts", "JobInputs", "JobLinks", "JobList", "JobProgress", "OptionField",
+__all__ = ["FastModel", "ImageInput", "Job", "JobCounts", "JobInputs", "JobLinks", "JobList", "JobProgress", "OptionField",
            "RunOptions", "Example", "ServerInfo", "WorkerInfo"]
 
 
@@ -145,6 +145,18 @@ class Example(BaseModel):
 
     name: str
     thumbnail: str
+
+
+class FastModel(BaseModel):
+    """A fast model a job may name (option ``fast_model``): a trained network that paints in one
+    pass, with no style images; ``style_blend`` weighs the styles it holds (``GET /api/models``)."""
+
+    name: str = Field(description="what a job's fast_model gives")
+    styles: list[str] = Field(description="the styles it holds, in the order of a job's style_blend weights")
+    shape: dict[str, Any] = Field(description="the network's shape, from its record")
+    steps: int | None = Field(description="training steps, from its record")
+    photos: int | None = Field(description="training photos, from its record")
+    bundled: bool = Field(description="shipped with restyle (else found in restyle serve --models DIR)")
 
 
 RunOptions.model_rebuild()

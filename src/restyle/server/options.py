@@ -4,7 +4,8 @@ fields and their metadata, so the HTTP API takes exactly the options ``restyle r
 A field added to Config (a number, a flag, a choice) is an API option with no change here. The
 exceptions are decided here: ``device`` belongs to the worker a job runs on, and free-text fields
 (``init``, ``weights``, ``masks``, ...) could name files on the server, so they take only the words
-in :data:`WORDS_ONLY`; a new free-text field is refused until it is listed there.
+in :data:`WORDS_ONLY`; a new free-text field is refused until it is listed there. A field in
+:data:`LISTED` takes a name from a list the server offers (``fast_model``: ``GET /api/models``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import dataclasses
 import functools
 import json
 import typing
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -30,6 +32,9 @@ WORDS_ONLY: dict[str, tuple[str, ...]] = {
     "weights": ("embedded", "download"),
     "masks": (), "style_masks": (), "label_image": (),
 }
+
+#: Fields that take the name of something the server offers (never a path), and where it is listed.
+LISTED: dict[str, str] = {"fast_model": "GET /api/models"}
 
 
 class OptionError(Exception):
@@ -84,7 +89,9 @@ def options_model() -> type[BaseModel]:
         base, nullable = _base(name)
         kind = config_module.value_kind(name)
         hint: Any
-        if name in WORDS_ONLY and WORDS_ONLY[name]:
+        if name in LISTED:
+            hint = str  # checked against the server's list by parse_options
+        elif name in WORDS_ONLY and WORDS_ONLY[name]:
             hint = Literal[WORDS_ONLY[name]]
         elif _free_text(name):
             hint = None.__class__  # a path on the server: only null
@@ -109,9 +116,12 @@ def _loc(name: str) -> list[Any]:
     return ["body", "options", name]
 
 
-def parse_options(raw: str | dict[str, Any] | None, styles: int) -> tuple[dict[str, Any], str | None, Config]:
+def parse_options(raw: str | dict[str, Any] | None, styles: int,
+                  models: Mapping[str, Sequence[str]] | None = None) -> tuple[dict[str, Any], str | None, Config]:
     """Check a job's options (JSON text or a dict) for ``styles`` style images: the values the client
     gave, the preset, and the Config the job runs with. Raises :class:`OptionError` naming each bad field.
+    ``models``: the fast models on offer, by name, with the names of the styles each holds; a
+    ``fast_model`` must be one of them, and a ``style_blend`` then gives one weight per style it holds.
 
     Text values of typed fields go through :func:`restyle.config.parse_field` (the CLI's one text
     parser): ``{"size": "none"}``, ``{"style_layers": "seed"}`` and ``{"style_blend": "0.7,0.3"}`` work."""
@@ -130,6 +140,11 @@ def parse_options(raw: str | dict[str, Any] | None, styles: int) -> tuple[dict[s
     for name, value in list(values.items()):
         if name in SERVER_SET:
             errors.append({"loc": _loc(name), "msg": SERVER_SET[name], "type": "server_set"})
+        elif name in LISTED:
+            if value is not None and (not isinstance(value, str) or value not in (models or {})):
+                offered = ", ".join(models or {}) or "none"
+                errors.append({"loc": _loc(name), "type": "unknown_name", "msg": f"no fast model "
+                               f"'{str(value)[:80]}' on this server; choose one of: {offered} ({LISTED[name]})"})
         elif name in api_fields() and _free_text_cached(name) and value is not None \
                 and value not in WORDS_ONLY.get(name, ()):
             words = " or ".join(WORDS_ONLY.get(name, ())) or "only null"
@@ -151,10 +166,11 @@ def parse_options(raw: str | dict[str, Any] | None, styles: int) -> tuple[dict[s
     if given.get("max_pixels", DEFAULT_MAX_PIXELS) is None or given.get("max_pixels", 0) > DEFAULT_MAX_PIXELS:
         errors.append({"loc": _loc("max_pixels"), "msg": f"at most {DEFAULT_MAX_PIXELS} on this server",
                        "type": "less_than_equal"})
-    model = {"model": given["model"]} if "model" in given else {}
-    for name, value in given.items():  # each field alone (over the preset): the error names its field
+    # each field alone (over the preset, with the fields its check reads): the error names its field
+    context: dict[str, Any] = {k: given[k] for k in ("model", "fast_model") if k in given}
+    for name, value in given.items():
         try:
-            Config.from_values({**model, name: value}, preset=preset)
+            Config.from_values({**context, name: value}, preset=preset)
         except ConfigError as err:
             errors.append({"loc": _loc(name), "msg": str(err), "type": "value_error"})
     if errors:
@@ -164,11 +180,21 @@ def parse_options(raw: str | dict[str, Any] | None, styles: int) -> tuple[dict[s
     except ConfigError as err:
         raise OptionError([{"loc": ["body", "options"], "msg": str(err), "type": "value_error"}]) from None
     try:
-        check_style_blend(config.style_blend, styles)
+        if config.fast_model is not None:
+            _check_model_blend(config.fast_model, list((models or {})[config.fast_model]), config.style_blend)
+        else:
+            check_style_blend(config.style_blend, styles)
     except ConfigError as err:
         raise OptionError([{"loc": _loc("style_blend"), "type": "value_error",
                             "msg": str(err).removeprefix("--style-blend ")}]) from None
     return given, preset, config
+
+
+def _check_model_blend(model: str, held: list[str], blend: Sequence[float] | None) -> None:
+    """Refuse a blend that does not give one weight per style the fast model holds (None: always fits)."""
+    if blend is not None and len(blend) != len(held):
+        raise ConfigError(f"has {len(blend)} weight(s) but the fast model '{model}' holds {len(held)} style(s) "
+                          f"({', '.join(held)}): give one weight each")
 
 
 def describe() -> dict[str, Any]:

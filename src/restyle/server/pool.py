@@ -80,8 +80,10 @@ class Worker:
 
 class WorkerPool:
     def __init__(self, settings: Settings, store: Store, hub: Hub, devices: list[str],
-                 publish_status: Callable[[str], None]):
+                 publish_status: Callable[[str], None], model_path: Callable[[str], str | None] = lambda name: None):
+        """``model_path(name)``: the file of the fast model a job names, None when none is on offer."""
         self.settings, self.store, self.hub, self._status = settings, store, hub, publish_status
+        self._model_path = model_path
         cpu_workers = sum(d == "cpu" for d in devices) or 1
         threads = settings.threads or max(1, api.available_cpus() // cpu_workers)
         self.workers = [Worker(d, threads if d == "cpu" else None) for d in devices]
@@ -194,7 +196,13 @@ class WorkerPool:
             job = self.store.claim_next(w.device)
             if job is None:
                 return
-            spec = JobSpec(id=job.id, dir=str(self.store.job_dir(job.id)), config=job.config,
+            fast = job.config.get("fast_model")
+            model = self._model_path(fast) if fast else None
+            if fast and model is None:  # a model no longer on offer (the server restarted without it)
+                self.store.finish(job.id, "failed", error=f"fast model '{fast}' is no longer offered by this server")
+                self._status(job.id)
+                continue
+            spec = JobSpec(id=job.id, dir=str(self.store.job_dir(job.id)), config=job.config, fast_model=model,
                            content=str(self.store.input_path(job.inputs.content)),
                            styles=tuple(str(self.store.input_path(s)) for s in job.inputs.styles),
                            checkpoint_every=self.settings.checkpoint_every,

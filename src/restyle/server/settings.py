@@ -54,9 +54,12 @@ class Settings:
     max_iterations: int = 1000  # a job's -n; 422 beyond (the automatic stop is always accepted)
     max_job_seconds: float = 1800.0  # a running job is stopped (failed, its last image kept) after this
     max_queued_per_client: int = 10  # queued jobs one client may have (by X-Restyle-Client, else address); 429
+    models: Path | None = None  # a folder of fast models (*.pt) offered besides the bundled ones (GET /api/models)
 
     def __post_init__(self) -> None:
         self.data = Path(self.data).expanduser()
+        if self.models is not None:
+            self.models = Path(self.models).expanduser()
         if self.token is not None and not self.token.strip():
             self.token = None
 
@@ -77,6 +80,8 @@ class Settings:
             raise ConfigError("--max-upload-mb must be > 0")
         if self.threads is not None and self.threads < 1:
             raise ConfigError("--threads must be at least 1")
+        if self.models is not None and not self.models.is_dir():
+            raise ConfigError(f"--models {self.models}: no such folder (it holds the fast models to offer, *.pt)")
         for device in self.devices or []:
             if not is_device(device):
                 raise ConfigError(f"unknown device '{device}'; give cpu, cuda or cuda:N (one worker each)")

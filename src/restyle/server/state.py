@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from restyle.server.records import JobRecord
 from restyle.server.settings import Settings
 from restyle.server.store import Store
 
+log = logging.getLogger("restyle.server")
+
 
 @dataclass
 class ServerState:
@@ -29,18 +32,23 @@ class ServerState:
     pool: WorkerPool
     examples: dict[str, Path]
     devices: list[str]
+    #: The fast models on offer (bundled, then ``--models DIR``'s), by the name a job gives.
+    models: dict[str, api.FastModelInfo] = field(default_factory=dict)
     _thumb_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def open(cls, settings: Settings, hub: Hub) -> ServerState:
-        """Open the data folder, queue again what a stopped server left running, start the workers."""
+        """Open the data folder, queue again what a stopped server left running, list the fast
+        models (a file that is not one is left out with a line in the log), start the workers."""
         examples = api.example_images()
+        models = {m.name: m for m in api.fast_models(settings.models, on_skip=log.warning)}
         store = Store(settings.data, examples)
         store.recover()
         devices = resolve_devices(settings)
         state_box: list[ServerState] = []
-        pool = WorkerPool(settings, store, hub, devices, lambda job_id: state_box[0].publish_status(job_id))
-        state = cls(settings, store, hub, pool, examples, devices)
+        pool = WorkerPool(settings, store, hub, devices, lambda job_id: state_box[0].publish_status(job_id),
+                          model_path=lambda name: str(models[name].path) if name in models else None)
+        state = cls(settings, store, hub, pool, examples, devices, models=models)
         state_box.append(state)
         pool.start()
         return state

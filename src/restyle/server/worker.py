@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import queue
 import signal
@@ -127,7 +128,10 @@ class JobRunner:
         except TimeCap as cap:
             self.send(JobFailed(job_id, str(cap)))
         except RestyleError as err:
-            self.send(JobFailed(job_id, str(err)))
+            message = str(err)
+            if job.fast_model is not None:  # the model's name, not the server's file
+                message = message.replace(job.fast_model, str(job.config.get("fast_model")))
+            self.send(JobFailed(job_id, message))
         except Exception as err:  # noqa: BLE001 - reported as the job's error (MemoryError too); the worker goes on
             message = out_of_memory(err, flags=False) or f"internal error: {type(err).__name__}: {' '.join(str(err).split())}"
             self.send(JobFailed(job_id, message))
@@ -142,7 +146,15 @@ class JobRunner:
     def _run(self, job: JobSpec, folder: Path) -> RunSummary:
         api, job_id = self.api, job.id
         values = dict(job.config, device=self.device)
-        offset, before, saved = resume_point(folder, values)
+        name, fast = values.get("fast_model"), job.fast_model
+        if fast is not None:  # the file the server resolved the model's name to
+            values["fast_model"] = fast
+
+        def shown(text: str) -> str:  # what clients see names the model, not the server's file
+            return text.replace(fast, str(name)) if fast is not None else text
+
+        # a fast job starts afresh (a forward pass, and a --refine within the iteration cap)
+        offset, before, saved = resume_point(folder, values) if fast is None else (0, [], {})
         if offset:  # the rest of the last stage, from the saved image: one stage at its size
             # (the iterations that were left; under the automatic stop, stopping when finished again)
             left = None if values.get("iterations") is None else saved["total"] - 1 - offset
@@ -171,12 +183,16 @@ class JobRunner:
                     _write_bytes(folder / "result.png", api.encode_image(state["image"]))
                     kept = "; its last image is kept as the result"
                 raise TimeCap(f"stopped after {job.max_seconds:g} s, this server's cap (--max-job-seconds){kept}")
+            if isinstance(event, api.Finished):
+                state["seconds"] = event.seconds
             if isinstance(event, api.Started):
                 state["total"] = total = event.total + offset
                 if len(event.stages) > 1:
                     state["last_scale"] = event.stages[-1]
                 curve = [[r["iteration"], r["total"], r["content"], r["style"]] for r in before]
-                self.send(JobStarted(job_id, {**api.event_dict(event), "total": total, "resumed_from": offset or None,
+                started_event = {**api.event_dict(event), "model": shown(event.model),
+                                 "notes": [shown(n) for n in event.notes]}
+                self.send(JobStarted(job_id, {**started_event, "total": total, "resumed_from": offset or None,
                                               "curve": curve[:: max(1, len(curve) // 500)]}))
             elif isinstance(event, api.Progress):
                 i, total = event.iteration + offset, event.total + offset
@@ -187,7 +203,7 @@ class JobRunner:
                     self._preview(job_id, event.image, i, total, every or max(1, total // 40), state)
                     # checkpoints in the last stage only: an earlier stage's image is of another size
                     last_stage = state["last_scale"] in (None, event.scale)
-                    if last_stage and i and i % job.checkpoint_every == 0 and i < total - 1:
+                    if last_stage and fast is None and i and i % job.checkpoint_every == 0 and i < total - 1:
                         _save_checkpoint(folder, api.encode_image(event.image), i, total, state["last_scale"])
                         self.send(JobCheckpoint(job_id, progress))
 
@@ -206,9 +222,11 @@ class JobRunner:
             _write_text(folder / "result.losses.csv", api.loss_history_csv(before + rows))
         (folder / "thumb.jpg").write_bytes(api.encode_image(result.image, longest=320, format="jpeg"))
         last = (before + rows)[-1] if (before or rows) else {}
-        return RunSummary(iterations=int(last.get("iteration", 0)), final_loss=result.final_loss,
-                          seconds=float(last.get("seconds", 0.0)), stopped_early=result.stopped_early,
-                          width=result.image.size[0], height=result.image.size[1], notes=tuple(result.notes),
+        final_loss = result.final_loss if math.isfinite(result.final_loss) else None  # a fast model: no loss
+        return RunSummary(iterations=int(last.get("iteration", 0)), final_loss=final_loss,
+                          seconds=float(last.get("seconds", state.get("seconds", 0.0))),
+                          stopped_early=result.stopped_early, width=result.image.size[0], height=result.image.size[1],
+                          notes=tuple(shown(n) for n in result.notes),
                           resumed_from=offset or None, device=result.device, precision=result.precision)
 
     def _preview(self, job_id: str, image: Any, i: int, total: int, every: int, state: dict[str, Any]) -> None:

@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const MAIN = ["strength", "size", "iterations", "preserve_color", "preset"];
+const MAIN = ["strength", "size", "iterations", "preserve_color", "preset", "fast_model", "refine"];
 const FINAL = new Set(["done", "failed", "cancelled"]);
 const state = { content: null, styles: [], fields: [], job: null, follow: 0, next: null, objectUrls: [] };
 
@@ -157,6 +157,7 @@ async function loadOptions() {
   const limits = described.limits;
   if (limits) {  // the page offers nothing this server refuses
     $("iterations").max = String(limits.max_iterations);
+    $("refine").max = String(Math.min(Number($("refine").max), limits.max_iterations));
     for (const option of [...$("size").options])
       if (option.value !== "none" && Number(option.value) > limits.max_size) option.remove();
   }
@@ -205,6 +206,11 @@ function chosenOptions() {
   if ($("preset").value) options.preset = $("preset").value;
   for (const input of document.querySelectorAll("#more-fields [data-field]"))
     if (input.value.trim() !== "") options[input.dataset.field] = input.value.trim();
+  const model = fastOptions();  // a fast model: its styles and weights, no iterations (but refine)
+  if (model) {
+    for (const name of ["iterations", "strength", "style_blend"]) delete options[name];
+    Object.assign(options, model);
+  }
   return options;
 }
 
@@ -231,6 +237,7 @@ function applyOptions(job) {
   state.content = { ...named(job.inputs.content), thumbnail: `/api/jobs/${job.id}/inputs/0` };
   state.styles = job.inputs.styles.map((s, i) => ({ ...named(s), thumbnail: `/api/jobs/${job.id}/inputs/${i + 1}` }));
   renderChosen();
+  applyFast(job);
 }
 
 // ---- submitting ------------------------------------------------------------------------------
@@ -239,11 +246,14 @@ async function submit(event) {
   const error = $("form-error");
   error.hidden = true;
   if (!state.content) return showError("Choose a photo first (or pick an example).");
-  if (!state.styles.length) return showError("Choose at least one style image.");
+  const model = fastOptions();
+  if (!model && !state.styles.length) return showError("Choose at least one style image (or a fast model).");
+  if (model?.style_blend && !model.style_blend.some((w) => w > 0))
+    return showError("Give at least one style a weight above 0.");
   const form = new FormData();
   const add = (key, s) => s.file ? form.append(key, s.file, s.name) : form.append(key, s.example || s.ref);
   add("content", state.content);
-  state.styles.forEach((s) => add("style", s));
+  if (!model) state.styles.forEach((s) => add("style", s));
   form.append("options", JSON.stringify(chosenOptions()));
   $("submit").disabled = true;
   try {
@@ -272,7 +282,7 @@ function follow(job) {
   history.replaceState(null, "", `#job=${job.id}`);
   $("preview").hidden = true;
   $("placeholder").hidden = false;
-  $("placeholder").textContent = "Waiting for the first preview…";
+  $("placeholder").textContent = job.config.fast_model ? "Painting…" : "Waiting for the first preview…";
   show(job);
   if (FINAL.has(job.status)) return finished(job);
   stream(job.id, ticket);
@@ -341,6 +351,9 @@ function show(job) {
   state.job = job;
   $("cancel").hidden = FINAL.has(job.status);
   $("download").hidden = $("download-csv").hidden = job.status !== "done";
+  const onePass = Boolean(job.config.fast_model && !job.config.refine);  // a fast model alone: no losses
+  if (onePass) $("download-csv").hidden = true;
+  $("curve").hidden = onePass;
   if (job.status === "queued")
     $("status-line").textContent = job.position > 1 ? `Queued: ${job.position - 1} job(s) ahead.` : "Queued: next in line.";
   else if (job.status === "running" && job.progress) progress(job.progress);
@@ -361,8 +374,10 @@ async function finished(job) {
   $("cancel").hidden = true;
   if (job.status === "done") {
     $("fill").style.width = "100%";
-    const p = job.progress;
-    $("status-line").textContent = `Done: ${p ? `${p.iteration} iterations in ${duration(p.seconds)}` : "finished"}` +
+    const p = job.progress, c = job.config;
+    const made = c.fast_model && !c.refine ? `fast model ${c.fast_model}${p ? ` in ${duration(p.seconds)}` : ""}`
+      : p ? `${p.iteration} iterations in ${duration(p.seconds)}` : "finished";
+    $("status-line").textContent = `Done: ${made}` +
       (job.resumed_from ? ` (resumed from iteration ${job.resumed_from})` : "") + ".";
     const url = await blobUrl(job.links.result);
     if (url && state.job.id === job.id) setPreview(url);
@@ -456,9 +471,11 @@ function card(job) {
   status.textContent = job.status;
   const what = document.createElement("span");
   what.className = "what";
-  const styles = job.inputs.styles.map((s) => s.name.replace(/\.[a-z]+$/i, "")).join(" + ");
   const c = job.config;
-  what.textContent = `${job.inputs.content.name} × ${styles} · ${c.size ?? "full"} px · ${c.iterations ?? "auto"} it` +
+  const styles = c.fast_model ? `fast model ${c.fast_model}`
+    : job.inputs.styles.map((s) => s.name.replace(/\.[a-z]+$/i, "")).join(" + ");
+  const steps = c.fast_model ? (c.refine ? `refined ${c.refine} it` : "one pass") : `${c.iterations ?? "auto"} it`;
+  what.textContent = `${job.inputs.content.name} × ${styles} · ${c.size ?? "full"} px · ${steps}` +
     (c.strength != null ? ` · strength ${c.strength}` : "") + (c.preserve_color ? ` · ${c.preserve_color}` : "") +
     (job.preset ? ` · ${job.preset}` : "");
   what.title = job.error || JSON.stringify(job.options);
@@ -479,6 +496,7 @@ function card(job) {
 
 // ---- helpers and start -----------------------------------------------------------------------
 function duration(seconds) {
+  if (seconds > 0 && seconds < 1) return `${Math.round(1000 * seconds)} ms`;  // a fast model's pass
   if (seconds < 60) return `${Math.max(0, Math.round(seconds))} s`;
   const m = Math.floor(seconds / 60), s = Math.round(seconds % 60);
   return m < 60 ? `${m} min ${s} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
@@ -523,7 +541,7 @@ async function start() {
   $("more-jobs").onclick = () => refreshGallery(true);
   window.addEventListener("resize", drawCurve);
   await serverState();
-  await Promise.all([loadOptions(), loadExamples(), refreshGallery()]);
+  await Promise.all([loadOptions(), loadExamples(), refreshGallery(), loadModels()]);
   document.body.dataset.ready = "1";
   const wanted = location.hash.match(/^#job=([0-9a-f]+)$/);
   if (wanted) json(`/api/jobs/${wanted[1]}`).then(follow).catch(() => history.replaceState(null, "", "#"));
