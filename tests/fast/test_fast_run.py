@@ -117,3 +117,15 @@ def test_a_batch_with_a_fast_model_makes_one_output_per_photo_and_skips_them_whe
     summary = restyle.run_batch(restyle.plan_batch([str(content)], [], out, options={"fast_model": str(tiny_model),
                                                                                      "size": 32}), out)
     assert [r.status for r in summary.results] == ["skipped"]
+
+
+def test_preserve_color_luminance_keeps_the_photos_chroma(tiny_model, content):
+    from restyle.io import images
+    from restyle.nn import controls
+
+    plain = restyle.stylize(content, [], fast_model=str(tiny_model), size=40)
+    kept = restyle.stylize(content, [], fast_model=str(tiny_model), size=40, preserve_color="luminance")
+    photo = images.to_tensor(images.resize_longest(images.load_image(content), 40))
+    chroma = lambda r: controls.chroma(images.to_tensor(r.image))  # noqa: E731
+    assert (chroma(kept) - controls.chroma(photo)).abs().mean() < 0.02
+    assert (chroma(plain) - controls.chroma(photo)).abs().mean() > 2 * (chroma(kept) - controls.chroma(photo)).abs().mean()

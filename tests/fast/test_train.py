@@ -85,13 +85,16 @@ def test_unreadable_photos_are_skipped_and_counted(photos, style, tmp_path):
     assert started[0].skipped == 1 and started[0].photos + started[0].held_out == 6
 
 
-def test_a_folder_without_a_readable_photo_is_one_line_and_exit_2(style, tmp_path, capsys):
+@pytest.mark.parametrize("files, counted", [({}, "0 image file(s), 0 unreadable"),
+                                            ({"broken.png": b"\x89PNG not really"}, "1 image file(s), 1 unreadable")])
+def test_a_folder_without_a_readable_photo_is_one_line_and_exit_2(files, counted, style, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
-    (empty / "broken.png").write_bytes(b"\x89PNG not really")
+    for name, data in files.items():
+        (empty / name).write_bytes(data)
     code = main(["train", str(style), "--photos", str(empty), "-o", str(tmp_path / "m.pt"), "--steps", "1", "-q"])
     err = capsys.readouterr().err
-    assert code == 2 and "no readable photo" in err and "1 unreadable" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "no readable photo" in err and counted in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "m.pt").exists()
 
 
