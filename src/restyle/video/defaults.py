@@ -16,5 +16,10 @@ FIRST_FRAME_FACTOR = 3
 #: DIS optical-flow presets by name (OpenCV's ``DISOPTICAL_FLOW_PRESET_*``), and ``--flow``'s default.
 FLOW_PRESETS = ("ultrafast", "fast", "medium")
 DEFAULT_FLOW_PRESET = "medium"
+#: ``--flow``'s default with ``--fast-model`` (see :data:`DEFAULT_TEMPORAL_BLEND`).
+DEFAULT_FAST_FLOW_PRESET = "ultrafast"
+#: ``--temporal-blend``'s default (with ``--fast-model``): the weight of the previous output frame,
+#: warped by the optical flow, where the flow is reliable (see :mod:`restyle.video.fastframes`).
+DEFAULT_TEMPORAL_BLEND = 0.5
 #: Constant rate factor (libx264/libvpx-vp9 quality: lower is better; 18 looks lossless for most).
 DEFAULT_CRF = 18
