@@ -7,7 +7,7 @@ H.264 encode) and scores the output with :func:`restyle.api.score_video` (the wa
 Lai et al. 2018, and the per-frame metrics). ``drift`` is the mean absolute difference, in 0-255
 levels, of each frame from the independent frame the network draws for it (what the blend costs:
 ghosts and softening); ``tv`` falls as the blend softens the texture. Also times each flow preset's
-pair of flows and masks alone. Prints JSON, then a markdown table.
+pair of flows and masks alone, and each stage of the pipeline alone. Prints JSON, then a markdown table.
 
     python bench/fast/video.py [--model FILE] [--frames 48] [--size 256] [--blends 0,0.3,0.5,0.7,0.9] [--threads N]
 
@@ -71,6 +71,49 @@ def flow_times(clip: Path, size: int, repeat: int = 10) -> dict[str, float]:
     return out
 
 
+def stage_times(clip: Path, model: Path, size: int, work: Path) -> dict[str, float]:
+    """Milliseconds per frame of each stage alone: decode (and resize), the network, flow and blend
+    (default preset and blend), the work folder's PNG (written and synced), the H.264 encode."""
+    from restyle.config import Config
+    from restyle.io import files
+    from restyle.methods import method_for
+    from restyle.video import fastframes, sink
+    from restyle.video.defaults import DEFAULT_FAST_FLOW_PRESET, DEFAULT_TEMPORAL_BLEND
+
+    info = source.probe(clip)
+    height = round(size * info.height / info.width)
+    t0 = time.perf_counter()
+    imgs = [img.resize((size, height)) for _, img in source.read_frames(info, list(range(info.frames)))]
+    decode = time.perf_counter() - t0
+    config = Config(fast_model=str(model), size=size, device="cpu")
+    method = method_for(config)
+    method.run(imgs[0], [], config)
+    t0 = time.perf_counter()
+    outs = [method.run(img, [], config).image for img in imgs]
+    net = time.perf_counter() - t0
+    estimator = flow.FlowEstimator(DEFAULT_FAST_FLOW_PRESET)
+    arrays = [np.asarray(img, dtype=np.float32) / 255 for img in imgs]
+    t0 = time.perf_counter()
+    for k in range(1, len(arrays)):
+        link = flow.pair(estimator, arrays[k - 1], arrays[k])
+        fastframes.blend_frames(np.asarray(outs[k], dtype=np.float32) / 255,
+                                np.asarray(outs[k - 1], dtype=np.float32) / 255, link, DEFAULT_TEMPORAL_BLEND)
+    blend = time.perf_counter() - t0
+    (work / "stages").mkdir(exist_ok=True)
+    paths = [work / "stages" / f"frame_{k + 1:06d}.png" for k in range(len(outs))]
+    t0 = time.perf_counter()
+    for img, path in zip(outs, paths):
+        files.save_png(img, path)
+    save = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sink.write_video(paths, work / "stages.mp4", info.fps, {})
+    encode = time.perf_counter() - t0
+    n = len(imgs)
+    return {"decode": round(1000 * decode / n, 2), "network": round(1000 * net / n, 2),
+            "flow_and_blend": round(1000 * blend / (n - 1), 2), "png_work_frame": round(1000 * save / n, 2),
+            "encode": round(1000 * encode / n, 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path)
@@ -120,10 +163,12 @@ def main() -> None:
     import torch
 
     report = {"model": str(model), "torch_threads": torch.get_num_threads(), "clip": f"{args.frames} frames, {args.size} px, {args.fps} fps pan and zoom",
-              "flow_ms_per_frame": flow_times(clip, args.size), "runs": rows}
+              "flow_ms_per_frame": flow_times(clip, args.size),
+              "stages_ms_per_frame": stage_times(clip, model, args.size, work), "runs": rows}
     print(json.dumps(report, indent=1))
     base = next((r["warping_error"] for r in rows if r["temporal_blend"] == 0), None)
-    print(f"\nmodel {model}; clip {report['clip']}; flow (pair + masks + warp), ms: {report['flow_ms_per_frame']}\n")
+    print(f"\nmodel {model}; clip {report['clip']}; flow (pair + masks + warp), ms: {report['flow_ms_per_frame']}; "
+          f"stages, ms per frame: {report['stages_ms_per_frame']}\n")
     print("| blend | flow | fps end to end | ms/frame | warping error | vs independent | drift | tv |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:

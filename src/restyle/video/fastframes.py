@@ -11,9 +11,11 @@ moving average of the network's frames (the frame j steps back weighs ``a^j (1 â
 texture the network draws a little differently in each frame stops shimmering, while what comes
 into view is the network's own picture of it.
 
-The cost is two DIS flows, the masks and one remap per frame: a few milliseconds at 256 px beside
-the network's 25-30 ms (the numbers, and the default ``a``, are measured by ``bench/fast/video.py``
-and stated in :data:`restyle.video.defaults.DEFAULT_TEMPORAL_BLEND`).
+The cost is two DIS flows (the ultrafast preset), the masks and one remap per frame: about 6 ms
+at 256 px beside the network's 25-35 ms. ``bench/fast/video.py`` measures it, with the warping
+error for each ``a``; the default's reasons are at :data:`restyle.video.defaults.DEFAULT_TEMPORAL_BLEND`.
+The previous output is the saved 8-bit frame, so a run continued from its work folder makes the
+frames an uninterrupted run makes.
 """
 
 from __future__ import annotations
