@@ -119,9 +119,10 @@ def stylize_video(input: str | os.PathLike[str], styles: Sequence[str | os.PathL
                   on_event: Callable[[Any], None] | None = None) -> VideoResult:
     """Stylise the video ``input`` with ``styles`` into ``output`` (a video file, a ``.gif``, or
     ``DIR/`` for PNG frames); with ``config.fast_model``, ``styles`` must be empty (the model's
-    styles, weighed by ``config.style_blend``) and each frame is a forward pass. Finished frames go to ``work_dir`` (default ``OUTPUT.work/``; for
-    ``DIR/`` the folder itself), which a rerun of the same call continues from; it is deleted
-    after the output is written unless ``keep_frames``. ``on_event`` receives the events of
+    styles, weighed by ``config.style_blend``) and each frame is a forward pass. Finished frames go
+    to ``work_dir`` (default ``OUTPUT.work/``; for ``DIR/`` the folder itself), which a rerun of
+    the same call continues from; it is deleted after the output is written unless ``keep_frames``.
+    ``on_event`` receives the events of
     :mod:`restyle.video.events` and, between a frame's start and finish, the engine's events."""
     start = time.perf_counter()
     emit = on_event or (lambda event: None)
@@ -267,6 +268,7 @@ def _record(info: source.VideoInfo, styles: Sequence[Any], config: Config, optio
     else:
         video = {**asdict(options), "flow": options.flow_preset(config),
                  "first_iterations": options.first(config) if options.temporal_weight > 0 else config.iterations}
+        del video["temporal_blend"]  # the record of an optimised video as before: its work folders carry on
     return {
         "restyle": __version__,
         "config": config.to_dict(),
