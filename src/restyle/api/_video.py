@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from restyle.api._run import resolve_config, style_list
 from restyle.config import Config
+from restyle.errors import ConfigError
 
 if TYPE_CHECKING:
     from restyle.video import VideoResult, VideoScores
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 
 def stylize_video(
     input: str | Path,
-    styles: Any,
+    styles: Any = None,
     config: Config | None = None,
     *,
     output: str | Path,
@@ -23,8 +24,9 @@ def stylize_video(
     first_iterations: int | None = None,
     frames: str | None = None,
     fps: float | None = None,
-    flow: str = "medium",
+    flow: str | None = None,
     crf: int = 18,
+    temporal_blend: float | None = None,
     work_dir: str | Path | None = None,
     keep_frames: bool = False,
     on_event: Callable[[Any], None] | None = None,
@@ -42,16 +44,27 @@ def stylize_video(
     else the same). Finished frames are kept
     in ``work_dir`` (default ``OUTPUT.work/``) and a rerun continues from them. ``on_event`` receives
     :class:`VideoStarted`, per frame :class:`FrameStarted`, the engine's events, :class:`FrameFinished`,
-    then :class:`VideoFinished`."""
+    then :class:`VideoFinished`.
+
+    With ``fast_model`` (a trained network, :func:`stylize`'s option) ``styles`` is left out (the
+    model's, weighed by ``style_blend``), each frame is one forward pass, and the temporal consistency
+    is ``temporal_blend`` (default :data:`restyle.video.defaults.DEFAULT_TEMPORAL_BLEND`; 0 =
+    independent frames): the weight of the previous output frame, warped by the optical flow, where
+    the flow is reliable (:mod:`restyle.video.fastframes`). ``flow``: the DIS preset (default medium;
+    with a fast model :data:`restyle.video.defaults.DEFAULT_FAST_FLOW_PRESET`)."""
     from restyle.video import DEFAULT_TEMPORAL_WEIGHT, VideoOptions
     from restyle.video import stylize_video as _stylize_video
     from restyle.video.stylize import DEFAULT_ITERATIONS
 
-    styles = style_list(styles)
+    styles = [] if styles is None else style_list(styles)
     config = resolve_config(config, preset, {"iterations": DEFAULT_ITERATIONS, **options} if config is None
                             else options)
+    if config.fast_model is not None and (temporal_weight is not None or first_iterations is not None):
+        raise ConfigError("--temporal-weight and --first-iterations are the optimiser's; with --fast-model "
+                          "each frame is one forward pass and the temporal consistency is --temporal-blend")
     video = VideoOptions(DEFAULT_TEMPORAL_WEIGHT if temporal_weight is None else float(temporal_weight),
-                         first_iterations, frames, fps, flow, crf)
+                         first_iterations, frames, fps, flow, crf,
+                         None if temporal_blend is None else float(temporal_blend))
     return _stylize_video(input, list(styles), config, output, video, work_dir=work_dir, keep_frames=keep_frames,
                           on_event=on_event)
 

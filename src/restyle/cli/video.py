@@ -1,4 +1,4 @@
-"""``restyle video``: stylise a video with temporal consistency."""
+"""``restyle video``: stylise a video with temporal consistency (optimised, or a fast model's)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from restyle.cli.options import add_run_options, positive_int, run_options
 from restyle.errors import ConfigError
 from restyle.video.defaults import (  # torch-free: --help states them without importing torch
     DEFAULT_CRF,
+    DEFAULT_FAST_FLOW_PRESET,
     DEFAULT_FLOW_PRESET,
     DEFAULT_ITERATIONS,
+    DEFAULT_TEMPORAL_BLEND,
     DEFAULT_TEMPORAL_WEIGHT,
     FIRST_FRAME_FACTOR,
     FLOW_PRESETS,
@@ -23,6 +25,7 @@ examples:
   restyle video clip.mp4 starry_night.jpg -o out.mp4 --frames 0:48 -n 150
   restyle video frames/ painting.jpg -o styled/ --fps 24          # folders of PNG frames in and out
   restyle video clip.mp4 painting.jpg -o flicker.mp4 --temporal-weight 0   # independent frames
+  restyle video clip.mp4 -o fast.mp4 --size 256 --fast-model paintings.pt --blend 1,0,0   # a trained network
   restyle score --video out.mp4 --content clip.mp4                  # warping error and metrics
 
 Frame t starts from the stylised frame t-1 warped by the optical flow (OpenCV DIS) and is kept
@@ -33,6 +36,10 @@ Finished frames are kept in
 OUT.work/ until the output is written: running the same command again continues an
 interrupted run. Input: any video PyAV decodes, a GIF, or a folder of numbered frames.
 Output: .mp4/.mkv/.mov/.avi (H.264, the audio copied), .webm (VP9), .gif, or DIR/ (PNG frames).
+
+With --fast-model (no style images: the model's, weighed by --blend) each frame is one forward pass,
+and the previous output frame, warped by the optical flow, is blended into it where the flow is
+reliable (--temporal-blend; 0 = independent frames).
 """
 
 
@@ -44,7 +51,7 @@ def add_parser(subparsers: Any) -> None:
                     "audio. Every run option applies to each frame.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="*", metavar="INPUT STYLE", help="input video (file, GIF or folder of "
-                   "numbered frames), then one or more style images")
+                   "numbered frames), then one or more style images (none with --fast-model)")
     p.add_argument("-o", "--output", required=True, help="output: a video file (.mp4, .mkv, .mov, .avi, .webm), "
                    "a .gif, or DIR/ for PNG frames")
     add_run_options(p)
@@ -58,8 +65,12 @@ def add_parser(subparsers: Any) -> None:
     g.add_argument("--frames", metavar="A:B", help="only input frames A to B-1 (from 0; A: or :B also work)")
     g.add_argument("--fps", type=_rate, metavar="R", help="output frame rate: the input resampled in time "
                    "(default: the input's; a folder of frames: 24)")
-    g.add_argument("--flow", choices=FLOW_PRESETS, default=DEFAULT_FLOW_PRESET,
-                   help=f"DIS optical-flow preset (default {DEFAULT_FLOW_PRESET})")
+    g.add_argument("--temporal-blend", type=_weight, metavar="A",
+                   help="with --fast-model: the weight, 0-1, of the previous output frame warped by the optical flow "
+                        f"where the flow is reliable (default {DEFAULT_TEMPORAL_BLEND:g}); 0 = independent frames")
+    g.add_argument("--flow", choices=FLOW_PRESETS,
+                   help=f"DIS optical-flow preset (default {DEFAULT_FLOW_PRESET}; with --fast-model "
+                        f"{DEFAULT_FAST_FLOW_PRESET})")
     g.add_argument("--crf", type=positive_int, default=DEFAULT_CRF, metavar="N",
                    help=f"video quality, 0-51, lower is better (libx264's constant rate factor; default {DEFAULT_CRF})")
     g.add_argument("--work-dir", metavar="DIR", help="where finished frames are kept (default OUT.work/)")
@@ -90,9 +101,11 @@ def cmd_video(args: argparse.Namespace) -> int:
     from restyle import api
     from restyle.config import Config
 
-    if len(args.images) < 2:
-        raise ConfigError("give an input video and at least one style image (restyle video INPUT STYLE -o OUT.mp4)")
     options = run_options(args)
+    if not args.images:
+        raise ConfigError("give an input video (restyle video INPUT STYLE -o OUT.mp4, or INPUT --fast-model NAME)")
+    if len(args.images) < 2 and options.get("fast_model") is None:
+        raise ConfigError("give an input video and at least one style image (restyle video INPUT STYLE -o OUT.mp4)")
     options.setdefault("iterations", DEFAULT_ITERATIONS)
     config = Config.from_values(options, preset=args.preset)
     bar = FrameBar(quiet=args.quiet)
@@ -100,7 +113,7 @@ def cmd_video(args: argparse.Namespace) -> int:
         result = api.stylize_video(
             args.images[0], args.images[1:], config, output=args.output, temporal_weight=args.temporal_weight,
             first_iterations=args.first_iterations, frames=args.frames, fps=args.fps, flow=args.flow, crf=args.crf,
-            work_dir=args.work_dir, keep_frames=args.keep_frames, on_event=bar)
+            temporal_blend=args.temporal_blend, work_dir=args.work_dir, keep_frames=args.keep_frames, on_event=bar)
     except KeyboardInterrupt:
         bar.close()
         kept = f"; {bar.finished} finished frame(s) kept in {bar.work_dir}" if bar.work_dir and bar.finished else ""
@@ -143,6 +156,8 @@ class FrameBar:
                 self._show(event.done, 0)
         elif isinstance(event, FrameStarted):
             self.frame = event.index
+            if event.iterations == 0 and self.bar is not None:  # a fast model's forward pass: no iterations
+                self.bar.set_description_str(f"frame {event.index + 1}/{self.bar.total}", refresh=False)
         elif isinstance(event, Progress) and self.bar is not None:
             self.iterations = max(1, event.total - 1)  # the engine's estimate under the automatic stop
             self._show(self.frame, min(event.iteration, self.iterations))

@@ -67,13 +67,13 @@ def sample_points(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return gx + flow[..., 0], gy + flow[..., 1]
 
 
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """``image`` resampled (bilinear, edges replicated) at ``p + flow(p)``: with the backward flow
-    (from frame t to frame t−1) it brings frame t−1 to frame t's positions."""
+def warp(image: np.ndarray, flow: np.ndarray, *, cubic: bool = False) -> np.ndarray:
+    """``image`` resampled (bilinear, or bicubic with ``cubic``; edges replicated) at ``p + flow(p)``:
+    with the backward flow (from frame t to frame t−1) it brings frame t−1 to frame t's positions."""
     cv2 = _cv2()
     mx, my = sample_points(flow)
-    out = cv2.remap(np.ascontiguousarray(image, dtype=np.float32), mx, my, cv2.INTER_LINEAR,
-                    borderMode=cv2.BORDER_REPLICATE)
+    out = cv2.remap(np.ascontiguousarray(image, dtype=np.float32), mx, my,
+                    cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return out.reshape(image.shape)
 
 
@@ -118,9 +118,9 @@ class Pair:
     backward: np.ndarray
     masks: Masks
 
-    def warp(self, previous: np.ndarray) -> np.ndarray:
+    def warp(self, previous: np.ndarray, *, cubic: bool = False) -> np.ndarray:
         """``previous`` (an image of frame t−1) brought to frame t."""
-        return warp(previous, self.backward)
+        return warp(previous, self.backward, cubic=cubic)
 
 
 def pair(estimator: FlowEstimator, previous: np.ndarray, current: np.ndarray) -> Pair:

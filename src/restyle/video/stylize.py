@@ -5,6 +5,10 @@ Frame t starts from the stylised frame t−1 warped to t by the optical flow of 
 term, :class:`~restyle.engine.objective.TemporalConsistency`: ``temporal_weight`` times the mean
 of ``mask · (x − warped)²``, the mask 1 where the flow is reliable. ``temporal_weight`` 0 gives
 independent frames (each from ``--init``, no flow). The first frame gets ``first_iterations``.
+
+With a fast model (``Config.fast_model``) each frame is one forward pass of the network, blended
+with the previous output frame warped where the flow is reliable (:mod:`.fastframes`); the events,
+the work folder, the resuming and the outputs are the same.
 """
 
 from __future__ import annotations
@@ -28,8 +32,14 @@ from restyle.errors import ConfigError, OutputError, notice
 from restyle.io import files, images
 from restyle.methods import method_for
 from restyle.nn import controls
-from restyle.video import flow, sink, source
-from restyle.video.defaults import DEFAULT_ITERATIONS, DEFAULT_TEMPORAL_WEIGHT, FIRST_FRAME_FACTOR  # noqa: F401  (re-exported)
+from restyle.video import fastframes, flow, sink, source
+from restyle.video.defaults import (  # noqa: F401  (re-exported)
+    DEFAULT_FAST_FLOW_PRESET,
+    DEFAULT_ITERATIONS,
+    DEFAULT_TEMPORAL_BLEND,
+    DEFAULT_TEMPORAL_WEIGHT,
+    FIRST_FRAME_FACTOR,
+)
 from restyle.video.events import FrameFinished, FrameStarted, VideoFinished, VideoStarted
 from restyle.video.work import SETTINGS, WorkFolder, file_digest, source_digest
 
@@ -42,8 +52,9 @@ class VideoOptions:
     first_iterations: int | None = None  # None: FIRST_FRAME_FACTOR x the config's iterations (auto: auto)
     frames: str | None = None  # "A:B", input frames A to B-1 (0-based)
     fps: float | None = None  # output frame rate (None: the input's)
-    flow: str = flow.DEFAULT_PRESET  # DIS preset
+    flow: str | None = None  # DIS preset (None: medium; with a fast model, DEFAULT_FAST_FLOW_PRESET)
     crf: int = sink.DEFAULT_CRF  # video quality (libx264's constant rate factor)
+    temporal_blend: float | None = None  # with a fast model: the warped previous output's weight (None: default)
 
     def validate(self) -> None:
         if not (0 <= self.temporal_weight < float("inf")):
@@ -54,9 +65,21 @@ class VideoOptions:
             raise ConfigError(f"--fps must be > 0 (and at most 1000), got {self.fps}")
         if not (0 <= self.crf <= 51):
             raise ConfigError(f"--crf must be 0-51, got {self.crf}")
-        if self.flow not in flow.PRESETS:
+        if self.temporal_blend is not None and not (0 <= self.temporal_blend <= 1):
+            raise ConfigError(f"--temporal-blend must be in [0, 1], got {self.temporal_blend}")
+        if self.flow is not None and self.flow not in flow.PRESETS:
             raise ConfigError(f"unknown --flow '{self.flow}'; choose one of: {', '.join(flow.PRESETS)}")
         source.parse_range(self.frames)
+
+    def flow_preset(self, config: Config) -> str:
+        """The DIS preset: the one given, else the default for the method."""
+        if self.flow is not None:
+            return self.flow
+        return DEFAULT_FAST_FLOW_PRESET if config.fast_model is not None else flow.DEFAULT_PRESET
+
+    def blend(self) -> float:
+        """A fast model's temporal blend: the one given, else :data:`DEFAULT_TEMPORAL_BLEND`."""
+        return DEFAULT_TEMPORAL_BLEND if self.temporal_blend is None else self.temporal_blend
 
     def first(self, config: Config) -> int | None:
         if self.first_iterations is not None:
@@ -95,14 +118,23 @@ def stylize_video(input: str | os.PathLike[str], styles: Sequence[str | os.PathL
                   work_dir: str | os.PathLike[str] | None = None, keep_frames: bool = False,
                   on_event: Callable[[Any], None] | None = None) -> VideoResult:
     """Stylise the video ``input`` with ``styles`` into ``output`` (a video file, a ``.gif``, or
-    ``DIR/`` for PNG frames). Finished frames go to ``work_dir`` (default ``OUTPUT.work/``; for
-    ``DIR/`` the folder itself), which a rerun of the same call continues from; it is deleted
-    after the output is written unless ``keep_frames``. ``on_event`` receives the events of
+    ``DIR/`` for PNG frames); with ``config.fast_model``, ``styles`` must be empty (the model's
+    styles, weighed by ``config.style_blend``) and each frame is a forward pass. Finished frames go
+    to ``work_dir`` (default ``OUTPUT.work/``; for ``DIR/`` the folder itself), which a rerun of
+    the same call continues from; it is deleted after the output is written unless ``keep_frames``.
+    ``on_event`` receives the events of
     :mod:`restyle.video.events` and, between a frame's start and finish, the engine's events."""
     start = time.perf_counter()
     emit = on_event or (lambda event: None)
     options.validate()
-    if not styles:
+    fast = config.fast_model is not None
+    if fast:
+        fastframes.check_styles(styles)
+        model = fastframes.model_file(config)
+    elif options.temporal_blend is not None:
+        raise ConfigError("--temporal-blend is the fast model's temporal consistency: it needs --fast-model "
+                          "(the optimiser's is --temporal-weight)")
+    elif not styles:
         raise ConfigError("give at least one style image")
     info = source.probe(input, folder_fps=Fraction(options.fps).limit_denominator(1001) if options.fps else None)
     kind, target = sink.check_output(output, info)
@@ -114,11 +146,16 @@ def stylize_video(input: str | os.PathLike[str], styles: Sequence[str | os.PathL
     if kind != "folder" and files.same_file(folder.path, info.path):
         raise OutputError(f"the work folder '{folder.path}' is the input; give another --work-dir")
     record = _record(info, styles, config, options, indices, rate, size)
+    if fast:
+        record["inputs"]["model"] = model
+        record["inputs"]["sha256"][model] = file_digest(model)
     folder.open({k: record[k] for k in ("restyle", "config", "video", "inputs")})
     done = folder.finished(len(indices))
     emit(VideoStarted(len(indices), done, float(rate), size[0], size[1], str(folder.path)))
 
-    run = _FrameRunner(config, options, style_images, emit)
+    run: _FrameRunner | fastframes.FastFrameRunner = (
+        fastframes.FastFrameRunner(config, options.blend(), options.flow_preset(config), emit) if fast
+        else _FrameRunner(config, options, style_images, emit))
     previous: tuple[np.ndarray, np.ndarray] | None = None  # (input, stylised) of the frame before
     for pos, img in source.read_frames(info, indices, start=max(0, done - 1)):
         frame = images.resize_to(img, size) if img.size != size else img
@@ -159,7 +196,7 @@ class _FrameRunner:
         self.configs = {0: config.replace(iterations=first), 1: later}
         self.method = method_for(config)
         self.luminance = config.preserve_color == "luminance"
-        self.estimator = flow.FlowEstimator(options.flow) if self.temporal else None
+        self.estimator = flow.FlowEstimator(options.flow_preset(config)) if self.temporal else None
         self.frame_seconds: list[float] = []
         self._seconds: dict[int, list[float]] = {0: [], 1: []}  # frame seconds: the first frame, later ones
 
@@ -225,11 +262,17 @@ def _write(kind: str, target: Path, folder: WorkFolder, frame_files: list[Path],
 def _record(info: source.VideoInfo, styles: Sequence[Any], config: Config, options: VideoOptions,
             indices: list[int], rate: Fraction, size: tuple[int, int]) -> dict[str, Any]:
     style_paths = [str(Path(s).expanduser().resolve()) for s in styles]
+    if config.fast_model is not None:  # the network's run: no iterations, the optimiser's weight unused
+        video = {**asdict(options), "flow": options.flow_preset(config), "temporal_weight": None,
+                 "first_iterations": None, "temporal_blend": options.blend()}
+    else:
+        video = {**asdict(options), "flow": options.flow_preset(config),
+                 "first_iterations": options.first(config) if options.temporal_weight > 0 else config.iterations}
+        del video["temporal_blend"]  # the record of an optimised video as before: its work folders carry on
     return {
         "restyle": __version__,
         "config": config.to_dict(),
-        "video": {**asdict(options), "first_iterations": options.first(config) if options.temporal_weight > 0
-                  else config.iterations, "rate": str(rate), "frame_count": len(indices), "size": list(size),
+        "video": {**video, "rate": str(rate), "frame_count": len(indices), "size": list(size),
                   "source_frames": [indices[0], indices[-1] + 1]},
         "inputs": {"video": str(info.path.resolve()), "styles": style_paths,
                    "sha256": {str(info.path.resolve()): source_digest(info.path, info.files),
