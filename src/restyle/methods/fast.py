@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -63,23 +63,41 @@ def run_onnx(name: str, content: Any, config: Config, on_event: EventHandler | N
                           "without them: give the .pt model")
     model = fastonnx.load(name)
     weights = model.weights(config.style_blend)
+    img = content_image(content, config)
+    x = images.to_tensor(img)
+    notes = [f"fast model {name} (onnxruntime {model.precision}): {describe(model.styles, weights.tolist())}"]
+
+    def forward() -> torch.Tensor:
+        out = torch.from_numpy(model.forward(x.numpy(), weights.tolist()))
+        return colour_controls(out, x, config.preserve_color, config.photo_filter)
+
+    return one_pass(name, img, config, on_event, "cpu", model.precision, notes, forward)
+
+
+def content_image(content: Any, config: Config) -> Any:
+    """The content image as loaded (its one-line errors), checked against the pixel cap and resized."""
     img = images.load_image(content, max_pixels=config.max_pixels, role="content image")
     config.check_request(img.size)
-    img = images.resize_longest(img, config.size)
+    return images.resize_longest(img, config.size)
+
+
+def describe(styles: Sequence[str], weights: Sequence[float]) -> str:
+    return ", ".join(f"{n} {w:.2f}" for n, w in zip(styles, weights))
+
+
+def one_pass(name: str, img: Any, config: Config, on_event: EventHandler | None, device: str, precision: str,
+             notes: list[str], forward: Callable[[], torch.Tensor]) -> Result:
+    """The events and result of a run that is one forward pass: ``Started`` (total 0), the pass,
+    ``Finished``."""
     t0 = time.perf_counter()
-    notes = [f"fast model {name} (onnxruntime {model.precision}): "
-             f"{', '.join(f'{n} {w:.2f}' for n, w in zip(model.styles, weights.tolist()))}"]
     if on_event:
-        on_event(Started(total=0, stages=(max(img.size),), model=f"fast:{name}", device="cpu",
-                         precision=model.precision, notes=tuple(notes)))
-    x = images.to_tensor(img)
-    out = colour_controls(torch.from_numpy(model.forward(x.numpy(), weights.tolist())), x, config.preserve_color,
-                          config.photo_filter)
-    seconds = time.perf_counter() - t0
+        on_event(Started(total=0, stages=(max(img.size),), model=f"fast:{name}", device=device,
+                         precision=precision, notes=tuple(notes)))
+    out = forward().float().cpu()
     reason = "a fast model: one forward pass"
     if on_event:
-        on_event(Finished(iterations=0, final_loss=math.nan, seconds=seconds, reason=reason))
-    return Result(images.to_image(out), [], config, notes, device="cpu", precision=model.precision, pixels=out,
+        on_event(Finished(iterations=0, final_loss=math.nan, seconds=time.perf_counter() - t0, reason=reason))
+    return Result(images.to_image(out), [], config, notes, device=device, precision=precision, pixels=out,
                   stop_reason=reason)
 
 
@@ -102,15 +120,12 @@ class FastTransfer:
             return run_onnx(name, content, config, on_event)
         model = load_model(name)
         blend = check_blend(model, config.style_blend)
-        img = images.load_image(content, max_pixels=config.max_pixels, role="content image")
-        config.check_request(img.size)
-        img = images.resize_longest(img, config.size)
+        img = content_image(content, config)
         device = resolve_device(config.device)
-        t0 = time.perf_counter()
         if next(model.net.parameters()).device != device:
             model.net.to(device)
         x = images.to_tensor(img).to(device)
-        notes = [f"fast model {name}: {', '.join(f'{n} {w:.2f}' for n, w in zip(model.style_names, blend.tolist()))}"]
+        notes = [f"fast model {name}: {describe(model.style_names, blend.tolist())}"]
         if config.refine:
             out = stylise(model, x, blend, None, False)
             refine = config.replace(fast_model=None, refine=0, iterations=config.refine)
@@ -123,13 +138,5 @@ class FastTransfer:
             result.config = config
             result.notes = notes + result.notes
             return result
-        if on_event:
-            on_event(Started(total=0, stages=(max(img.size),), model=f"fast:{name}", device=str(device),
-                             precision="fp32", notes=tuple(notes)))
-        out = stylise(model, x, blend, config.preserve_color, config.photo_filter).float().cpu()
-        seconds = time.perf_counter() - t0
-        reason = "a fast model: one forward pass"
-        if on_event:
-            on_event(Finished(iterations=0, final_loss=math.nan, seconds=seconds, reason=reason))
-        return Result(images.to_image(out), [], config, notes, device=str(device), precision="fp32",
-                      pixels=out, stop_reason=reason)
+        return one_pass(name, img, config, on_event, str(device), "fp32", notes,
+                        lambda: stylise(model, x, blend, config.preserve_color, config.photo_filter))
