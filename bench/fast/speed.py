@@ -56,16 +56,22 @@ def best_ms(fn: Callable[[], Any], runs: int) -> float:
     return 1000 * min(times)
 
 
-def photo(side: int) -> np.ndarray:
-    """chelsea.jpg scaled so its longest side is ``side``, as 1 x 3 x H x W float32 in [0, 1]."""
-    img = resize_longest(load_rgb(PHOTO), side)
+def photo(side: int, square: bool = False) -> np.ndarray:
+    """chelsea.jpg scaled so its longest side is ``side`` (``square``: its centre square, ``side`` x
+    ``side``), as 1 x 3 x H x W float32 in [0, 1]."""
+    img = load_rgb(PHOTO)
+    if square:
+        short = min(img.size)
+        left, top = (img.width - short) // 2, (img.height - short) // 2
+        img = img.crop((left, top, left + short, top + short))
+    img = resize_longest(img, side)
     return np.asarray(img, dtype=np.float32).transpose(2, 0, 1)[None] / np.float32(255)
 
 
 def measure(side: int, net: TransformerNet, fp32: OnnxModel, int8: OnnxModel, blend: list[float],
-            runs: int) -> dict[str, Any]:
+            runs: int, square: bool = False) -> dict[str, Any]:
     """One row: the three runtimes' milliseconds at ``side`` px and int8's mean difference from fp32."""
-    x = photo(side)
+    x = photo(side, square)
     tx, tb = torch.from_numpy(x), torch.tensor(blend)
     with torch.inference_mode():
         torch_ms = best_ms(lambda: net(tx, tb), runs)
@@ -83,6 +89,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--json", default="fast_speed.json", help="where to write the results")
+    p.add_argument("--square", action="store_true", help="square images (the photo's centre square)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as work:
@@ -96,7 +103,7 @@ def main() -> None:
         blend = [1.0 / styles] * styles
         rows = []
         for side in (int(s) for s in args.sizes.split(",")):
-            row = measure(side, fast.net, fp32, int8, blend, args.runs)
+            row = measure(side, fast.net, fp32, int8, blend, args.runs, args.square)
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     result = {"model": str(args.model or f"random NetShape({args.shape})"), "shape": fast.net.shape.as_dict(),

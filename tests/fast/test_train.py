@@ -135,3 +135,19 @@ def test_a_large_photo_folder_is_read_from_disk_as_it_is_sampled(photos, style, 
     assert len(found.skipped) == 1  # the text file named .jpg: its header is not an image's
     crops = found.crops(3, 32, __import__("random").Random(0))
     assert crops.shape == (3, 3, 32, 32)
+
+
+def test_init_from_starts_from_another_models_parameters_and_records_it(photos, style, tmp_path):
+    first = train([style], photos, tmp_path / "a.pt", 2, every=0)
+    seen = []
+    tuned = train([style], photos, tmp_path / "b.pt", 1, every=0, lr=1e-9, init_from=tmp_path / "a.pt",
+                  style_weight=5.0, on_event=lambda e: seen.append(e) if isinstance(e, restyle.TrainProgress) else None)
+    x = torch.rand(1, 3, 32, 32)
+    torch.testing.assert_close(first.net(x, torch.ones(1)), tuned.net(x, torch.ones(1)), atol=1e-4, rtol=1e-3)
+    assert tuned.record["init_from"]["file"] == "a.pt" and tuned.record["config"]["style_weight"] == 5.0
+
+
+def test_init_from_a_model_of_another_shape_is_refused(photos, style, tmp_path):
+    train([style], photos, tmp_path / "a.pt", 1, every=0)
+    with pytest.raises(ConfigError, match="has shape"):
+        train([style], photos, tmp_path / "b.pt", 1, every=0, width=6, init_from=tmp_path / "a.pt")

@@ -53,6 +53,8 @@ def add_parser(subparsers: Any) -> None:
     t.add_argument("--held-out", type=positive_int, default=4, metavar="K",
                    help="photos kept out of training for the sample sheets (default 4)")
     t.add_argument("--resume", action="store_true", help="continue from NAME.ckpt.pt (same styles and options)")
+    t.add_argument("--init-from", metavar="MODEL.pt", help="start from this model's parameters (same shape and "
+                   "paintings), e.g. to fine-tune it with another --style-weight or other photos")
     t.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_run_options(p, exclude=NOT_TRAINING)
     p.set_defaults(handler=cmd_train)
@@ -66,7 +68,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         model = api.train_fast_model(
             args.styles, args.photos, args.output, width=args.width, blocks=args.blocks, kernel=args.kernel,
             steps=args.steps, batch=args.batch, lr=args.train_lr, every=args.every, held_out=args.held_out,
-            resume=args.resume, on_event=bar, **run_options(args))
+            resume=args.resume, init_from=args.init_from, on_event=bar, **run_options(args))
     except KeyboardInterrupt:
         bar.close()
         print("restyle: interrupted; the last checkpoint is kept: add --resume to continue", file=sys.stderr)

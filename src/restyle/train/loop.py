@@ -62,10 +62,12 @@ def sha256(path: str | Path) -> str:
 
 
 def train(styles: Sequence[str | Path], photos: str | Path, output: str | Path, config: Config,
-          shape: NetShape, options: TrainOptions, *, resume: bool = False,
+          shape: NetShape, options: TrainOptions, *, resume: bool = False, init_from: str | Path | None = None,
           on_event: Callable[[TrainEvent], None] | None = None) -> FastModel:
     """Train a network for ``styles`` on the photos under ``photos`` and write it to ``output``.
-    ``resume`` continues from ``output``'s checkpoint (same styles, shape and options)."""
+    ``resume`` continues from ``output``'s checkpoint (same styles, shape and options);
+    ``init_from`` starts from another model's parameters (same shape and number of styles), e.g.
+    to fine-tune a model with other weights or photos."""
     options.check()
     output = Path(output)
     if output.suffix != ".pt":
@@ -88,6 +90,15 @@ def train(styles: Sequence[str | Path], photos: str | Path, output: str | Path, 
     }
     start_step, state = 0, None
     ckpt = checkpoint_path(output)
+    if init_from is not None:
+        if resume:
+            raise ConfigError("give either --resume or --init-from, not both")
+        start = read_model(init_from)
+        if start.net.shape != shape:
+            raise ConfigError(f"--init-from '{init_from}' has shape {start.net.shape.as_dict()}; this training's is "
+                              f"{shape.as_dict()}")
+        record["init_from"] = {"file": Path(init_from).name, "sha256": sha256(init_from),
+                               "steps": start.record.get("steps")}
     if resume:
         if not ckpt.is_file():
             raise ConfigError(f"--resume: no checkpoint '{ckpt}' to resume from")
@@ -109,6 +120,8 @@ def train(styles: Sequence[str | Path], photos: str | Path, output: str | Path, 
     net = TransformerNet(shape).to(device)
     optim = torch.optim.Adam(net.parameters(), lr=options.lr)
     rng = random.Random(options.seed)
+    if init_from is not None:
+        net.load_state_dict(start.net.state_dict())
     if state is not None:
         net.load_state_dict(saved.net.state_dict())
         optim.load_state_dict(state["optim"])
