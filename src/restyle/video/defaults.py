@@ -17,14 +17,14 @@ FIRST_FRAME_FACTOR = 3
 FLOW_PRESETS = ("ultrafast", "fast", "medium")
 DEFAULT_FLOW_PRESET = "medium"
 #: ``--flow``'s default with ``--fast-model``: at blend 0.5 on that clip the warping error is the
-#: same with each preset (0.00161 ultrafast, 0.00158 fast, 0.00159 medium) and both flows with the
-#: masks take 5 / 6 / 13 ms a frame at 256 px, beside the network's 25-35.
+#: same with each preset (0.00078 ultrafast, 0.00075 fast, 0.00076 medium, the bundled model) and both
+#: flows with the masks and the warp take 4.6 / 8.4 / 13.7 ms a frame at 256 px, beside the network's 22.
 DEFAULT_FAST_FLOW_PRESET = "ultrafast"
 #: ``--temporal-blend``'s default (with ``--fast-model``): the weight of the previous output frame,
 #: warped by the optical flow, where the flow is reliable (see :mod:`restyle.video.fastframes`).
-#: Measured by bench/fast/video.py (48 frames of a 256 px pan and zoom, the bundled model's shape
-#: partly trained): the warping error is 0.38 / 0.17 / 0.06 / 0.02 of independent frames' at
-#: 0.3 / 0.5 / 0.7 / 0.9, the texture's total variation 84 / 76 / 71 / 66%. At 0.5 consecutive
+#: Measured by bench/fast/video.py (48 frames of a 256 px pan and zoom, the bundled model): the
+#: warping error is 0.39 / 0.18 / 0.08 / 0.04 of independent frames' at 0.3 / 0.5 / 0.7 / 0.9, the
+#: texture's total variation 86 / 80 / 76 / 72%. At 0.5 consecutive
 #: frames look alike where independent ones redraw the brush marks; from 0.7 the marks go soft,
 #: at 0.9 they smear along the motion.
 DEFAULT_TEMPORAL_BLEND = 0.5
