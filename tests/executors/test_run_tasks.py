@@ -102,3 +102,17 @@ def test_shipped_masks_are_used_as_the_users_masks_are(inputs, tmp_path):
     shipped, on_disk = runs.run_task(task), runs.run_task({k: v for k, v in task.items() if k != "files"})
     assert shipped["error"] == on_disk["error"] == ""
     assert np.array_equal(shipped["image"], on_disk["image"])
+
+
+def test_a_shipped_fast_model_runs_where_its_file_is_not(inputs, tmp_path):
+    from shared_helpers import tiny_fast_model
+
+    model = tiny_fast_model(tmp_path / "fast.pt")
+    config = Config.from_options(size=32, fast_model=str(model))
+    task = runs.make_task(config, str(inputs["content"]), [], ship=True)
+    assert str(model) in task["files"]
+    on_disk = runs.run_task({k: v for k, v in task.items() if k != "files"})
+    model.unlink()  # a worker without this file system has only the shipped copy
+    shipped = runs.run_task(task)
+    assert shipped["error"] == on_disk["error"] == ""
+    assert np.array_equal(shipped["image"], on_disk["image"])

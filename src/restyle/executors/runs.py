@@ -110,6 +110,8 @@ def task_inputs(task: Task) -> Iterator[Inputs]:
             changes["label_image"] = here(config.label_image)
         if config.init not in ("content", "noise"):
             changes["init"] = here(config.init)
+        if config.fast_model is not None:  # a file is shipped; a bundled model's name stays a name
+            changes["fast_model"] = here(config.fast_model)
         yield Inputs(config.replace(**changes) if changes else config, here(task["content"]),
                      [here(s) for s in task["styles"]], local)
 
