@@ -80,7 +80,7 @@ def test_to_dict_keeps_its_fields_order_and_defaults():
         "stop_tolerance": 0.015, "lr": None, "line_search": False, "safeguard": "reset", "ema": 0.0, "init": "content", "seed": 0,
         "preserve_color": None, "masks": None, "style_masks": None, "label_image": None, "photo_weight": 0.0,
         "photo_filter": False, "scales": None, "multiscale": True, "device": "auto", "precision": "auto",
-        "tile": None, "max_memory": "auto", "preset": None,
+        "tile": None, "max_memory": "auto", "fast_model": None, "refine": 0, "preset": None,
     }
     assert list(Config().to_dict()) == [f.name for f in dataclasses.fields(Config)]
     saved = Config.from_options(preset="seed", size=64, masks=["m.png"]).to_dict()
@@ -135,10 +135,10 @@ def test_every_run_field_parses_its_own_default_as_typed():
              "content_weight": "1", "style_weight": "50", "tv_weight": "1", "optimizer": "lbfgs",
              "iterations": "auto", "stop_tolerance": "0.015", "max_memory": "auto", "line_search": "off", "init": "content", "seed": "0", "photo_weight": "0",
              "photo_filter": "no", "multiscale": "on", "device": "auto", "precision": "auto",
-             "style_loss": "gram", "safeguard": "reset", "ema": "0"}
+             "style_loss": "gram", "safeguard": "reset", "ema": "0", "refine": "0"}
     nullable = {n for n in run_fields() if n not in texts}
     assert nullable == {"style_blend", "weights", "lr", "preserve_color", "masks", "style_masks", "label_image",
-                        "scales", "strength", "tile"}
+                        "scales", "strength", "tile", "fast_model"}
     texts.update({n: "none" for n in nullable})
     assert Config.from_text(texts).to_dict() == Config().to_dict()
 

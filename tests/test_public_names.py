@@ -13,6 +13,7 @@ PUBLIC = {
     "StyleTransfer", "VGGFeatures", "__version__", "build_backbone", "build_grid", "layer_names", "load_weights",
     "preset_grid", "read_run_record", "run_study", "score", "stylize", "stylize_video", "score_video",
     "plan_batch", "run_batch", "Method", "Backbone",
+    "train_fast_model", "TrainStarted", "TrainProgress", "TrainSample", "TrainFinished",
 }
 
 
@@ -30,7 +31,7 @@ def test_front_end_entry_points_come_from_the_api_module():
     from restyle import api
 
     for name in ("stylize", "score", "read_run_record", "build_grid", "preset_grid", "run_study", "stylize_video",
-                 "score_video", "plan_batch", "run_batch"):
+                 "score_video", "plan_batch", "run_batch", "train_fast_model"):
         assert getattr(restyle, name) is getattr(api, name), name
 
 

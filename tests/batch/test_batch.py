@@ -230,7 +230,7 @@ def test_a_dry_run_lists_what_would_run_and_writes_nothing(first_run, album, inp
 
 @pytest.mark.parametrize("argv, message", [
     ([], "give INPUT images and --styles"),
-    (["{content}"], "give --styles STYLE... for the INPUT images"),
+    (["{content}"], "give --styles STYLE... (or --fast-model NAME) for the INPUT images"),
     (["{tmp}/nothing.jpg", "--styles", "{style}"], "input '{tmp}/nothing.jpg': not found"),
     (["{tmp}/*.png", "--styles", "{style}"], "matches no image files"),
     (["{content}", "--styles", "{style}", "--format", "gif"], "--format: unknown format 'gif'"),
