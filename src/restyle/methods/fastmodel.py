@@ -112,15 +112,20 @@ def load_model(name: str) -> FastModel:
     """The model ``name`` names (a path, a bundled model, or a style in one), cached per file and
     modification time."""
     path, style = resolve(name)
-    key = (str(path), path.stat().st_mtime)
-    with _lock:
-        if key not in _cache:
-            _cache[key] = read_model(path)
-        model = _cache[key]
+    model = _cached(path)
     if style is None:
         return model
     names = model.style_names
     return FastModel(model.net, model.record, model.source, [float(n == style) for n in names])
+
+
+def _cached(path: Path) -> FastModel:
+    """The model in ``path``, read once per file and modification time."""
+    key = (str(path), path.stat().st_mtime)
+    with _lock:
+        if key not in _cache:
+            _cache[key] = read_model(path)
+        return _cache[key]
 
 
 def resolve(name: str) -> tuple[Path, str | None]:
@@ -135,7 +140,7 @@ def resolve(name: str) -> tuple[Path, str | None]:
     if bundled.is_file():
         return bundled, None
     for file in sorted(BUNDLED.glob("*.pt")):
-        if name in read_model(file).style_names:
+        if name in _cached(file).style_names:
             return file, name
     raise ConfigError(f"no fast model '{name}': give a .pt file or one of {', '.join(bundled_names()) or 'none'}")
 
@@ -145,7 +150,7 @@ def bundled_names() -> list[str]:
     names: list[str] = []
     for file in sorted(BUNDLED.glob("*.pt")):
         names.append(file.stem)
-        names.extend(n for n in read_model(file).style_names if n not in names)
+        names.extend(n for n in _cached(file).style_names if n not in names)
     return names
 
 
