@@ -74,8 +74,9 @@ def test_iterations_auto_is_the_default_and_n_forces_the_count():
 
 def test_a_coarse_to_fine_run_stops_its_finer_stages_sooner():
     coarse, fine, finest = Schedule([256, 512, 1024], None).rules
-    assert coarse is not None and fine is not None and fine == finest
-    assert RULE.tolerance < coarse.tolerance < fine.tolerance and fine.min_steps == FINE_MIN_STEPS < coarse.min_steps
+    assert coarse is not None and fine is not None and finest is not None
+    assert RULE.tolerance < coarse.tolerance < fine.tolerance == finest.tolerance
+    assert fine.min_steps == finest.min_steps == FINE_MIN_STEPS < coarse.min_steps
     # a lower --stop-tolerance runs every stage longer
     tighter = Schedule([256, 512], None, tolerance=RULE.tolerance / 2).rules
     assert all(t is not None and r is not None and t.tolerance < r.tolerance for t, r in zip(tighter, [coarse, fine]))
@@ -122,3 +123,10 @@ def test_a_forced_run_runs_every_step_on_todays_schedule(content: Path, style: P
     auto_sizes = StyleTransfer(Config(**FP32, size=512)).stage_sizes(None)
     forced_sizes = StyleTransfer(Config(**FP32, size=512, iterations=300)).stage_sizes(None)
     assert auto_sizes == forced_sizes == [256, 512]
+
+
+def test_an_automatic_coarse_to_fine_run_stops_every_stage_by_its_rule_and_says_so(content: Path, style: Path):
+    history, events = _run(content, style, size=64, scales=[32, 64], stop_tolerance=0.03)
+    steps = {scale: sum(1 for r in history if int(r["scale"]) == scale) for scale in (32, 64)}
+    assert steps[32] > RULE.min_steps and FINE_MIN_STEPS <= steps[64] - 1 < 300
+    assert events[-1].reason.startswith("finished: loss improved under 9.0%") and "under 18.0% in each finer stage" in events[-1].reason

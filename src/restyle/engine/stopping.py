@@ -1,7 +1,8 @@
 """When a stage is finished: the automatic stop (the default when ``--iterations`` is not given).
 
 A stage stops when its loss has improved by less than ``tolerance`` (relative) over the last
-``window`` steps, and never before ``min_steps``. The rule reads only the history rows the loop
+``window`` steps, and never before ``min_steps``; a coarse-to-fine run's stages each have their own
+rule (:func:`stage_rules`: looser in the finer, costlier stages). The rule reads only the history rows the loop
 already reads (in batches on a GPU), so it adds no device sync. With the safeguarded L-BFGS the
 rows' losses never rise, so the improvement over a window is never negative; with Adam the best
 loss so far is compared, so noise does not end a run.
