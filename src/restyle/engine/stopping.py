@@ -76,7 +76,7 @@ class Plateau:
 RULE = Plateau(window=20, tolerance=0.015, min_steps=40)
 #: A coarse-to-fine run (512 px and up) stops its stages at multiples of ``--stop-tolerance``: the
 #: first stage at ``COARSE_FACTOR`` times it (it only sets the composition; a finer stage's loss
-#: starts again from about 15x its end whatever the first stage's did: run to 1.5% or 5% it took
+#: starts again from about 15x its end whatever the first stage's did: run to 3% or 5% it took
 #: the 512 px stage the same 78-80 steps, cut at 80 steps it took 121), each finer stage at
 #: ``FINE_FACTOR`` times it and never before ``FINE_MIN_STEPS`` (it starts from the coarser result
 #: with the photo's finer detail added). On the 512 px 2x2 panel (docs/stopping.md) this schedule took
