@@ -364,6 +364,7 @@ def test_progress_bar_and_summary_without_quiet(tmp_path, content, style, capsys
     code, _, err = run(capsys, "run", content, style, "-o", output, *FAST, "--no-history")
     assert code == 0
     assert "2/2" in err and ("it/s" in err or "s/it" in err)  # tqdm's bar: 2 rows for 1 iteration
+    assert "left, loss" in err  # the engine's estimate of the time left, beside the losses
     assert "restyle: 1 iterations in" in err and f"restyle: wrote {output}" in err
 
 

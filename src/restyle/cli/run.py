@@ -112,11 +112,17 @@ class ProgressBar:
             from tqdm import tqdm
 
             self.close()
+            # the engine's estimate of the time left, not tqdm's from the pace (a finer stage's steps cost 4x)
             self.bar = tqdm(total=event.total, unit="it", dynamic_ncols=True, mininterval=0.25, file=sys.stderr,
-                            desc=f"{event.model} {event.device.split(':')[0]} {event.precision}")
+                            desc=f"{event.model} {event.device.split(':')[0]} {event.precision}",
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]")
         elif isinstance(event, Progress) and self.bar is not None:
             loss = event.losses
-            self.bar.set_postfix_str(f"loss {loss['total']:.4g} (c {loss['content']:.3g} s {loss['style']:.3g} "
+            if event.total != self.bar.total:  # the automatic stop's estimate of the rows in all
+                self.bar.total = event.total
+            eta = event.eta
+            left = "" if eta is None else f"about {self.bar.format_interval(eta)} left, "
+            self.bar.set_postfix_str(f"{left}loss {loss['total']:.4g} (c {loss['content']:.3g} s {loss['style']:.3g} "
                                      f"tv {loss['tv']:.3g})", refresh=False)
             self.bar.update(1)
 
