@@ -115,14 +115,12 @@ class Schedule:
         #: Each stage's stop rule (None with ``iterations``: every stage runs its cap).
         self.rules: list[Plateau | None] = (list(stage_rules(len(self.sizes), tolerance)) if self.auto
                                             else [None] * len(self.sizes))
-        #: A finer stage starts from the coarser result with the photo's finer detail added (the
-        #: automatic stop's schedule); with ``iterations`` from the coarser result alone, as before.
-        self.carry_detail = self.auto
 
     @property
-    def rule(self) -> Plateau | None:
-        """The first stage's rule (None with ``iterations``)."""
-        return self.rules[0]
+    def carry_detail(self) -> bool:
+        """Whether a finer stage starts from the coarser result with the photo's finer detail added
+        (the automatic stop's schedule); with ``iterations`` from the coarser result alone, as before."""
+        return self.auto
 
     def describe(self) -> str:
         """The rules in words (the run record's stop reason)."""
