@@ -22,6 +22,13 @@ from dataclasses import dataclass
 from restyle.nn import controls
 
 
+def percent(fraction: float) -> str:
+    """A tolerance as the stop reason writes it: one decimal (1.5%, 9.0%), two where it has them
+    (``--stop-tolerance 0.0075`` makes the first stage's 2.25%, not 2.2%)."""
+    tenths = fraction * 1000
+    return f"{fraction:.1%}" if abs(tenths - round(tenths)) < 1e-6 else f"{fraction:.2%}"
+
+
 @dataclass(frozen=True)
 class Plateau:
     """Stop when ``best[t - window] - best[t] <= tolerance * best[t]`` (``best``: the lowest loss
@@ -65,7 +72,7 @@ class Plateau:
         return max(floor, math.ceil(done * (now / self.tolerance) ** (1 / power)) - done)
 
     def describe(self) -> str:
-        return (f"loss improved under {self.tolerance:.1%} over the last {self.window} steps "
+        return (f"loss improved under {percent(self.tolerance)} over the last {self.window} steps "
                 f"(at least {self.min_steps} steps a stage)")
 
 
@@ -130,8 +137,8 @@ class Schedule:
             return first.describe()
         fine = self.rules[1]
         assert fine is not None
-        return (f"loss improved under {first.tolerance:.1%} over the last {first.window} steps in the first stage "
-                f"(at least {first.min_steps} steps), under {fine.tolerance:.1%} in each finer stage "
+        return (f"loss improved under {percent(first.tolerance)} over the last {first.window} steps in the first "
+                f"stage (at least {first.min_steps} steps), under {percent(fine.tolerance)} in each finer stage "
                 f"(at least {fine.min_steps})")
 
     def prior(self, k: int) -> int:
