@@ -75,11 +75,16 @@ def follow(url: str, photo: Path, painting: Path, options: dict[str, Any]) -> li
     return seen
 
 
+def jpeg(preview: dict[str, Any]) -> bytes:
+    """The JPEG bytes of a preview event (its image is a ``data:`` URL)."""
+    return base64.b64decode(str(preview["image"]).split(",", 1)[1])
+
+
 def strip(previews: list[dict[str, Any]], path: Path) -> None:
     """The previews on screen at the MARKS and at the end, side by side, each captioned."""
     chosen = [max((p for p in previews if float(p["t"]) <= m), key=lambda p: float(p["t"]), default=None) for m in MARKS]
     shown: list[dict[str, Any]] = [c for c in chosen if c is not None] + [previews[-1]]
-    images = [Image.open(io.BytesIO(base64.b64decode(str(p["image"]).split(",", 1)[1]))).convert("RGB") for p in shown]
+    images = [Image.open(io.BytesIO(jpeg(p))).convert("RGB") for p in shown]
     h = 256
     images = [im.resize((round(im.width * h / im.height), h)) for im in images]
     sheet = Image.new("RGB", (sum(im.width for im in images) + 8 * (len(images) - 1), h + 20), "white")
@@ -114,7 +119,7 @@ def main() -> None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
     previews = [e for e in seen if e["kind"] == "preview"]
-    first = {k: next((float(e["t"]) for e in seen if e["kind"] == k), None) for k in ("started", "progress", "status")}
+    first = {k: next((float(e["t"]) for e in seen if e["kind"] == k), None) for k in ("started", "progress")}
     later = next((p for p in previews if int(p["iteration"]) > 0), None)
     end = seen[-1]
     # the time left the page showed (the engine's estimate), against the time that was left
@@ -134,7 +139,7 @@ def main() -> None:
                "previews": [[round(float(p["t"]), 2), p["iteration"]] for p in previews],
                "end": {"status": end.get("status"), "t": round(done_t, 2)}, "time_left": estimates}
     for i, p in enumerate(previews):
-        (out / f"preview-{i:03d}.jpg").write_bytes(base64.b64decode(str(p["image"]).split(",", 1)[1]))
+        (out / f"preview-{i:03d}.jpg").write_bytes(jpeg(p))
     if previews:
         strip(previews, out / "strip.png")
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -82,13 +82,13 @@ def test_a_coarse_to_fine_run_stops_its_finer_stages_sooner():
     assert all(t is not None and r is not None and t.tolerance < r.tolerance for t, r in zip(tighter, [coarse, fine]))
 
 
-
 def test_the_stop_reason_gives_each_tolerance_with_the_digits_it_has():
     assert "under 1.5% over the last 20 steps" in Schedule([256], None).describe()
     default = Schedule([256, 512], None).describe()
     assert "under 4.5% over" in default and "under 9.0% in each finer stage" in default
     halved = Schedule([256, 512], None, tolerance=0.0075).describe()  # 3x and 6x of 0.75%
     assert "under 2.25% over" in halved and "under 4.5% in each finer stage" in halved
+
 
 def test_a_finer_stage_starts_with_the_photos_finer_detail(content: Path, style: Path):
     st = StyleTransfer(Config(**FP32, size=64, scales=[32, 64]))
