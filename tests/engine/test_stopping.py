@@ -43,6 +43,16 @@ def test_the_estimate_of_steps_left_shrinks_to_zero_as_the_stop_nears():
     assert rule.steps_left(losses[: stop + 1], prior=150) == 0
 
 
+def test_a_wrong_prior_fades_as_the_stage_nears_its_stop():
+    rule = Plateau(window=20, tolerance=0.01, min_steps=40)
+    losses = [2.0 + 40.0 / (1 + t) ** 1.5 for t in range(400)]
+    stop = next(t for t in range(400) if rule.reached(losses[: t + 1]))
+    prior = 3 * stop  # the stage ends far sooner than stages usually do
+    errors = [abs(t + rule.steps_left(losses[: t + 1], prior=prior) - stop) for t in (50, 70, stop - 10, stop - 1)]
+    assert errors == sorted(errors, reverse=True) and errors[0] < prior - stop
+    assert errors[-2] <= 0.3 * stop and errors[-1] <= 0.05 * stop
+
+
 def test_a_stage_stops_when_its_loss_settles_and_says_so():
     target = torch.full((1, 3, 8, 8), 0.3)
 

@@ -1,0 +1,83 @@
+"""How honest is the time left that the progress bar, the page and the API show?
+
+    python bench/eta.py bench/panel/results/ttq/panel512-stages.jsonl --config auto
+    python bench/eta.py bench/panel/results/ttq/*.jsonl --config auto
+
+Replays the engine's estimate (:meth:`restyle.engine.stopping.Schedule.estimate`, of the code
+under ``--src``) on the history rows that ``bench/ttq.py`` recorded (each row's total loss, stage
+size and wall seconds), row by row as the run made them, and compares it with the time that was
+actually left. Prints, per file and size, the ratio estimate / actual at 10, 25, 50, 75 and 90%
+of each run's time (median and range over the runs), and the median of ``|log(ratio)|`` over
+every row between 5% and 90% of the run (0 is exact; 0.1 is about 10% off).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+FRACTIONS = (0.1, 0.25, 0.5, 0.75, 0.9)
+
+
+def replay(record: dict[str, Any], tolerance: float) -> list[tuple[float, float, float]]:
+    """(share of the run's time done, seconds left estimated, seconds actually left) at each row."""
+    from restyle.engine.stopping import Schedule
+
+    scales, totals, seconds = record["scales"], record["losses"], record["row_seconds"]
+    stages = sorted(set(scales))
+    plan = Schedule(stages, None, tolerance)
+    end = seconds[-1]
+    points = []
+    for k, size in enumerate(stages):
+        rows = [i for i, s in enumerate(scales) if s == size]
+        if len(rows) < 2:
+            continue
+        # the stage began one step before its first row was timed
+        began = seconds[rows[0]] - (seconds[rows[1]] - seconds[rows[0]])
+        for i in rows[1:]:
+            _, left = plan.estimate(k, rows[0], totals[rows[0]: i + 1], seconds[i] - began)
+            if left is not None and end > seconds[i]:
+                points.append((seconds[i] / end, left, end - seconds[i]))
+    return points
+
+
+def report(records: list[dict[str, Any]], tolerance: float) -> str:
+    by_fraction: dict[float, list[float]] = {f: [] for f in FRACTIONS}
+    errors = []
+    for rec in records:
+        points = replay(rec, tolerance)
+        if not points:
+            continue
+        for f in FRACTIONS:
+            done, left, actual = min(points, key=lambda p: abs(p[0] - f))
+            by_fraction[f].append(left / actual)
+        errors += [abs(math.log(max(left, 1e-3) / actual)) for done, left, actual in points if 0.05 < done < 0.9]
+    cells = [f"{f:.0%}: {statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})" for f, v in by_fraction.items() if v]
+    return f"median |log| {statistics.median(errors):.3f}; " + "; ".join(cells) if errors else "no rows"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("files", nargs="+", type=Path, help="results.jsonl files of bench/ttq.py")
+    ap.add_argument("--config", default="auto", help="the cells' config (label) to replay (automatic-stop runs)")
+    ap.add_argument("--tolerance", type=float, default=0.015, help="the runs' --stop-tolerance")
+    ap.add_argument("--src", default=str(ROOT / "src"), help="the restyle source whose estimate is replayed")
+    args = ap.parse_args()
+    sys.path.insert(0, args.src)
+    for path in args.files:
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        records = [r for r in records if r.get("config") == args.config and "row_seconds" in r]
+        for size in sorted({r["size"] for r in records}):
+            group = [r for r in records if r["size"] == size]
+            print(f"{path.name} {size} px, {len(group)} runs: estimate / actual at a share of the run's time: "
+                  f"{report(group, args.tolerance)}")
+
+
+if __name__ == "__main__":
+    main()
