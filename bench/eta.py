@@ -2,6 +2,7 @@
 
     python bench/eta.py bench/panel/results/ttq/panel512-stages.jsonl --config auto
     python bench/eta.py bench/panel/results/ttq/*.jsonl --config auto
+    python bench/eta.py bench/panel/results/ttq/lead256.jsonl --config lead6 --lead
 
 Replays the engine's estimate (:meth:`restyle.engine.stopping.Schedule.estimate`, of the code
 under ``--src``) on the history rows that ``bench/ttq.py`` recorded (each row's total loss, stage
@@ -25,13 +26,15 @@ ROOT = Path(__file__).resolve().parent.parent
 FRACTIONS = (0.1, 0.25, 0.5, 0.75, 0.9)
 
 
-def replay(record: dict[str, Any], tolerance: float) -> list[tuple[float, float, float]]:
-    """(share of the run's time done, seconds left estimated, seconds actually left) at each row."""
+def replay(record: dict[str, Any], tolerance: float, lead: bool = False) -> list[tuple[float, float, float]]:
+    """(share of the run's time done, seconds left estimated, seconds actually left) at each row;
+    ``lead``: the run began with a lead stage (``--lead-stage``)."""
     from restyle.engine.stopping import Schedule
 
     scales, totals, seconds = record["scales"], record["losses"], record["row_seconds"]
     stages = sorted(set(scales))
-    plan = Schedule(stages, None, tolerance)
+    plan = Schedule(stages[-1:], None, tolerance, lead=True) if lead else Schedule(stages, None, tolerance)
+    assert plan.sizes == stages, f"the record's stages {stages} are not the schedule's {plan.sizes}"
     end = seconds[-1]
     points = []
     for k, size in enumerate(stages):
@@ -47,11 +50,11 @@ def replay(record: dict[str, Any], tolerance: float) -> list[tuple[float, float,
     return points
 
 
-def report(records: list[dict[str, Any]], tolerance: float) -> str:
+def report(records: list[dict[str, Any]], tolerance: float, lead: bool = False) -> str:
     by_fraction: dict[float, list[float]] = {f: [] for f in FRACTIONS}
     errors = []
     for rec in records:
-        points = replay(rec, tolerance)
+        points = replay(rec, tolerance, lead)
         if not points:
             continue
         for f in FRACTIONS:
@@ -67,6 +70,7 @@ def main() -> None:
     ap.add_argument("files", nargs="+", type=Path, help="results.jsonl files of bench/ttq.py")
     ap.add_argument("--config", default="auto", help="the cells' config (label) to replay (automatic-stop runs)")
     ap.add_argument("--tolerance", type=float, default=0.015, help="the runs' --stop-tolerance")
+    ap.add_argument("--lead", action="store_true", help="the runs used --lead-stage")
     ap.add_argument("--src", default=str(ROOT / "src"), help="the restyle source whose estimate is replayed")
     args = ap.parse_args()
     sys.path.insert(0, args.src)
@@ -76,7 +80,7 @@ def main() -> None:
         for size in sorted({r["size"] for r in records}):
             group = [r for r in records if r["size"] == size]
             print(f"{path.name} {size} px, {len(group)} runs: estimate / actual at a share of the run's time: "
-                  f"{report(group, args.tolerance)}")
+                  f"{report(group, args.tolerance, args.lead)}")
 
 
 if __name__ == "__main__":

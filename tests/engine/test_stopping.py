@@ -12,7 +12,7 @@ from restyle.config import Config
 from restyle.engine import StyleTransfer
 from restyle.engine.events import Finished, Progress, Started
 from restyle.engine.loop import OptimizerSettings, optimise
-from restyle.engine.stopping import FINE_MIN_STEPS, RULE, Plateau, Schedule
+from restyle.engine.stopping import FINE_MIN_STEPS, LEAD_FACTOR, LEAD_STYLE, RULE, Plateau, Schedule
 from restyle.errors import ConfigError
 
 pytestmark = pytest.mark.numeric
@@ -148,3 +148,41 @@ def test_an_automatic_coarse_to_fine_run_stops_every_stage_by_its_rule_and_says_
     steps = {scale: sum(1 for r in history if int(r["scale"]) == scale) for scale in (32, 64)}
     assert steps[32] > RULE.min_steps and FINE_MIN_STEPS <= steps[64] - 1 < 300
     assert events[-1].reason.startswith("finished: loss improved under 9.0%") and "under 18.0% in each finer stage" in events[-1].reason
+
+
+def test_an_automatic_one_stage_run_from_192_px_leads_at_half_the_pixels_with_light_style():
+    plan = Schedule([256], None, lead=True)
+    assert plan.lead and plan.sizes == [181, 256] and plan.style_factor(0) == LEAD_STYLE < plan.style_factor(1) == 1
+    lead, own = plan.rules
+    assert lead is not None and own is not None and own.tolerance == RULE.tolerance * LEAD_FACTOR
+    assert own.min_steps == FINE_MIN_STEPS and "(181 px, 0.15x the style weight)" in plan.describe()
+    # small, forced or already coarse-to-fine: no lead
+    assert not any(Schedule(s, n, lead=True).lead for s, n in (([128], None), ([256], 300), ([256, 512], None)))
+    assert Schedule([256], None).sizes == [256]
+
+
+class _Enough(Exception):
+    """Raised at a run's first progress event: what the run set up is known by then."""
+
+
+def _first_progress(st: StyleTransfer, content: Path, style: Path, **run) -> Started:
+    events: list = []
+
+    def on_event(event) -> None:
+        events.append(event)
+        if isinstance(event, Progress):
+            raise _Enough
+
+    with pytest.raises(_Enough):
+        st.run(content, [style], on_event=on_event, **run)
+    return events[0]
+
+
+def test_with_lead_stage_an_automatic_run_of_192_px_paints_a_lead_stage_with_light_style(content: Path, style: Path):
+    st = StyleTransfer(Config(**FP32, size=192, lead_stage=True))
+    assert _first_progress(st, content, style).stages == (136, 192)
+    assert st._objective().style.weight == pytest.approx(LEAD_STYLE * st.config.style_weight)
+    for options in ({}, {"iterations": 5}, {"multiscale": False}):  # the default, forced, one stage: no lead
+        other = StyleTransfer(Config(**FP32, size=192, lead_stage=bool(options), **options))
+        assert _first_progress(other, content, style).stages == (192,)
+        assert other._objective().style.weight == pytest.approx(other.config.style_weight)

@@ -109,6 +109,30 @@ AUTO_CAP = 600
 #: 192, 130 and 62). With 50 for a finer stage the time left shown during the 512 and 1024 px
 #: panel runs was a median 0.60-0.87 of the time actually left; with 62, 0.89-1.20 (``bench/eta.py``).
 PRIOR_STEPS = (200, 130, 62)
+#: With ``--lead-stage`` (off by default) an automatic run that would be one stage of ``LEAD_MIN`` px
+#: or more (outputs up to 511 px) first runs a *lead* stage at ``1/√2`` of its side (half its
+#: pixels, half the cost of a step) with the style weight times ``LEAD_STYLE``, stopped by the
+#: first-stage rule, then its own size from the lead's result with the photo's finer detail
+#: added, stopped at ``LEAD_FACTOR`` times ``--stop-tolerance``. The lead sets the composition with
+#: the photo's content; the full-weight style is made at the output's own scale. On the 24-cell
+#: 256 px panel (docs/stopping.md) it took 0.36 of ``-n 300``'s time (the one-stage rule 0.61),
+#: content +0.4% and style +2.5% in the median, but the style distance 17-23% worse on two cells of
+#: *Woman with a Hat* and a few pictures paler (contrast up to 30% lower): hence not the default.
+#: At 3x the 256 px stage took 0.43, at 6x 0.32 with style +5.1%; a lead at full style weight cost
+#: 11-15% content, at 0.4x 7-8%; a 128 px lead 7-9% whatever its style weight.
+LEAD_MIN = 192
+#: The steps a lead stage and the output's own stage after it are expected to take (the panel's medians).
+LEAD_PRIOR_STEPS = (81, 74)
+LEAD_STYLE = 0.15
+LEAD_FACTOR = 4.0
+#: The shortest side any image of a lead stage may have (else the run is one stage): well above
+#: block5_conv1's 16 px stride.
+LEAD_SIDE = 64
+
+
+def lead_size(final: int) -> int:
+    """The longest side of the lead stage of a run to ``final`` px: half its pixels."""
+    return round(final / math.sqrt(2))
 
 
 def stage_rules(stages: int, tolerance: float = RULE.tolerance) -> list[Plateau]:
@@ -124,15 +148,25 @@ class Schedule:
     """A run's stages: their longest sides, step caps and stop rules (``iterations`` None: the
     automatic stop), and the estimate of the rows and seconds left as the rows come in."""
 
-    def __init__(self, sizes: Sequence[int], iterations: int | None, tolerance: float = RULE.tolerance):
-        self.sizes = list(sizes)
+    def __init__(self, sizes: Sequence[int], iterations: int | None, tolerance: float = RULE.tolerance,
+                 lead: bool = False):
         self.auto = iterations is None
+        #: Whether the run starts with a lead stage (``--lead-stage``; ``LEAD_MIN``; the engine says where it may).
+        self.lead = lead and self.auto and len(sizes) == 1 and sizes[0] >= LEAD_MIN
+        self.sizes = [lead_size(sizes[0]), *sizes] if self.lead else list(sizes)
         first = AUTO_CAP if iterations is None else int(iterations)
         #: Steps of each stage: the first ``iterations`` (or the cap), each later half the one before.
         self.caps = controls.stage_iterations(first, len(self.sizes))
         #: Each stage's stop rule (None with ``iterations``: every stage runs its cap).
         self.rules: list[Plateau | None] = (list(stage_rules(len(self.sizes), tolerance)) if self.auto
                                             else [None] * len(self.sizes))
+        if self.lead:  # the output's own stage makes all of the style: it stops at the first stage's rule
+            self.rules[1] = Plateau(window=RULE.window, tolerance=min(0.5, tolerance * LEAD_FACTOR),
+                                    min_steps=FINE_MIN_STEPS)
+
+    def style_factor(self, k: int) -> float:
+        """The factor on the style weight in stage ``k``: ``LEAD_STYLE`` in a lead stage, else 1."""
+        return LEAD_STYLE if self.lead and k == 0 else 1.0
 
     @property
     def carry_detail(self) -> bool:
@@ -148,11 +182,14 @@ class Schedule:
             return first.describe()
         fine = self.rules[1]
         assert fine is not None
+        lead = f" ({self.sizes[0]} px, {LEAD_STYLE:g}x the style weight)" if self.lead else ""
         return (f"loss improved under {percent(first.tolerance)} over the last {first.window} steps in the first "
-                f"stage (at least {first.min_steps} steps), under {percent(fine.tolerance)} in each finer stage "
+                f"stage{lead} (at least {first.min_steps} steps), under {percent(fine.tolerance)} in each finer stage "
                 f"(at least {fine.min_steps})")
 
     def prior(self, k: int) -> int:
+        if self.lead:
+            return min(self.caps[k], LEAD_PRIOR_STEPS[k])
         which = (0 if len(self.sizes) == 1 else 1) if k == 0 else 2
         return min(self.caps[k], PRIOR_STEPS[which])
 

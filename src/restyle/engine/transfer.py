@@ -20,7 +20,7 @@ from restyle.engine.backend import backend_flags, resolve_device, resolve_precis
 from restyle.engine.events import EventHandler, Finished, Progress, Started
 from restyle.engine.loop import SYNC_EVERY_CUDA, OptimizerSettings, StageRun, optimise
 from restyle.engine.objective import Features, Losses, Objective, Photorealism
-from restyle.engine.stopping import Plateau, Schedule
+from restyle.engine.stopping import LEAD_SIDE, Plateau, Schedule, lead_size
 from restyle.engine.targets import MaskImages, as_tensor, build_targets
 from restyle.engine.tiles import TiledFeatures
 from restyle.errors import ConfigError, WeightsError, notice
@@ -121,6 +121,18 @@ class StyleTransfer:
             return [c.size]
         final = c.size if c.size is not None else max(content_src.size)
         return [*controls.stage_sizes(final, c.scales, c.multiscale)]
+
+    def may_lead(self, content_src: Any, style_srcs: Sequence[Any], stages: Sequence[int], from_photo: bool) -> bool:
+        """Whether an automatic run with ``--lead-stage`` starts with a lead stage (:data:`.stopping.LEAD_MIN`): one
+        stage by default (no ``--scales``, ``--multiscale`` on, no ``--tile``), from the photo (no
+        start image, which a lead would blur: a video frame's warm start, ``--refine``, ``--init``),
+        and every image of the lead at least ``LEAD_SIDE`` px on its shorter side."""
+        c = self.config
+        default_stages = c.scales is None and c.multiscale and c.tile is None and len(stages) == 1
+        if not (c.lead_stage and c.iterations is None and from_photo and c.init == "content" and default_stages):
+            return False
+        content, styles = self.resize_inputs(content_src, style_srcs, lead_size(stages[0]))
+        return min(min(img.size) for img in [content, *styles]) >= LEAD_SIDE
 
     def resize_inputs(self, content_src: Any, style_srcs: Sequence[Any], size: int | None) -> tuple[Any, list[Any]]:
         """Content at longest side ``size``; styles at that size times ``style_scale``."""
@@ -238,6 +250,11 @@ class StyleTransfer:
         content_src, style_srcs = self.load_sources(content, styles)
         c.check_request(content_src.size)
         sizes = self.stage_sizes(content_src)
+        stages = tuple(int(s) if s is not None else max(content_src.size) for s in sizes)
+        plan = Schedule(stages, c.iterations, c.stop_tolerance,
+                        lead=self.may_lead(content_src, style_srcs, stages, init_image is None))
+        if plan.lead:
+            sizes, stages = [plan.sizes[0], *sizes], tuple(plan.sizes)
         # the smallest stage's inputs first: refuse images too small for the layers before anything starts
         first_inputs = self.resize_inputs(content_src, style_srcs, sizes[0])
         layers = [*c.content_layers, *c.style_layers]
@@ -245,8 +262,6 @@ class StyleTransfer:
         if c.max_memory is not None:  # and a budget the largest stage cannot keep
             width, height = content_src.size if sizes[-1] is None else images.longest_size(content_src.size, sizes[-1])
             budget.check_budget(c, self.extractor, layers, (height, width))
-        stages = tuple(int(s) if s is not None else max(content_src.size) for s in sizes)
-        plan = Schedule(stages, c.iterations, c.stop_tolerance)
         emit(Started(plan.planned_rows(), stages, self.config.model, str(self.device), self.precision,
                      tuple(self.notes)))
         history: list[dict[str, float]] = []
@@ -267,6 +282,7 @@ class StyleTransfer:
         for k, size in enumerate(sizes):
             self.set_targets(*(first_inputs if k == 0 else self.resize_inputs(content_src, style_srcs, size)))
             self._objective().extra.extend(term.to(self.device) for term in extra_terms)
+            self._objective().style.weight *= plan.style_factor(k)
             assert self.content is not None
             x0 = self.initial_image(init_image) if x is None else self.finer_start(x, plan.carry_detail)
             stage_rows.clear()
