@@ -186,3 +186,9 @@ def test_with_lead_stage_an_automatic_run_of_192_px_paints_a_lead_stage_with_lig
         other = StyleTransfer(Config(**FP32, size=192, lead_stage=bool(options), **options))
         assert _first_progress(other, content, style).stages == (192,)
         assert other._objective().style.weight == pytest.approx(other.config.style_weight)
+
+
+def test_lead_stage_where_a_run_cannot_have_one_says_so_in_the_record(content: Path, style: Path):
+    result = StyleTransfer(Config(**FP32, size=48, lead_stage=True, iterations=2)).run(content, [style])
+    assert [int(r["iteration"]) for r in result.history] == [0, 1, 2]  # one stage, as asked
+    assert any(n.startswith("--lead-stage: no lead stage in this run") for n in result.notes)

@@ -20,7 +20,7 @@ from restyle.engine.backend import backend_flags, resolve_device, resolve_precis
 from restyle.engine.events import EventHandler, Finished, Progress, Started
 from restyle.engine.loop import SYNC_EVERY_CUDA, OptimizerSettings, StageRun, optimise
 from restyle.engine.objective import Features, Losses, Objective, Photorealism
-from restyle.engine.stopping import LEAD_SIDE, Plateau, Schedule, lead_size
+from restyle.engine.stopping import LEAD_MIN, LEAD_SIDE, Plateau, Schedule, lead_size
 from restyle.engine.targets import MaskImages, as_tensor, build_targets
 from restyle.engine.tiles import TiledFeatures
 from restyle.errors import ConfigError, WeightsError, notice
@@ -255,6 +255,11 @@ class StyleTransfer:
                         lead=self.may_lead(content_src, style_srcs, stages, init_image is None))
         if plan.lead:
             sizes, stages = [plan.sizes[0], *sizes], tuple(plan.sizes)
+        elif c.lead_stage and init_image is None:  # asked for, but this run cannot have one: say so
+            note = (f"--lead-stage: no lead stage in this run (it needs the automatic stop and one stage of "
+                    f"{LEAD_MIN}-511 px from the photo)")
+            notice(note)
+            self.notes.append(note)
         # the smallest stage's inputs first: refuse images too small for the layers before anything starts
         first_inputs = self.resize_inputs(content_src, style_srcs, sizes[0])
         layers = [*c.content_layers, *c.style_layers]
