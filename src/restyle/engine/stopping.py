@@ -160,7 +160,7 @@ class Schedule:
         #: Each stage's stop rule (None with ``iterations``: every stage runs its cap).
         self.rules: list[Plateau | None] = (list(stage_rules(len(self.sizes), tolerance)) if self.auto
                                             else [None] * len(self.sizes))
-        if self.lead:  # the output's own stage makes all of the style: it stops at the first stage's rule
+        if self.lead:  # the output's own stage makes all of the style: a rule between the first and finer stages' rules
             self.rules[1] = Plateau(window=RULE.window, tolerance=min(0.5, tolerance * LEAD_FACTOR),
                                     min_steps=FINE_MIN_STEPS)
 
