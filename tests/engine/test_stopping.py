@@ -150,7 +150,7 @@ def test_an_automatic_coarse_to_fine_run_stops_every_stage_by_its_rule_and_says_
     assert events[-1].reason.startswith("finished: loss improved under 9.0%") and "under 18.0% in each finer stage" in events[-1].reason
 
 
-def test_an_automatic_one_stage_run_from_192_px_leads_at_half_the_pixels_with_light_style():
+def test_a_lead_schedule_paints_an_automatic_one_stage_run_first_at_half_the_pixels_with_light_style():
     plan = Schedule([256], None, lead=True)
     assert plan.lead and plan.sizes == [181, 256] and plan.style_factor(0) == LEAD_STYLE < plan.style_factor(1) == 1
     lead, own = plan.rules
@@ -165,7 +165,7 @@ class _Enough(Exception):
     """Raised at a run's first progress event: what the run set up is known by then."""
 
 
-def _first_progress(st: StyleTransfer, content: Path, style: Path, **run) -> Started:
+def _first_progress(st: StyleTransfer, content: Path, style: Path) -> Started:
     events: list = []
 
     def on_event(event) -> None:
@@ -174,7 +174,7 @@ def _first_progress(st: StyleTransfer, content: Path, style: Path, **run) -> Sta
             raise _Enough
 
     with pytest.raises(_Enough):
-        st.run(content, [style], on_event=on_event, **run)
+        st.run(content, [style], on_event=on_event)
     return events[0]
 
 

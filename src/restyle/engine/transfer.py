@@ -123,13 +123,14 @@ class StyleTransfer:
         return [*controls.stage_sizes(final, c.scales, c.multiscale)]
 
     def may_lead(self, content_src: Any, style_srcs: Sequence[Any], stages: Sequence[int], from_photo: bool) -> bool:
-        """Whether an automatic run with ``--lead-stage`` starts with a lead stage (:data:`.stopping.LEAD_MIN`): one
-        stage by default (no ``--scales``, ``--multiscale`` on, no ``--tile``), from the photo (no
-        start image, which a lead would blur: a video frame's warm start, ``--refine``, ``--init``),
-        and every image of the lead at least ``LEAD_SIDE`` px on its shorter side."""
+        """Whether the options and inputs allow the lead stage ``--lead-stage`` asks for: the default
+        stages (no ``--scales``, ``--multiscale`` on, no ``--tile``), from the photo (no start image,
+        which a lead would blur: a video frame's warm start, ``--refine``, ``--init``), and every image
+        of the lead at least ``LEAD_SIDE`` px on its shorter side. The :class:`.stopping.Schedule`
+        then leads only an automatic one-stage run of ``LEAD_MIN`` px or more."""
         c = self.config
-        default_stages = c.scales is None and c.multiscale and c.tile is None and len(stages) == 1
-        if not (c.lead_stage and c.iterations is None and from_photo and c.init == "content" and default_stages):
+        default_stages = c.scales is None and c.multiscale and c.tile is None
+        if not (c.lead_stage and from_photo and c.init == "content" and default_stages):
             return False
         content, styles = self.resize_inputs(content_src, style_srcs, lead_size(stages[0]))
         return min(min(img.size) for img in [content, *styles]) >= LEAD_SIDE
