@@ -28,6 +28,7 @@ from restyle.io import images
 from restyle.io.history import LOSS_FIELDS
 from restyle.nn import controls, network
 from restyle.nn.network import Backbone
+from restyle.spec import MULTISCALE_MIN
 
 IterationHandler = Callable[[dict[str, float], torch.Tensor], None]
 
@@ -258,7 +259,7 @@ class StyleTransfer:
             sizes, stages = [plan.sizes[0], *sizes], tuple(plan.sizes)
         elif c.lead_stage and init_image is None:  # asked for, but this run cannot have one: say so
             note = (f"--lead-stage: no lead stage in this run (it needs the automatic stop and one stage of "
-                    f"{LEAD_MIN}-511 px from the photo)")
+                    f"{LEAD_MIN}-{2 * MULTISCALE_MIN - 1} px from the photo)")
             notice(note)
             self.notes.append(note)
         # the smallest stage's inputs first: refuse images too small for the layers before anything starts
