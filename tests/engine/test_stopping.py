@@ -12,7 +12,7 @@ from restyle.config import Config
 from restyle.engine import StyleTransfer
 from restyle.engine.events import Finished, Progress, Started
 from restyle.engine.loop import OptimizerSettings, optimise
-from restyle.engine.stopping import FINE_MIN_STEPS, LEAD_FACTOR, LEAD_STYLE, RULE, Plateau, Schedule
+from restyle.engine.stopping import FINE_MIN_STEPS, LEAD_FACTOR, LEAD_STYLE, RULE, WARM_PRIOR_STEPS, Plateau, Schedule
 from restyle.errors import ConfigError
 
 pytestmark = pytest.mark.numeric
@@ -161,6 +161,13 @@ def test_a_lead_schedule_paints_an_automatic_one_stage_run_first_at_half_the_pix
     assert Schedule([256], None).sizes == [256]
 
 
+def test_a_run_from_a_start_near_its_end_expects_fewer_steps_by_the_same_rule():
+    cold, warm = Schedule([256], None), Schedule([256], None, warm=True)
+    assert warm.rules == cold.rules
+    assert warm.planned_rows() == WARM_PRIOR_STEPS + 1 < cold.planned_rows()
+    assert Schedule([256], 100, warm=True).planned_rows() == 101  # -n: the count asked for
+
+
 class _Enough(Exception):
     """Raised at a run's first progress event: what the run set up is known by then."""
 
@@ -186,6 +193,21 @@ def test_with_lead_stage_an_automatic_run_of_192_px_paints_a_lead_stage_with_lig
         other = StyleTransfer(Config(**FP32, size=192, lead_stage=bool(options), **options))
         assert _first_progress(other, content, style).stages == (192,)
         assert other._objective().style.weight == pytest.approx(other.config.style_weight)
+
+
+def test_a_video_frames_warm_start_shows_a_shorter_run_from_its_first_event(content: Path, style: Path):
+    cold = _first_progress(StyleTransfer(Config(**FP32, size=48)), content, style)
+    events: list = []
+
+    def on_event(event) -> None:
+        events.append(event)
+        if isinstance(event, Progress):
+            raise _Enough
+
+    start = torch.full((1, 3, 48, 48), 0.5)
+    with pytest.raises(_Enough):
+        StyleTransfer(Config(**FP32, size=48)).run(content, [style], on_event=on_event, init_image=start)
+    assert events[0].total == WARM_PRIOR_STEPS + 1 < cold.total
 
 
 def test_lead_stage_where_a_run_cannot_have_one_says_so_in_the_record(content: Path, style: Path):

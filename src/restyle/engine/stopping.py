@@ -109,6 +109,10 @@ AUTO_CAP = 600
 #: 192, 130 and 62). With 50 for a finer stage the time left shown during the 512 and 1024 px
 #: panel runs was a median 0.60-0.87 of the time actually left; with 62, 0.89-1.20 (``bench/eta.py``).
 PRIOR_STEPS = (200, 130, 62)
+#: Steps a one-stage run from a start image near its end is expected to take: a video frame that
+#: starts from the one before, warped (median of the later frames of two 16-frame 256x144 clips,
+#: docs/video.md), where a run from the photo takes about 200.
+WARM_PRIOR_STEPS = 62
 #: With ``--lead-stage`` (off by default) an automatic run that would be one stage of ``LEAD_MIN`` px
 #: or more (outputs up to 511 px) first runs a *lead* stage at ``1/√2`` of its side (half its
 #: pixels, half the cost of a step) with the style weight times ``LEAD_STYLE``, stopped by the
@@ -149,8 +153,11 @@ class Schedule:
     automatic stop), and the estimate of the rows and seconds left as the rows come in."""
 
     def __init__(self, sizes: Sequence[int], iterations: int | None, tolerance: float = RULE.tolerance,
-                 lead: bool = False):
+                 lead: bool = False, warm: bool = False):
         self.auto = iterations is None
+        #: Whether the run starts from an image near its end (a video frame's warm start): a shorter
+        #: one-stage prior for the time left; the rules are the same.
+        self.warm = warm
         #: Whether the run starts with a lead stage (``--lead-stage``; ``LEAD_MIN``; the engine says where it may).
         self.lead = lead and self.auto and len(sizes) == 1 and sizes[0] >= LEAD_MIN
         self.sizes = [lead_size(sizes[0]), *sizes] if self.lead else list(sizes)
@@ -190,6 +197,8 @@ class Schedule:
     def prior(self, k: int) -> int:
         if self.lead:
             return min(self.caps[k], LEAD_PRIOR_STEPS[k])
+        if self.warm and len(self.sizes) == 1:
+            return min(self.caps[k], WARM_PRIOR_STEPS)
         which = (0 if len(self.sizes) == 1 else 1) if k == 0 else 2
         return min(self.caps[k], PRIOR_STEPS[which])
 

@@ -254,7 +254,8 @@ class StyleTransfer:
         sizes = self.stage_sizes(content_src)
         stages = tuple(int(s) if s is not None else max(content_src.size) for s in sizes)
         plan = Schedule(stages, c.iterations, c.stop_tolerance,
-                        lead=self.may_lead(content_src, style_srcs, stages, init_image is None))
+                        lead=self.may_lead(content_src, style_srcs, stages, init_image is None),
+                        warm=init_image is not None)
         if plan.lead:
             sizes, stages = [plan.sizes[0], *sizes], tuple(plan.sizes)
         elif c.lead_stage and init_image is None:  # asked for, but this run cannot have one: say so
