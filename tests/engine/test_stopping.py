@@ -152,10 +152,14 @@ def test_an_automatic_coarse_to_fine_run_stops_every_stage_by_its_rule_and_says_
 
 def test_a_lead_schedule_paints_an_automatic_one_stage_run_first_at_half_the_pixels_with_light_style():
     plan = Schedule([256], None, lead=True)
-    assert plan.lead and plan.sizes == [181, 256] and plan.style_factor(0) == LEAD_STYLE < plan.style_factor(1) == 1
+    assert plan.lead and plan.sizes == [181, 256]
+    layers = ["block1_conv1", "block3_conv1", "block4_conv1", "block5_conv1"]
+    assert plan.style_factors(0, layers) == {"block1_conv1": 1.0, "block3_conv1": 1.0,
+                                             "block4_conv1": LEAD_STYLE, "block5_conv1": LEAD_STYLE}
+    assert plan.style_factors(1, layers) == {}
     lead, own = plan.rules
     assert lead is not None and own is not None and own.tolerance == RULE.tolerance * LEAD_FACTOR
-    assert own.min_steps == FINE_MIN_STEPS and "(181 px, 0.15x the style weight)" in plan.describe()
+    assert own.min_steps == FINE_MIN_STEPS and "(181 px, the style layers past block3 at 0.15x their weight)" in plan.describe()
     # small, forced or already coarse-to-fine: no lead
     assert not any(Schedule(s, n, lead=True).lead for s, n in (([128], None), ([256], 300), ([256, 512], None)))
     assert Schedule([256], None).sizes == [256]
@@ -185,14 +189,26 @@ def _first_progress(st: StyleTransfer, content: Path, style: Path) -> Started:
     return events[0]
 
 
-def test_with_lead_stage_an_automatic_run_of_192_px_paints_a_lead_stage_with_light_style(content: Path, style: Path):
+def _layer_shares(st: StyleTransfer) -> dict[str, float]:
+    """Each style layer's weight in the total, as the objective applies it."""
+    style = st._objective().style
+    norm = sum(style.layer_weights.values())
+    return {n: style.weight * w / norm for n, w in style.layer_weights.items()}
+
+
+def test_with_lead_stage_an_automatic_run_of_192_px_paints_a_lead_stage_with_light_deep_style(content: Path, style: Path):
     st = StyleTransfer(Config(**FP32, size=192, lead_stage=True))
     assert _first_progress(st, content, style).stages == (136, 192)
-    assert st._objective().style.weight == pytest.approx(LEAD_STYLE * st.config.style_weight)
+    lead = _layer_shares(st)
     for options in ({}, {"iterations": 5}, {"multiscale": False}):  # the default, forced, one stage: no lead
         other = StyleTransfer(Config(**FP32, size=192, lead_stage=bool(options), **options))
         assert _first_progress(other, content, style).stages == (192,)
         assert other._objective().style.weight == pytest.approx(other.config.style_weight)
+    full = _layer_shares(other)
+    assert lead.keys() == full.keys() and {"block1_conv1", "block5_conv1"} <= lead.keys()
+    for name in lead:  # colour and texture at full weight, the arrangement (blocks 4-5) light
+        factor = LEAD_STYLE if name.startswith(("block4", "block5")) else 1.0
+        assert lead[name] == pytest.approx(factor * full[name])
 
 
 def test_a_video_frames_warm_start_shows_a_shorter_run_from_its_first_event(content: Path, style: Path):

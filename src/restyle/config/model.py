@@ -137,8 +137,9 @@ class Config:
                               "stage stopping when finished (with -n N: the first stage running N steps and each later "
                               "one half as many); --no-multiscale: one stage at --size (docs/quality.md)")
     lead_stage: bool = option(False, flag="--lead-stage", group=GROUPS[4], help="with the automatic stop, an output "
-                              "of 192-511 px is painted first at half its pixels with 0.15x the style weight: 0.36 of "
-                              "-n 300's time at 256 px against 0.61, some pictures paler (docs/stopping.md)")
+                              "of 192-511 px is painted first at half its pixels with the deep style layers (block4-5) at "
+                              "0.15x their weight: about 0.37 of -n 300's cost at 256 px against 0.61-0.64, a few styles "
+                              "further from today's (docs/stopping.md)")
     # Execution
     device: str = option("auto", flag="--device", group="optimisation", metavar="auto|cpu|cuda|cuda:N",
                          shown="auto: CUDA when present", help="where to run")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -115,23 +116,34 @@ PRIOR_STEPS = (200, 130, 62)
 WARM_PRIOR_STEPS = 62
 #: With ``--lead-stage`` (off by default) an automatic run that would be one stage of ``LEAD_MIN`` px
 #: or more (outputs up to 511 px) first runs a *lead* stage at ``1/√2`` of its side (half its
-#: pixels, half the cost of a step) with the style weight times ``LEAD_STYLE``, stopped by the
-#: first-stage rule, then its own size from the lead's result with the photo's finer detail
-#: added, stopped at ``LEAD_FACTOR`` times ``--stop-tolerance``. The lead sets the composition with
-#: the photo's content; the full-weight style is made at the output's own scale. On the 24-cell
-#: 256 px panel (docs/stopping.md) it took 0.36 of ``-n 300``'s time (the one-stage rule 0.61),
-#: content +0.4% and style +2.5% in the median, but the style distance 17-23% worse on two cells of
-#: *Woman with a Hat* and a few pictures paler (contrast up to 30% lower): hence not the default.
-#: At 3x the 256 px stage took 0.43, at 6x 0.32 with style +5.1%; a lead at full style weight cost
-#: 11-15% content, at 0.4x 7-8%; a 128 px lead 7-9% whatever its style weight.
+#: pixels, half the cost of a step) with the style layers past block ``LEAD_FULL_BLOCK`` (block4_conv1,
+#: block5_conv1: the arrangement) at ``LEAD_STYLE`` times their weight and the shallower ones (colour
+#: and texture) at theirs, stopped by the first-stage rule, then its own size from the lead's result
+#: with the photo's finer detail added, stopped at ``LEAD_FACTOR`` times ``--stop-tolerance``. The
+#: lead sets the composition with the photo's content; the deep style is made at the output's own
+#: scale. With every style layer at 0.15x in the lead (24 cells at 256 px, docs/stopping.md) it took
+#: 0.36 of ``-n 300``'s time (the one-stage rule 0.61), content +0.4% and style +2.5% in the median,
+#: but a few pictures came out paler (saturation up to 22% and contrast up to 30% lower); with the
+#: shallow layers at full weight (12 cells) the worst were 10% and 11% lower, content +3.5% and
+#: style +4.8% in the median (+0.8% and +2.8% with every layer light on the same cells). In both
+#: the style distance of 2-3 cells is 18-29% worse than today's: hence not the default. At 3x the
+#: 256 px stage took 0.43, at 6x 0.32 with style +5.1%; a lead at full style weight cost 11-15%
+#: content, at 0.4x 7-8%; a 128 px lead 7-9% whatever its style weight.
 LEAD_MIN = 192
 #: The steps a lead stage and the output's own stage after it are expected to take (the panel's medians).
 LEAD_PRIOR_STEPS = (81, 74)
 LEAD_STYLE = 0.15
+LEAD_FULL_BLOCK = 3
 LEAD_FACTOR = 4.0
 #: The shortest side any image of a lead stage may have (else the run is one stage): well above
 #: block5_conv1's 16 px stride.
 LEAD_SIDE = 64
+
+
+def _block(layer: str) -> int:
+    """The block number of a Keras-named layer (``block4_conv1``: 4); a large number otherwise."""
+    match = re.match(r"block(\d+)_", layer)
+    return int(match.group(1)) if match else 1 << 30
 
 
 def lead_size(final: int) -> int:
@@ -171,9 +183,13 @@ class Schedule:
             self.rules[1] = Plateau(window=RULE.window, tolerance=min(0.5, tolerance * LEAD_FACTOR),
                                     min_steps=FINE_MIN_STEPS)
 
-    def style_factor(self, k: int) -> float:
-        """The factor on the style weight in stage ``k``: ``LEAD_STYLE`` in a lead stage, else 1."""
-        return LEAD_STYLE if self.lead and k == 0 else 1.0
+    def style_factors(self, k: int, layers: Sequence[str]) -> dict[str, float]:
+        """The factor on each style layer's weight in stage ``k``: in a lead stage ``LEAD_STYLE``
+        for the layers past block ``LEAD_FULL_BLOCK`` (and any not named ``blockN_...``), 1 for the
+        others; no factors in any other stage."""
+        if not (self.lead and k == 0):
+            return {}
+        return {n: 1.0 if _block(n) <= LEAD_FULL_BLOCK else LEAD_STYLE for n in layers}
 
     @property
     def carry_detail(self) -> bool:
@@ -189,7 +205,8 @@ class Schedule:
             return first.describe()
         fine = self.rules[1]
         assert fine is not None
-        lead = f" ({self.sizes[0]} px, {LEAD_STYLE:g}x the style weight)" if self.lead else ""
+        lead = (f" ({self.sizes[0]} px, the style layers past block{LEAD_FULL_BLOCK} at {LEAD_STYLE:g}x their weight)"
+                if self.lead else "")
         return (f"loss improved under {percent(first.tolerance)} over the last {first.window} steps in the first "
                 f"stage{lead} (at least {first.min_steps} steps), under {percent(fine.tolerance)} in each finer stage "
                 f"(at least {fine.min_steps})")

@@ -290,7 +290,7 @@ class StyleTransfer:
         for k, size in enumerate(sizes):
             self.set_targets(*(first_inputs if k == 0 else self.resize_inputs(content_src, style_srcs, size)))
             self._objective().extra.extend(term.to(self.device) for term in extra_terms)
-            self._objective().style.weight *= plan.style_factor(k)
+            self._objective().style.reweigh(plan.style_factors(k, self._objective().style.layers))
             assert self.content is not None
             x0 = self.initial_image(init_image) if x is None else self.finer_start(x, plan.carry_detail)
             stage_rows.clear()
