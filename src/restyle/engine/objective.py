@@ -83,7 +83,9 @@ class LayerTerms(nn.Module):
     def reweigh(self, factors: Mapping[str, float]) -> None:
         """Multiply each layer's share of the total by ``factors[layer]`` (1 where absent): the
         layer weights are scaled, and this term's weight with their sum, so the normalisation
-        over the layers cancels (a lead stage's lighter deep style layers)."""
+        over the layers cancels (a lead stage's lighter deep style layers). No factors: no change."""
+        if not factors:
+            return
         before = sum(self.layer_weights.values()) or 1.0
         self.layer_weights = {n: w * factors.get(n, 1.0) for n, w in self.layer_weights.items()}
         self.weight *= (sum(self.layer_weights.values()) or 1.0) / before

@@ -133,6 +133,7 @@ LEAD_MIN = 192
 #: The steps a lead stage and the output's own stage after it are expected to take (the panel's medians).
 LEAD_PRIOR_STEPS = (81, 74)
 LEAD_STYLE = 0.15
+#: The last block whose style layers keep their full weight in a lead stage (colour and texture).
 LEAD_FULL_BLOCK = 3
 LEAD_FACTOR = 4.0
 #: The shortest side any image of a lead stage may have (else the run is one stage): well above
@@ -167,8 +168,8 @@ class Schedule:
     def __init__(self, sizes: Sequence[int], iterations: int | None, tolerance: float = RULE.tolerance,
                  lead: bool = False, warm: bool = False):
         self.auto = iterations is None
-        #: Whether the run starts from an image near its end (a video frame's warm start): a shorter
-        #: one-stage prior for the time left; the rules are the same.
+        #: Whether the run starts from an image near its end (a video frame's warm start, a fast
+        #: model's output to refine): a shorter one-stage prior for the time left; the same rules.
         self.warm = warm
         #: Whether the run starts with a lead stage (``--lead-stage``; ``LEAD_MIN``; the engine says where it may).
         self.lead = lead and self.auto and len(sizes) == 1 and sizes[0] >= LEAD_MIN
