@@ -130,8 +130,9 @@ WARM_PRIOR_STEPS = 62
 #: 256 px stage took 0.43, at 6x 0.32 with style +5.1%; a lead at full style weight cost 11-15%
 #: content, at 0.4x 7-8%; a 128 px lead 7-9% whatever its style weight.
 LEAD_MIN = 192
-#: The steps a lead stage and the output's own stage after it are expected to take (the panel's medians).
-LEAD_PRIOR_STEPS = (81, 74)
+#: The steps a lead stage and the output's own stage after it are expected to take (the medians of
+#: the 12 cells measured with block4-5 light, docs/stopping.md; with every layer light they were 81 and 74).
+LEAD_PRIOR_STEPS = (88, 64)
 LEAD_STYLE = 0.15
 #: The last block whose style layers keep their full weight in a lead stage (colour and texture).
 LEAD_FULL_BLOCK = 3
