@@ -41,6 +41,14 @@ def layer_names(arch: str) -> list[str]:
     return names
 
 
+def layer_block(name: str) -> int:
+    """The block a canonical layer name belongs to: 4 for ``block4_conv1`` and for ``pool4``."""
+    m = re.fullmatch(r"block(\d+)_conv\d+|pool(\d+)", name)
+    if m is None:
+        raise ValueError(f"not a canonical layer name: {name!r}")
+    return int(m.group(1) or m.group(2))
+
+
 def conv_names(arch: str) -> list[str]:
     return [n for n in layer_names(arch) if "_conv" in n]
 

@@ -157,6 +157,7 @@ def test_a_lead_schedule_paints_an_automatic_one_stage_run_first_at_half_the_pix
     assert plan.style_factors(0, layers) == {"block1_conv1": 1.0, "block3_conv1": 1.0,
                                              "block4_conv1": LEAD_STYLE, "block5_conv1": LEAD_STYLE}
     assert plan.style_factors(1, layers) == {}
+    assert plan.style_factors(0, ["pool3", "pool4"]) == {"pool3": 1.0, "pool4": LEAD_STYLE}  # pools by their block
     lead, own = plan.rules
     assert lead is not None and own is not None and own.tolerance == RULE.tolerance * LEAD_FACTOR
     assert own.min_steps == FINE_MIN_STEPS and "(181 px, the style layers past block3 at 0.15x their weight)" in plan.describe()
@@ -176,7 +177,7 @@ class _Enough(Exception):
     """Raised at a run's first progress event: what the run set up is known by then."""
 
 
-def _first_progress(st: StyleTransfer, content: Path, style: Path) -> Started:
+def _first_progress(st: StyleTransfer, content: Path, style: Path, init_image: torch.Tensor | None = None) -> Started:
     events: list = []
 
     def on_event(event) -> None:
@@ -185,7 +186,7 @@ def _first_progress(st: StyleTransfer, content: Path, style: Path) -> Started:
             raise _Enough
 
     with pytest.raises(_Enough):
-        st.run(content, [style], on_event=on_event)
+        st.run(content, [style], on_event=on_event, init_image=init_image)
     return events[0]
 
 
@@ -213,17 +214,8 @@ def test_with_lead_stage_an_automatic_run_of_192_px_paints_a_lead_stage_with_lig
 
 def test_a_video_frames_warm_start_shows_a_shorter_run_from_its_first_event(content: Path, style: Path):
     cold = _first_progress(StyleTransfer(Config(**FP32, size=48)), content, style)
-    events: list = []
-
-    def on_event(event) -> None:
-        events.append(event)
-        if isinstance(event, Progress):
-            raise _Enough
-
-    start = torch.full((1, 3, 48, 48), 0.5)
-    with pytest.raises(_Enough):
-        StyleTransfer(Config(**FP32, size=48)).run(content, [style], on_event=on_event, init_image=start)
-    assert events[0].total == WARM_PRIOR_STEPS + 1 < cold.total
+    warm = _first_progress(StyleTransfer(Config(**FP32, size=48)), content, style, init_image=torch.full((1, 3, 48, 48), 0.5))
+    assert warm.total == WARM_PRIOR_STEPS + 1 < cold.total
 
 
 def test_lead_stage_where_a_run_cannot_have_one_says_so_in_the_record(content: Path, style: Path):

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from restyle.nn import controls
+from restyle.spec import layer_block
 
 
 def percent(fraction: float) -> str:
@@ -142,12 +142,6 @@ LEAD_FACTOR = 4.0
 LEAD_SIDE = 64
 
 
-def _block(layer: str) -> int:
-    """The block number of a Keras-named layer (``block4_conv1``: 4); a large number otherwise."""
-    match = re.match(r"block(\d+)_", layer)
-    return int(match.group(1)) if match else 1 << 30
-
-
 def lead_size(final: int) -> int:
     """The longest side of the lead stage of a run to ``final`` px: half its pixels."""
     return round(final / math.sqrt(2))
@@ -187,11 +181,11 @@ class Schedule:
 
     def style_factors(self, k: int, layers: Sequence[str]) -> dict[str, float]:
         """The factor on each style layer's weight in stage ``k``: in a lead stage ``LEAD_STYLE``
-        for the layers past block ``LEAD_FULL_BLOCK`` (and any not named ``blockN_...``), 1 for the
-        others; no factors in any other stage."""
+        for the layers past block ``LEAD_FULL_BLOCK`` (:func:`restyle.spec.layer_block`), 1 for
+        the others; no factors in any other stage."""
         if not (self.lead and k == 0):
             return {}
-        return {n: 1.0 if _block(n) <= LEAD_FULL_BLOCK else LEAD_STYLE for n in layers}
+        return {n: 1.0 if layer_block(n) <= LEAD_FULL_BLOCK else LEAD_STYLE for n in layers}
 
     @property
     def carry_detail(self) -> bool:
