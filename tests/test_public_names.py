@@ -9,7 +9,7 @@ import sys
 import restyle
 
 PUBLIC = {
-    "Config", "Finished", "LAYER_SETS", "PRESETS", "Progress", "RestyleError", "Result", "Started",
+    "Config", "Finished", "FinishNow", "LAYER_SETS", "PRESETS", "Progress", "RestyleError", "Result", "Started",
     "StyleTransfer", "VGGFeatures", "__version__", "build_backbone", "build_grid", "layer_names", "load_weights",
     "preset_grid", "read_run_record", "run_study", "score", "stylize", "stylize_video", "score_video",
     "plan_batch", "run_batch", "Method", "Backbone",

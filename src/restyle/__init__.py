@@ -42,6 +42,7 @@ _EXPORTS = {
     "Started": "restyle.engine.events",
     "Progress": "restyle.engine.events",
     "Finished": "restyle.engine.events",
+    "FinishNow": "restyle.engine.events",
     "RestyleError": "restyle.errors",
     "VGGFeatures": "restyle.nn.vgg",
     "build_backbone": "restyle.backbone",
@@ -53,7 +54,7 @@ __all__ = [
     "stylize", "stylize_video", "plan_batch", "run_batch", "build_grid", "preset_grid", "run_study", "score",
     "score_video", "read_run_record", "train_fast_model",
     # what they pass and get back
-    "Config", "Result", "Started", "Progress", "Finished", "RestyleError", "LAYER_SETS", "PRESETS", "layer_names",
+    "Config", "Result", "Started", "Progress", "Finished", "FinishNow", "RestyleError", "LAYER_SETS", "PRESETS", "layer_names",
     "__version__", "TrainStarted", "TrainProgress", "TrainSample", "TrainFinished",
     # the seams, and the engine and network behind the default method
     "Method", "Backbone", "StyleTransfer", "VGGFeatures", "build_backbone", "load_weights",
@@ -84,7 +85,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from restyle.backbone import build_backbone
     from restyle.config import Config
     from restyle.engine import Result, StyleTransfer
-    from restyle.engine.events import Finished, Progress, Started
+    from restyle.engine.events import Finished, FinishNow, Progress, Started
     from restyle.errors import RestyleError
     from restyle.methods import Method
     from restyle.nn.network import Backbone

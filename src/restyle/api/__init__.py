@@ -36,7 +36,7 @@ from restyle.api._web import (
 from restyle.batch import BatchEvent, BatchItem, BatchStarted, BatchSummary, ItemFinished, ItemResult
 from restyle.config import Config
 from restyle.engine import Result
-from restyle.engine.events import Event, EventHandler, Finished, Progress, Started
+from restyle.engine.events import Event, EventHandler, Finished, FinishNow, Progress, Started
 from restyle.engine.events import as_dict as event_dict
 from restyle.methods import Method, method_for
 from restyle.metrics import Scores
@@ -50,7 +50,7 @@ __all__ = [
     "Config", "Result", "stylize", "score", "Scores", "read_run_record", "changed_inputs", "describe_evaluator",
     "format_scores",
     # events
-    "Event", "EventHandler", "Started", "Progress", "Finished", "event_dict",
+    "Event", "EventHandler", "Started", "Progress", "Finished", "FinishNow", "event_dict",
     # seams
     "Method", "method_for", "Backbone", "LayerInfo",
     # studies

@@ -80,10 +80,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         content, styles = args.images[0], args.images[1:]
         config = Config.from_values(options, preset=args.preset)  # a typed `none` is a value here
     bar = ProgressBar(quiet=args.quiet)
+    finish = FinishOnInterrupt(bar)
     try:
-        result = api.stylize(content, styles, config, output=args.output, on_event=bar, save_every=args.save_every,
-                             history=not args.no_history, plot=not args.no_history, quality=args.quality,
-                             keep=[args.from_image] if args.from_image else [])
+        with finish:
+            result = api.stylize(content, styles, config, output=args.output, on_event=finish,
+                                 save_every=args.save_every, history=not args.no_history, plot=not args.no_history,
+                                 quality=args.quality, keep=[args.from_image] if args.from_image else [])
     finally:
         bar.close()
     if not args.quiet:
@@ -93,6 +95,54 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"final loss {last['total']:.4g}", file=sys.stderr)
         print("restyle: wrote " + ", ".join(str(p) for p in result.written.values()), file=sys.stderr)
     return 1 if result.stopped_early else 0
+
+
+class FinishOnInterrupt:
+    """Ctrl-C once the run has shown its first progress: finish now, writing the image so far
+    (the engine's ``FinishNow``; the record says "finished on request"). Ctrl-C again, or before
+    the first progress, stops without writing anything (exit 130); once the run has finished, the
+    outputs are written whole whatever the keyboard says. Wraps the event handler ``then``;
+    as a context manager it installs its SIGINT handler in the main thread and restores the one before."""
+
+    def __init__(self, then: Any):
+        self.then, self.started, self.asked, self.writing = then, False, False, False
+        self.previous: Any = None
+
+    def __call__(self, event: Any) -> None:
+        from restyle.api import Finished, FinishNow, Progress
+
+        self.then(event)
+        if isinstance(event, Progress):
+            self.started = True
+            if self.asked:
+                raise FinishNow
+        elif isinstance(event, Finished):  # the outputs are being written: all of them, or (before) none
+            self.writing = True
+
+    def _interrupt(self, signum: int, frame: Any) -> None:
+        if self.writing:
+            print("\nrestyle: writing the output; a moment", file=sys.stderr)
+            return
+        if not self.started or self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+        print("\nrestyle: finishing now with the image so far (Ctrl-C again to stop without writing it)",
+              file=sys.stderr)
+
+    def __enter__(self) -> FinishOnInterrupt:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self.previous = signal.signal(signal.SIGINT, self._interrupt)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
 
 
 class ProgressBar:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from restyle.config import Config
+from restyle.engine.events import FinishNow
 from restyle.engine.stopping import Plateau
 from restyle.io.history import LOSS_FIELDS
 from restyle.nn import optim
@@ -67,6 +68,7 @@ class StageRun:
     stopped: str | None = None  # why it stopped early (a failure), if it did
     seconds: float = 0.0  # time in the loop itself (the final loss evaluation left out)
     converged: bool = False  # the stop rule ended it before its step cap
+    requested: bool = False  # an event handler asked to finish now (FinishNow): ``image`` is the one it saw
 
 
 class EMA:
@@ -149,6 +151,7 @@ def optimise(
     current: dict[str, torch.Tensor] = {}
     pending: list[tuple[int, torch.Tensor, torch.Tensor, float]] = []  # (step, losses, image, seconds)
     every = rows_per_sync(x, sync_every)
+    requested = False  # a handler raised FinishNow
 
     def closure() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
@@ -160,8 +163,9 @@ def optimise(
         return total
 
     def flush() -> int | None:
-        """Record the pending rows (one host read); the step of the first non-finite one, if any."""
-        nonlocal last_good
+        """Record the pending rows (one host read); the step of the first non-finite one, if any.
+        A handler's FinishNow ends the recording at its row (``requested``)."""
+        nonlocal last_good, requested
         if not pending:
             return None
         read = torch.stack([p for _, p, _, _ in pending]).tolist()
@@ -171,9 +175,13 @@ def optimise(
                     return i
                 row = {"iteration": offset + i, "scale": scale, **dict(zip(LOSS_FIELDS, values)), "seconds": seconds}
                 rows.append(row)
-                if on_row is not None:
-                    on_row(row, image)
                 last_good = image
+                if on_row is not None:
+                    try:
+                        on_row(row, image)
+                    except FinishNow:
+                        requested = True
+                        return None
             return None
         finally:
             pending.clear()
@@ -208,12 +216,18 @@ def optimise(
                                f"kept the last good image (iteration {offset + max(bad - 1, 0)})")
                 x.data.copy_(last_good)
                 break
+            if requested:  # the image of the row the handler saw, with that row the stage's last
+                steps = int(rows[-1]["iteration"]) - offset
+                x.data.copy_(last_good)
+                break
             if stop is not None and i < iterations - 1:
                 totals.extend(r["total"] for r in rows[len(totals):])
                 if stop.reached(totals):
                     steps, converged = i + 1, True
                     break
     seconds = time.perf_counter() - loop_start
+    if requested:
+        return StageRun(x.detach(), rows, None, seconds, False, requested=True)
     if stopped is None and guarded:
         with torch.no_grad():  # the last step's trial point: kept only if it passes the test
             assert isinstance(opt, optim.LBFGS)

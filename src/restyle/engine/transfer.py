@@ -286,7 +286,7 @@ class StyleTransfer:
 
         stopped: str | None = None
         x: torch.Tensor | None = None
-        converged = 0
+        converged, requested = 0, False
         for k, size in enumerate(sizes):
             self.set_targets(*(first_inputs if k == 0 else self.resize_inputs(content_src, style_srcs, size)))
             self._objective().extra.extend(term.to(self.device) for term in extra_terms)
@@ -297,19 +297,23 @@ class StyleTransfer:
             stage_start.update(rows=len(history), time=time.perf_counter())
             stage = self._optimise(x0, plan.caps[k], len(history), k == len(sizes) - 1, start, on_row, plan.rules[k])
             history.extend(stage.rows)
-            x, stopped = stage.image, stage.stopped
+            x, stopped, requested = stage.image, stage.stopped, stage.requested
             converged += stage.converged
-            if stopped:
+            if stopped or requested:
                 break
         assert x is not None and self.content_rgb is not None
         content_rgb = self.content_rgb
-        if stopped and size != sizes[-1]:  # deliver the requested size even when a stage failed
+        if (stopped or requested) and size != sizes[-1]:  # deliver the requested size even when a stage failed
             content_rgb = as_tensor(self.resize_inputs(content_src, [], sizes[-1])[0]).to(self.device)
+            coarse = x
             x = controls.upsample(x, _hw(content_rgb))
+            if requested and plan.carry_detail:  # as the next stage would have started
+                x = controls.add_detail(x, content_rgb, _hw(coarse))
         pixels = self.finish(x, content_rgb).cpu()
         image = images.to_image(pixels)
         final = history[-1]["total"] if history else float("nan")
-        reason = stopped or stop_reason(plan, converged)
+        reason = stopped or (requested_reason(history, size, sizes[-1], stages[-1]) if requested
+                             else stop_reason(plan, converged))
         emit(Finished(max(0, len(history) - 1), final, time.perf_counter() - start, stopped, reason))
         return Result(image, history, self.config, list(self.notes), stopped, str(self.device), self.precision,
                       pixels=pixels.clamp(0, 1), stop_reason=reason)
@@ -327,6 +331,14 @@ class StyleTransfer:
             notice(stage.stopped)
             self.notes.append(stage.stopped)
         return stage
+
+
+def requested_reason(history: list[dict[str, float]], size: int | None, last: int | None, output: int) -> str:
+    """Why a run that an event handler finished (FinishNow) stopped, in words."""
+    reason = f"finished on request at iteration {int(history[-1]['iteration']) if history else 0}"
+    if size != last:
+        reason += f" (in the {int(history[-1]['scale'])} px stage; its image upsampled to {output} px)"
+    return reason
 
 
 def stop_reason(plan: Schedule, converged: int) -> str:
