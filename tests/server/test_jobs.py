@@ -72,6 +72,25 @@ def test_a_running_job_is_cancelled(client, photo, painting):
     assert wait_for(lambda: client.get("/api/server").json()["workers"][0]["state"] == "idle", 10, "the worker")
 
 
+def test_finish_now_ends_a_running_job_done_with_the_picture_so_far(client, photo, painting, tmp_path):
+    running = submit(client, photo, painting, iterations=2000)
+    queued = submit(client, photo, painting, iterations=3)
+    assert client.post(f"/api/jobs/{queued['id']}/finish").json()["error"] == (
+        f"job {queued['id']} is queued; it has no picture yet (cancel it instead)")
+    wait_for(lambda: (job(client, running["id"])["progress"] or {}).get("iteration", 0) >= 2, 60, "it to run")
+    r = client.post(f"/api/jobs/{running['id']}/finish")
+    assert r.status_code == 202 and r.json()["status"] == "running"
+    done = over(client, running["id"], 30)
+    assert done["status"] == "done" and 2 <= done["progress"]["iteration"] < 2000
+    assert done["progress"]["stop_reason"] == f"finished on request at iteration {done['progress']['iteration']}"
+    (tmp_path / "out.png").write_bytes(client.get(f"/api/jobs/{running['id']}/result").content)
+    assert api.read_run_record(tmp_path / "out.png")["stop_reason"] == done["progress"]["stop_reason"]
+    again = client.post(f"/api/jobs/{running['id']}/finish")
+    assert again.status_code == 409 and again.json()["error"] == f"job {running['id']} is done; nothing to finish"
+    assert client.post("/api/jobs/nosuchjob/finish").status_code == 404
+    assert over(client, queued["id"])["status"] == "done"  # the next job runs as it would have
+
+
 def test_a_job_that_cannot_run_fails_with_one_line_and_the_worker_goes_on(client, painting):
     from server_helpers import png_bytes
 

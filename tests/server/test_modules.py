@@ -17,6 +17,7 @@ import pytest
 from restyle.server import messages
 from restyle.server.messages import (
     CancelJob,
+    FinishJob,
     JobCancelled,
     JobCheckpoint,
     JobDone,
@@ -39,7 +40,7 @@ SERVER = Path(__file__).resolve().parents[2] / "src" / "restyle" / "server"
 SPEC = JobSpec(id="abc123", dir="/data/jobs/abc123", config={"size": 32, "style_layers": {"block1_conv1": 1.0}},
                content="/data/uploads/aa/aa", styles=("/x/starry_night.jpg",), checkpoint_every=20, preview_every=0)
 EVERY_MESSAGE = [
-    RunJob(SPEC), CancelJob("abc123"), Stop(), Ready(pid=42, device="cpu"),
+    RunJob(SPEC), CancelJob("abc123"), FinishJob("abc123"), Stop(), Ready(pid=42, device="cpu"),
     JobStarted("abc123", {"total": 3, "stages": [32], "resumed_from": 6, "curve": [[0, 1.0, 0.5, 0.5]]}),
     JobProgress("abc123", {"iteration": 1, "total": 3, "losses": {"total": 1.0}}),
     JobPreview("abc123", 1, b"\xff\xd8jpeg"), JobCheckpoint("abc123", {"iteration": 2}), JobNote("abc123", "a note"),
@@ -62,12 +63,13 @@ def test_each_message_kind_is_its_own_class():
     kinds = {type(m) for m in EVERY_MESSAGE}
     assert len(kinds) == len(EVERY_MESSAGE)
     assert JobStarted("j", {"resumed_from": 6}).resumed_from == 6 and JobStarted("j", {}).resumed_from is None
-    assert set(messages.Command.__args__) == {RunJob, CancelJob, Stop}
+    assert set(messages.Command.__args__) == {RunJob, CancelJob, FinishJob, Stop}
 
 
 def test_a_run_summary_reads_the_done_json_a_worker_wrote():
     summary = RunSummary(iterations=3, seconds=2.0, final_loss=1.5, stopped_early=False, width=32, height=21,
-                         notes=("n",), resumed_from=None, device="cpu", precision="fp32")
+                         notes=("n",), resumed_from=None, device="cpu", precision="fp32",
+                         stop_reason="finished on request at iteration 3")
     assert RunSummary.from_dict(json.loads(json.dumps(summary.as_dict()))) == summary
     assert summary.as_dict()["notes"] == ["n"]
 

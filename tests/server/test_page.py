@@ -105,3 +105,35 @@ def test_a_photo_is_uploaded_its_preview_changes_live_and_the_png_downloads(serv
     page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing wider than the screen
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.close()
+
+
+def test_finish_now_makes_the_picture_shown_the_result(server, browser, tmp_path):
+    photo = small_copy("chelsea.jpg", 128, tmp_path / "cat.png")
+    painting = small_copy("starry_night.jpg", 128, tmp_path / "starry.png")
+    page = browser.new_page(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url + "/")
+    page.fill("#token-input", TOKEN)
+    page.click("#token-form button[type=submit]")
+    page.wait_for_selector("body[data-ready]")
+    page.set_input_files("#content-file", str(photo))
+    page.set_input_files("#style-file", str(painting))
+    page.eval_on_selector("#size", "s => s.add(new Option('64 px', '64', true, true))")
+    page.uncheck("#auto-stop")
+    page.eval_on_selector("#iterations", "e => { e.value = 1000; e.dispatchEvent(new Event('input')) }")
+    assert page.locator("#finish").is_hidden()  # nothing to finish yet
+    page.click("#submit")
+    sync_api.expect(page.locator("#status-line")).to_contain_text("Iteration", timeout=120_000)
+    page.click("#finish")
+    page.wait_for_selector("#download:not([hidden])", timeout=60_000)
+    sync_api.expect(page.locator("#status-line")).to_contain_text("(finished on request)", timeout=10_000)
+    assert page.locator("#finish").is_hidden() and page.locator("#cancel").is_hidden()
+    with page.expect_download() as download:
+        page.click("#download")
+    saved = tmp_path / "finished.png"
+    download.value.save_as(saved)
+    record = api.read_run_record(saved)
+    assert record["stop_reason"].startswith("finished on request at iteration ")
+    assert record["config"]["iterations"] == 1000 and errors == []
+    page.close()

@@ -355,6 +355,19 @@ def cancel_job(job_id: str, state: StateDep,
     return JSONResponse(_json(state.job(job_id)), 202 if status == "running" else 200)
 
 
+@router.post("/jobs/{job_id}/finish", status_code=202, response_model=Job,
+             responses={409: {"description": "the job is not running (queued: no picture yet; or over)"}})
+def finish_job(job_id: str, state: StateDep) -> JSONResponse:
+    """End a running job now with the picture it has reached: it ends ``done``, its result the image of
+    the row it was at (a coarser stage's upsampled), its record's ``stop_reason`` "finished on request"."""
+    job = _get(state, job_id)
+    if job.status != "running":
+        raise HTTPException(409, f"job {job_id} is {job.status}; " + (
+            "it has no picture yet (cancel it instead)" if job.status == "queued" else "nothing to finish"))
+    state.pool.finish(job_id)
+    return JSONResponse(_json(job), 202)
+
+
 def _json(job: Job | None) -> dict[str, Any] | None:
     return job.as_json() if job is not None else None
 

@@ -1,8 +1,8 @@
 """The messages between the worker pool and a worker process: small frozen dataclasses, one per
 kind, that cross the pipes pickled; each receiver dispatches on their type.
 
-Commands (pool to worker): :class:`RunJob`, :class:`CancelJob`, :class:`Stop`. Events (worker to
-pool): :class:`Ready` once, then per job :class:`JobStarted`, :class:`JobProgress`, :class:`JobPreview`,
+Commands (pool to worker): :class:`RunJob`, :class:`CancelJob`, :class:`FinishJob`, :class:`Stop`.
+Events (worker to pool): :class:`Ready` once, then per job :class:`JobStarted`, :class:`JobProgress`, :class:`JobPreview`,
 :class:`JobCheckpoint` and :class:`JobNote`, and at its end one of :class:`JobDone`, :class:`JobFailed`
 or :class:`JobCancelled`. Nothing here imports torch or FastAPI (a worker imports this module).
 """
@@ -44,6 +44,7 @@ class RunSummary:
     resumed_from: int | None = None
     device: str | None = None
     precision: str | None = None
+    stop_reason: str = ""  # the run record's: the rule, the iterations asked for, or "finished on request ..."
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -70,11 +71,18 @@ class CancelJob:
 
 
 @dataclass(frozen=True)
+class FinishJob:
+    """End the running job now with the picture it has reached (done, not cancelled)."""
+
+    job_id: str
+
+
+@dataclass(frozen=True)
 class Stop:
     """Finish the job in hand, then exit."""
 
 
-Command = Union[RunJob, CancelJob, Stop]
+Command = Union[RunJob, CancelJob, FinishJob, Stop]
 
 
 # ---- events: worker to pool ---------------------------------------------------------------------

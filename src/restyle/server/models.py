@@ -26,6 +26,8 @@ class JobProgress(BaseModel):
     losses: dict[str, float] | None = None
     scale: int | None = Field(None, description="the size of the stage running (coarse to fine)")
     seconds: float | None = None
+    stop_reason: str | None = Field(None, exclude_if=_absent,
+                                    description="why the run ended, once it is done (the run record's stop_reason)")
 
 
 class JobLinks(BaseModel):

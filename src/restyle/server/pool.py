@@ -27,6 +27,7 @@ from restyle.server.messages import (
     CancelJob,
     Command,
     Event,
+    FinishJob,
     JobCancelled,
     JobCheckpoint,
     JobDone,
@@ -109,6 +110,12 @@ class WorkerPool:
             if w.job == job_id:
                 w.cancel_at = time.monotonic()
                 w.send(CancelJob(job_id))
+
+    def finish(self, job_id: str) -> None:
+        """Ask the worker running ``job_id`` to end it now with the picture so far."""
+        for w in self.workers:
+            if w.job == job_id:
+                w.send(FinishJob(job_id))
 
     def describe(self) -> list[dict[str, Any]]:
         return [w.describe() for w in self.workers]
@@ -251,6 +258,8 @@ class WorkerPool:
                 # without progress, it had finished before a restart: only the totals
                 final = w.progress or {"iteration": summary.iterations, "total": summary.iterations + 1,
                                        "fraction": 1.0, "eta": 0.0, "seconds": summary.seconds}
+                if summary.stop_reason:
+                    final = {**final, "stop_reason": summary.stop_reason}
                 self.store.update(job_id, resumed_from=summary.resumed_from)
                 self._finished(w, job_id, "done", None, final)
             case JobFailed(error=error):

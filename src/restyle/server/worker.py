@@ -1,7 +1,7 @@
 """A worker process: runs jobs on one device through :func:`restyle.api.stylize`, one at a time.
 
 It talks to the server over two one-way pipes, in the dataclasses of :mod:`restyle.server.messages`.
-Commands in: :class:`RunJob`, :class:`CancelJob`, :class:`Stop`. Events out: :class:`Ready`, then per
+Commands in: :class:`RunJob`, :class:`CancelJob`, :class:`FinishJob`, :class:`Stop`. Events out: :class:`Ready`, then per
 job :class:`JobStarted`, :class:`JobProgress`, :class:`JobPreview`, :class:`JobCheckpoint` and
 :class:`JobNote`, and one of :class:`JobDone`, :class:`JobFailed`, :class:`JobCancelled`. When the
 server goes away (its end of the command pipe closes, as when it is killed) the worker exits at once.
@@ -35,6 +35,7 @@ from restyle.errors import RestyleError, out_of_memory
 from restyle.server.messages import (
     CancelJob,
     Event,
+    FinishJob,
     JobCancelled,
     JobCheckpoint,
     JobDone,
@@ -71,6 +72,7 @@ def main(commands: Connection, events: Connection, device: str, threads: int | N
 
     jobs: queue.Queue[JobSpec | None] = queue.Queue()
     cancelled: set[str] = set()
+    finishing: set[str] = set()  # jobs asked to end now with the picture so far
 
     def send(message: Event) -> None:
         try:
@@ -89,11 +91,13 @@ def main(commands: Connection, events: Connection, device: str, threads: int | N
                     jobs.put(spec)
                 case CancelJob(job_id=job_id):
                     cancelled.add(job_id)
+                case FinishJob(job_id=job_id):
+                    finishing.add(job_id)
                 case Stop():
                     jobs.put(None)
 
     threading.Thread(target=read_commands, name="commands", daemon=True).start()
-    runner = JobRunner(api, device, send, cancelled)
+    runner = JobRunner(api, device, send, cancelled, finishing)
     send(Ready(pid=os.getpid(), device=device))
     while (job := jobs.get()) is not None:
         runner.run(job)
@@ -102,8 +106,9 @@ def main(commands: Connection, events: Connection, device: str, threads: int | N
 class JobRunner:
     """Runs one job after another on this process's device."""
 
-    def __init__(self, api: Any, device: str, send: Send, cancelled: set[str]):
+    def __init__(self, api: Any, device: str, send: Send, cancelled: set[str], finishing: set[str] | None = None):
         self.api, self.device, self.send, self.cancelled = api, device, send, cancelled
+        self.finishing = finishing if finishing is not None else set()
         self.notes = _Notes()
         logging.getLogger("restyle").addHandler(self.notes)
 
@@ -138,6 +143,7 @@ class JobRunner:
         finally:
             self.notes.stop()
             self.cancelled.discard(job_id)
+            self.finishing.discard(job_id)
             if not done.exists():
                 for name in ("checkpoint.png", "checkpoint.json"):
                     with suppress(OSError):
@@ -206,6 +212,8 @@ class JobRunner:
                     if last_stage and fast is None and i and i % job.checkpoint_every == 0 and i < total - 1:
                         _save_checkpoint(folder, api.encode_image(event.image), i, total, state["last_scale"])
                         self.send(JobCheckpoint(job_id, progress))
+                if job_id in self.finishing:  # "Finish now": this row's picture is the result
+                    raise api.FinishNow
 
         def on_iteration(row: dict[str, float], image: Any) -> None:
             shifted = {k: float(v) for k, v in row.items()}
@@ -227,7 +235,8 @@ class JobRunner:
                           seconds=float(last.get("seconds", state.get("seconds", 0.0))),
                           stopped_early=result.stopped_early, width=result.image.size[0], height=result.image.size[1],
                           notes=tuple(shown(n) for n in result.notes),
-                          resumed_from=offset or None, device=result.device, precision=result.precision)
+                          resumed_from=offset or None, device=result.device, precision=result.precision,
+                          stop_reason=getattr(result, "stop_reason", "") or "")
 
     def _preview(self, job_id: str, image: Any, i: int, total: int, every: int, state: dict[str, Any]) -> None:
         now = time.monotonic()

@@ -350,6 +350,7 @@ function setPreview(src) {
 function show(job) {
   state.job = job;
   $("cancel").hidden = FINAL.has(job.status);
+  $("finish").hidden = job.status !== "running";
   $("download").hidden = $("download-csv").hidden = job.status !== "done";
   const onePass = Boolean(job.config.fast_model && !job.config.refine);  // a fast model alone: no losses
   if (onePass) $("download-csv").hidden = true;
@@ -371,14 +372,15 @@ function progress(p) {
 }
 
 async function finished(job) {
-  $("cancel").hidden = true;
+  $("cancel").hidden = $("finish").hidden = true;
   if (job.status === "done") {
     $("fill").style.width = "100%";
     const p = job.progress, c = job.config;
     const made = c.fast_model && !c.refine ? `fast model ${c.fast_model}${p ? ` in ${duration(p.seconds)}` : ""}`
       : p ? `${p.iteration} iterations in ${duration(p.seconds)}` : "finished";
+    const asked = p?.stop_reason?.startsWith("finished on request") ? " (finished on request)" : "";
     $("status-line").textContent = `Done: ${made}` +
-      (job.resumed_from ? ` (resumed from iteration ${job.resumed_from})` : "") + ".";
+      (job.resumed_from ? ` (resumed from iteration ${job.resumed_from})` : "") + asked + ".";
     const url = await blobUrl(job.links.result);
     if (url && state.job.id === job.id) setPreview(url);
     if (!state.curve?.length) loadCurve(job);
@@ -535,6 +537,12 @@ async function start() {
     $("strength-out").textContent = Number($("strength").value).toFixed(2);
   });
   $("cancel").onclick = () => state.job && api(`/api/jobs/${state.job.id}`, { method: "DELETE" });
+  $("finish").onclick = async () => {  // the picture shown becomes the result
+    if (!state.job) return;
+    $("finish").hidden = true;
+    const response = await api(`/api/jobs/${state.job.id}/finish`, { method: "POST" });
+    if (!response.ok) $("status-line").textContent = (await response.json().catch(() => ({}))).error || "Could not finish.";
+  };
   $("download").onclick = () => download(state.job.links.result, `restyle-${state.job.id}.png`);
   $("download-csv").onclick = () => download(state.job.links.losses, `restyle-${state.job.id}.losses.csv`);
   $("refresh").onclick = () => refreshGallery();
