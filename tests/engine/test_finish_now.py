@@ -31,9 +31,12 @@ def _finish_at(iteration: int, seen: list):
 
 def test_a_run_finished_on_request_delivers_the_image_of_the_row_it_was_asked_at(content: Path, style: Path):
     seen: list = []
-    result = StyleTransfer(Config(**FP32, size=64, iterations=40)).run(content, [style], on_event=_finish_at(6, seen))
+    rows: list = []
+    result = StyleTransfer(Config(**FP32, size=64, iterations=40)).run(
+        content, [style], on_event=_finish_at(6, seen), on_iteration=lambda row, image: rows.append(row))
     shown = next(e for e in seen if isinstance(e, Progress) and e.iteration == 6)
     assert [r["iteration"] for r in result.history] == list(range(7))  # no row after the one shown
+    assert rows == result.history  # the row handler saw every row, the one asked at included
     assert np.array_equal(np.asarray(result.image), np.asarray(images.to_image(shown.image.float().cpu())))
     assert result.stopped_early is None  # not a failure
     assert result.stop_reason == "finished on request at iteration 6"

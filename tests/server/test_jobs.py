@@ -79,7 +79,7 @@ def test_finish_now_ends_a_running_job_done_with_the_picture_so_far(client, phot
         f"job {queued['id']} is queued; it has no picture yet (cancel it instead)")
     wait_for(lambda: (job(client, running["id"])["progress"] or {}).get("iteration", 0) >= 2, 60, "it to run")
     r = client.post(f"/api/jobs/{running['id']}/finish")
-    assert r.status_code == 202 and r.json()["status"] == "running"
+    assert r.status_code == 202 and r.json()["status"] == "running" and r.json()["finish_requested"] is True
     done = over(client, running["id"], 30)
     assert done["status"] == "done" and 2 <= done["progress"]["iteration"] < 2000
     assert done["progress"]["stop_reason"] == f"finished on request at iteration {done['progress']['iteration']}"
@@ -126,6 +126,22 @@ def test_a_worker_killed_under_its_job_takes_only_itself_down_and_the_job_resume
     assert record["config"]["iterations"] == 24 - done["resumed_from"]
     assert Path(record["config"]["init"]).name == "checkpoint.png" and Path(record["config"]["init"]).is_file()
     assert done["config"]["iterations"] == 24 and done["config"]["init"] == "content"  # what was asked for
+
+
+def test_a_finish_asked_for_just_before_the_worker_died_finishes_the_resumed_job_at_once(client, photo, painting):
+    victim = submit(client, photo, painting, iterations=2000)
+    wait_for(lambda: (job(client, victim["id"])["progress"] or {}).get("iteration", 0) >= 7, 60, "a saved image",
+             every=0.02)
+    pid = client.get("/api/server").json()["workers"][0]["pid"]
+    os.kill(pid, signal.SIGSTOP)  # the worker cannot act on the request before it dies
+    try:
+        assert client.post(f"/api/jobs/{victim['id']}/finish").status_code == 202
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    done = over(client, victim["id"], 120)
+    assert done["status"] == "done" and done["attempts"] == 2 and done["resumed_from"] is not None, done
+    assert done["progress"]["stop_reason"] == f"finished on request at iteration {done['resumed_from']}"
+    assert done["finish_requested"] is False  # it is over
 
 
 def inputs() -> JobInputs:

@@ -74,6 +74,24 @@ def test_a_run_summary_reads_the_done_json_a_worker_wrote():
     assert summary.as_dict()["notes"] == ["n"]
 
 
+def test_a_data_folder_from_before_finish_now_opens_and_its_running_jobs_can_be_finished(tmp_path):
+    Store(tmp_path).close()
+    with sqlite3.connect(tmp_path / "jobs.sqlite3") as db:  # the table as it was before the finish column
+        db.execute("ALTER TABLE jobs DROP COLUMN finish")
+        image = {"name": "photo.png", "sha256": "ab" * 32, "bytes": 2600, "width": 40, "height": 27, "example": None}
+        db.execute("INSERT INTO jobs (id, status, created, options, config, inputs) VALUES ('abc123', 'running', 1.5, "
+                   "'{}', '{}', ?)", (json.dumps({"content": image, "styles": [image]}),))
+    store = Store(tmp_path)
+    try:
+        assert store.get("abc123").finish is False
+        assert store.request_finish("abc123") == "running" and store.get("abc123").finish is True
+        assert store.recover() == ["abc123"]  # a restart: queued again, and still to be finished when it runs
+        assert store.get("abc123").status == "queued" and store.get("abc123").finish is True
+        assert store.request_finish("nosuchjob") == "gone"
+    finally:
+        store.close()
+
+
 def test_a_data_folder_in_the_tables_format_loads_as_typed_jobs(tmp_path):
     Store(tmp_path).close()  # the schema
     image = {"name": "photo.png", "sha256": "ab" * 32, "bytes": 2600, "width": 40, "height": 27, "example": None}

@@ -17,7 +17,7 @@ from restyle.backbone import cached_backbone
 from restyle.config import Config
 from restyle.engine import budget
 from restyle.engine.backend import backend_flags, resolve_device, resolve_precision, weights_dtype
-from restyle.engine.events import EventHandler, Finished, Progress, Started
+from restyle.engine.events import EventHandler, Finished, FinishNow, Progress, Started
 from restyle.engine.loop import SYNC_EVERY_CUDA, OptimizerSettings, StageRun, optimise
 from restyle.engine.objective import Features, Losses, Objective, Photorealism
 from restyle.engine.stopping import LEAD_MIN, LEAD_SIDE, Plateau, Schedule, lead_size
@@ -279,8 +279,13 @@ class StyleTransfer:
         def on_row(row: dict[str, float], image: torch.Tensor) -> None:
             stage_rows.append(row["total"])
             total, left = plan.estimate(k, stage_start["rows"], stage_rows, time.perf_counter() - stage_start["time"])
-            emit(Progress(int(row["iteration"]), total, int(row["scale"]), {n: row[n] for n in LOSS_FIELDS},
-                          row["seconds"], image, left if plan.auto else None))
+            try:
+                emit(Progress(int(row["iteration"]), total, int(row["scale"]), {n: row[n] for n in LOSS_FIELDS},
+                              row["seconds"], image, left if plan.auto else None))
+            except FinishNow:  # the row asked at is the history's last: on_iteration sees it too
+                if on_iteration is not None:
+                    on_iteration(row, image)
+                raise
             if on_iteration is not None:
                 on_iteration(row, image)
 

@@ -360,12 +360,13 @@ def cancel_job(job_id: str, state: StateDep,
 def finish_job(job_id: str, state: StateDep) -> JSONResponse:
     """End a running job now with the picture it has reached: it ends ``done``, its result the image of
     the row it was at (a coarser stage's upsampled), its record's ``stop_reason`` "finished on request"."""
-    job = _get(state, job_id)
-    if job.status != "running":
-        raise HTTPException(409, f"job {job_id} is {job.status}; " + (
-            "it has no picture yet (cancel it instead)" if job.status == "queued" else "nothing to finish"))
+    _get(state, job_id)
+    status = state.store.request_finish(job_id)  # kept: a job resumed after a restart finishes at once
+    if status != "running":
+        raise HTTPException(409, f"job {job_id} is {status}; " + (
+            "it has no picture yet (cancel it instead)" if status == "queued" else "nothing to finish"))
     state.pool.finish(job_id)
-    return JSONResponse(_json(job), 202)
+    return JSONResponse(_json(state.job(job_id)), 202)
 
 
 def _json(job: Job | None) -> dict[str, Any] | None:

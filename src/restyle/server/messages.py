@@ -28,6 +28,7 @@ class JobSpec:
     preview_every: int
     max_seconds: float | None = None  # stop the job (failed, its last image kept) after this long
     fast_model: str | None = None
+    finish: bool = False  # finish now was asked for (before a restart): end at the run's first row
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ class Job(BaseModel):
     device: str | None
     parent: str | None = Field(description="the job it was run again from")
     cancel_requested: bool
+    finish_requested: bool = Field(False, description="Finish now was asked for (POST /api/jobs/{id}/finish)")
     links: JobLinks
 
     def as_json(self) -> dict[str, Any]:

@@ -214,7 +214,7 @@ class WorkerPool:
                            styles=tuple(str(self.store.input_path(s)) for s in job.inputs.styles),
                            checkpoint_every=self.settings.checkpoint_every,
                            preview_every=self.settings.preview_every,
-                           max_seconds=self.settings.max_job_seconds)
+                           max_seconds=self.settings.max_job_seconds, finish=job.finish)
             w.job, w.progress, w.cancel_at = job.id, None, None
             if not w.send(RunJob(spec)):  # it died just now: the job waits for the next worker
                 self.store.requeue(job.id, crashed=False, max_crashes=self.settings.max_crashes, reason="")

@@ -77,6 +77,7 @@ class JobRecord:
     idempotency_key: str | None
     parent: str | None
     position: int | None = None
+    finish: bool = False  # finish now was asked for while it ran
 
     @property
     def final(self) -> bool:
@@ -96,4 +97,5 @@ class JobRecord:
             config=decoded("config") or {}, inputs=JobInputs.from_json(row["inputs"]), error=row["error"],
             attempts=int(row["attempts"]), crashes=int(row["crashes"]), cancel=bool(row["cancel"]),
             progress=decoded("progress"), resumed_from=row["resumed_from"], device=row["device"],
-            idempotency_key=row["idempotency_key"], parent=row["parent"], position=position)
+            idempotency_key=row["idempotency_key"], parent=row["parent"], position=position,
+            finish=bool(row["finish"]) if "finish" in row.keys() else False)

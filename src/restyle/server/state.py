@@ -77,7 +77,8 @@ class ServerState:
             finished=_iso_or_none(record.finished), position=record.position, progress=_progress(progress, status),
             options=record.options, preset=record.preset, config=record.config, inputs=record.inputs,
             error=record.error, attempts=record.attempts, resumed_from=record.resumed_from, device=record.device,
-            parent=record.parent, cancel_requested=record.cancel and not record.final, links=links)
+            parent=record.parent, cancel_requested=record.cancel and not record.final,
+            finish_requested=record.finish and not record.final, links=links)
 
     def publish_status(self, job_id: str) -> None:
         """Tell the job's followers its status (and the job) as it is now."""

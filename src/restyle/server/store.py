@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts INTEGER NOT NULL DEFAULT 0,   -- times it was handed to a worker
     crashes INTEGER NOT NULL DEFAULT 0,    -- times its worker died under it
     cancel INTEGER NOT NULL DEFAULT 0,     -- cancel asked for while it ran
+    finish INTEGER NOT NULL DEFAULT 0,     -- finish now asked for while it ran (kept across restarts)
     progress TEXT,                -- JSON: the last progress saved (at checkpoints and at the end)
     resumed_from INTEGER,         -- the iteration its last attempt resumed from (a saved image)
     device TEXT,
@@ -87,8 +88,10 @@ class Store:
         self._db.execute("PRAGMA synchronous=FULL")
         self._lock = threading.RLock()
         self._db.executescript(_SCHEMA)
-        if "client" not in {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}:  # a data folder from before
-            self._db.execute("ALTER TABLE jobs ADD COLUMN client TEXT")
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}
+        for name, kind in (("client", "TEXT"), ("finish", "INTEGER NOT NULL DEFAULT 0")):
+            if name not in columns:  # a data folder from before
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         for stale in (self.root / "uploads" / "tmp").iterdir():  # uploads cut off by a kill
             with suppress(OSError):
@@ -253,6 +256,17 @@ class Store:
                 return "cancelled"
             if row["status"] == "running":
                 db.execute("UPDATE jobs SET cancel = 1 WHERE id = ?", (job_id,))
+            return str(row["status"])
+
+    def request_finish(self, job_id: str) -> str:
+        """Mark a running job to finish now (its worker is told; a worker that resumes it after a
+        restart finishes it at its first row). Returns its status (only a running job is marked)."""
+        with self.transaction() as db:
+            row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return "gone"
+            if row["status"] == "running":
+                db.execute("UPDATE jobs SET finish = 1 WHERE id = ?", (job_id,))
             return str(row["status"])
 
     def delete(self, job_id: str) -> None:

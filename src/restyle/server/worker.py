@@ -119,6 +119,8 @@ class JobRunner:
             self.send(JobDone(job_id, RunSummary.from_dict(json.loads(done.read_text()))))
             return
         self.notes.start(job_id, self.send)
+        if job.finish:  # asked for before the restart that made it run again
+            self.finishing.add(job_id)
         try:
             summary = self._run(job, folder)
             _write_json(done, summary.as_dict())
@@ -231,12 +233,15 @@ class JobRunner:
         (folder / "thumb.jpg").write_bytes(api.encode_image(result.image, longest=320, format="jpeg"))
         last = (before + rows)[-1] if (before or rows) else {}
         final_loss = result.final_loss if math.isfinite(result.final_loss) else None  # a fast model: no loss
+        reason = getattr(result, "stop_reason", "") or ""
+        if offset and reason.startswith("finished on request") and last:  # in the job's numbering, not the attempt's
+            reason = f"finished on request at iteration {int(last['iteration'])}"
         return RunSummary(iterations=int(last.get("iteration", 0)), final_loss=final_loss,
                           seconds=float(last.get("seconds", state.get("seconds", 0.0))),
                           stopped_early=result.stopped_early, width=result.image.size[0], height=result.image.size[1],
                           notes=tuple(shown(n) for n in result.notes),
                           resumed_from=offset or None, device=result.device, precision=result.precision,
-                          stop_reason=getattr(result, "stop_reason", "") or "")
+                          stop_reason=reason)
 
     def _preview(self, job_id: str, image: Any, i: int, total: int, every: int, state: dict[str, Any]) -> None:
         now = time.monotonic()
