@@ -129,6 +129,8 @@ def test_finish_now_makes_the_picture_shown_the_result(server, browser, tmp_path
     page.wait_for_selector("#download:not([hidden])", timeout=60_000)
     sync_api.expect(page.locator("#status-line")).to_contain_text("(finished on request)", timeout=10_000)
     assert page.locator("#finish").is_hidden() and page.locator("#cancel").is_hidden()
+    page.click("#refresh")
+    sync_api.expect(page.locator("#jobs .job .what").first).to_contain_text("finished on request at ")
     with page.expect_download() as download:
         page.click("#download")
     saved = tmp_path / "finished.png"

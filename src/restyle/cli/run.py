@@ -21,6 +21,7 @@ examples:
   restyle run photo.jpg --fast-model paintings --blend 1,1,0 -o out.png
 
 Loss history goes to OUT.losses.csv (and a plot to OUT.losses.png) beside the output.
+Ctrl-C once the bar moves: finish now, writing the picture so far; Ctrl-C again: stop without writing.
 Layer names: `restyle layers`. Presets: gatys (default), seed, seed-conv1, seed-mixed.
 """
 

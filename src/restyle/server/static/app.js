@@ -476,7 +476,9 @@ function card(job) {
   const c = job.config;
   const styles = c.fast_model ? `fast model ${c.fast_model}`
     : job.inputs.styles.map((s) => s.name.replace(/\.[a-z]+$/i, "")).join(" + ");
-  const steps = c.fast_model ? (c.refine ? `refined ${c.refine} it` : "one pass") : `${c.iterations ?? "auto"} it`;
+  const asked = job.status === "done" && job.progress?.stop_reason?.startsWith("finished on request");
+  const steps = c.fast_model ? (c.refine ? `refined ${c.refine} it` : "one pass")
+    : asked ? `finished on request at ${job.progress.iteration} it` : `${c.iterations ?? "auto"} it`;
   what.textContent = `${job.inputs.content.name} × ${styles} · ${c.size ?? "full"} px · ${steps}` +
     (c.strength != null ? ` · strength ${c.strength}` : "") + (c.preserve_color ? ` · ${c.preserve_color}` : "") +
     (job.preset ? ` · ${job.preset}` : "");
