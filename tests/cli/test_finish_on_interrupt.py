@@ -71,3 +71,32 @@ def test_a_second_ctrl_c_stops_without_writing_or_lets_the_writing_finish_never_
         assert written == []
     else:  # it came while the outputs were being written: they are written whole
         assert code == 0 and written == ["out.losses.csv", "out.losses.png", "out.png"]
+
+
+def test_a_time_limit_finishes_the_run_with_the_picture_it_has_then(tmp_path, capsys):
+    from restyle import read_run_record
+    from restyle.cli import main
+
+    out = tmp_path / "out.png"
+    code = main(["run", str(EXAMPLES / "chelsea.jpg"), str(EXAMPLES / "starry_night.jpg"), "--size", "48",
+                 "-n", "100000", "--device", "cpu", "--precision", "fp32", "--time-limit", "1.5", "-q", "-o", str(out)])
+    assert code == 0
+    reason = read_run_record(out)["stop_reason"]
+    assert reason.startswith("finished on request at iteration ")
+    assert reason.endswith(": the 1.5 s time limit (--time-limit)")
+    last = (tmp_path / "out.losses.csv").read_text().splitlines()[-1]
+    assert 1.5 <= float(last.split(",")[-1]) < 60  # the row it finished at came after the limit, not long after
+
+
+def test_a_time_limit_that_is_not_a_positive_number_is_refused_in_one_line(tmp_path, capsys):
+    import pytest
+
+    from restyle.cli import main
+
+    for bad in ("0", "-3", "soon", "inf"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["run", "a.jpg", "b.jpg", "--time-limit", bad, "-o", str(tmp_path / "out.png")])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert "--time-limit" in err and "seconds" in err
+    assert not list(tmp_path.iterdir())

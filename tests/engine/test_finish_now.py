@@ -73,3 +73,12 @@ def test_an_automatic_run_can_be_finished_before_its_rule_would_stop_it(content:
     result = StyleTransfer(Config(**FP32, size=64)).run(content, [style], on_event=_finish_at(2, []))
     assert len(result.history) == 3 and result.stop_reason.startswith("finished on request")
     assert torch.isfinite(torch.tensor([r["total"] for r in result.history])).all()
+
+
+def test_the_words_given_with_the_request_end_the_stop_reason(content: Path, style: Path):
+    def on_event(event) -> None:
+        if isinstance(event, Progress) and event.iteration == 2:
+            raise FinishNow("looks done")
+
+    result = StyleTransfer(Config(**FP32, size=64, iterations=10)).run(content, [style], on_event=on_event)
+    assert result.stop_reason == "finished on request at iteration 2: looks done"

@@ -74,9 +74,13 @@ class FinishNow(Exception):  # noqa: N818 - a request, not an error
     """Raise from an event handler on a :class:`Progress` event to end the run now, with that
     event's image as the result: the person watching finds the picture finished. The run ends
     normally (a :class:`Finished` event, the history up to that row, ``reason`` "finished on
-    request ..."); a coarser stage's image is upsampled to the output size, with the photo's finer
-    detail added where the schedule adds it between stages. Raised on another event, it is an
-    ordinary exception."""
+    request at iteration N", then ``: why`` when given); a coarser stage's image is upsampled to the
+    output size, with the photo's finer detail added where the schedule adds it between stages.
+    Raised on another event, it is an ordinary exception."""
+
+    def __init__(self, why: str = ""):
+        super().__init__(why)
+        self.why = why
 
 
 Event = Union[Started, Progress, Finished]

@@ -69,6 +69,7 @@ class StageRun:
     seconds: float = 0.0  # time in the loop itself (the final loss evaluation left out)
     converged: bool = False  # the stop rule ended it before its step cap
     requested: bool = False  # an event handler asked to finish now (FinishNow): ``image`` is the one it saw
+    why: str = ""  # the words it gave (FinishNow's ``why``)
 
 
 class EMA:
@@ -151,7 +152,7 @@ def optimise(
     current: dict[str, torch.Tensor] = {}
     pending: list[tuple[int, torch.Tensor, torch.Tensor, float]] = []  # (step, losses, image, seconds)
     every = rows_per_sync(x, sync_every)
-    requested = False  # a handler raised FinishNow
+    requested, why = False, ""  # a handler raised FinishNow, with these words
 
     def closure() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
@@ -165,7 +166,7 @@ def optimise(
     def flush() -> int | None:
         """Record the pending rows (one host read); the step of the first non-finite one, if any.
         A handler's FinishNow ends the recording at its row (``requested``)."""
-        nonlocal last_good, requested
+        nonlocal last_good, requested, why
         if not pending:
             return None
         read = torch.stack([p for _, p, _, _ in pending]).tolist()
@@ -179,8 +180,8 @@ def optimise(
                 if on_row is not None:
                     try:
                         on_row(row, image)
-                    except FinishNow:
-                        requested = True
+                    except FinishNow as request:
+                        requested, why = True, request.why
                         return None
             return None
         finally:
@@ -227,7 +228,7 @@ def optimise(
                     break
     seconds = time.perf_counter() - loop_start
     if requested:
-        return StageRun(x.detach(), rows, None, seconds, False, requested=True)
+        return StageRun(x.detach(), rows, None, seconds, False, requested=True, why=why)
     if stopped is None and guarded:
         with torch.no_grad():  # the last step's trial point: kept only if it passes the test
             assert isinstance(opt, optim.LBFGS)

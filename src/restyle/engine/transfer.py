@@ -291,7 +291,7 @@ class StyleTransfer:
 
         stopped: str | None = None
         x: torch.Tensor | None = None
-        converged, requested = 0, False
+        converged, requested, why = 0, False, ""
         for k, size in enumerate(sizes):
             self.set_targets(*(first_inputs if k == 0 else self.resize_inputs(content_src, style_srcs, size)))
             self._objective().extra.extend(term.to(self.device) for term in extra_terms)
@@ -302,7 +302,7 @@ class StyleTransfer:
             stage_start.update(rows=len(history), time=time.perf_counter())
             stage = self._optimise(x0, plan.caps[k], len(history), k == len(sizes) - 1, start, on_row, plan.rules[k])
             history.extend(stage.rows)
-            x, stopped, requested = stage.image, stage.stopped, stage.requested
+            x, stopped, requested, why = stage.image, stage.stopped, stage.requested, stage.why
             converged += stage.converged
             if stopped or requested:
                 break
@@ -317,7 +317,7 @@ class StyleTransfer:
         pixels = self.finish(x, content_rgb).cpu()
         image = images.to_image(pixels)
         final = history[-1]["total"] if history else float("nan")
-        reason = stopped or (requested_reason(history, size, sizes[-1], stages[-1]) if requested
+        reason = stopped or (requested_reason(history, size, sizes[-1], stages[-1], why) if requested
                              else stop_reason(plan, converged))
         emit(Finished(max(0, len(history) - 1), final, time.perf_counter() - start, stopped, reason))
         return Result(image, history, self.config, list(self.notes), stopped, str(self.device), self.precision,
@@ -338,12 +338,13 @@ class StyleTransfer:
         return stage
 
 
-def requested_reason(history: list[dict[str, float]], size: int | None, last: int | None, output: int) -> str:
+def requested_reason(history: list[dict[str, float]], size: int | None, last: int | None, output: int,
+                     why: str = "") -> str:
     """Why a run that an event handler finished (FinishNow) stopped, in words."""
     reason = f"finished on request at iteration {int(history[-1]['iteration']) if history else 0}"
     if size != last:
         reason += f" (in the {int(history[-1]['scale'])} px stage; its image upsampled to {output} px)"
-    return reason
+    return reason + (f": {why}" if why else "")
 
 
 def stop_reason(plan: Schedule, converged: int) -> str:

@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import queue
+import re
 import signal
 import threading
 import time
@@ -235,7 +236,7 @@ class JobRunner:
         final_loss = result.final_loss if math.isfinite(result.final_loss) else None  # a fast model: no loss
         reason = getattr(result, "stop_reason", "") or ""
         if offset and reason.startswith("finished on request") and last:  # in the job's numbering, not the attempt's
-            reason = f"finished on request at iteration {int(last['iteration'])}"
+            reason = re.sub(r"at iteration \d+", f"at iteration {int(last['iteration'])}", reason, count=1)
         return RunSummary(iterations=int(last.get("iteration", 0)), final_loss=final_loss,
                           seconds=float(last.get("seconds", state.get("seconds", 0.0))),
                           stopped_early=result.stopped_early, width=result.image.size[0], height=result.image.size[1],
