@@ -17,6 +17,7 @@ examples:
   restyle run photo.jpg painting.jpg --style-layers block1_conv1:2,block3_conv1 -o out.png
   restyle run --from-image out.png -o again.png        # reproduce a run from its output
   restyle run photo.jpg painting.jpg -o out.jpg --quality 90
+  restyle run photo.jpg painting.jpg -o out.png --time-limit 60      # the picture it has after a minute
   restyle run photo.jpg --fast-model starry_night -o out.png          # a bundled fast model, in milliseconds
   restyle run photo.jpg --fast-model paintings --blend 1,1,0 -o out.png
 
