@@ -114,8 +114,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 class FinishOnInterrupt:
     """Ctrl-C once the run has shown its first progress, or ``time_limit`` seconds into the run
-    (``--time-limit``): finish now, writing the image so far
-    (the engine's ``FinishNow``; the record says "finished on request"). Ctrl-C again, or before
+    (``--time-limit``): finish now, writing the image so far (the engine's ``FinishNow``; the
+    record says "finished on request"). Ctrl-C again, or before
     the first progress, stops without writing anything (exit 130); once the run has finished, the
     outputs are written whole whatever the keyboard says. Wraps the event handler ``then``;
     as a context manager it installs its SIGINT handler in the main thread and restores the one before."""
@@ -152,7 +152,8 @@ class FinishOnInterrupt:
         import signal
         import threading
 
-        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        main = threading.current_thread() is threading.main_thread()
+        if main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             self.previous = signal.signal(signal.SIGINT, self._interrupt)
         return self
 

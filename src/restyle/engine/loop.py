@@ -68,8 +68,9 @@ class StageRun:
     stopped: str | None = None  # why it stopped early (a failure), if it did
     seconds: float = 0.0  # time in the loop itself (the final loss evaluation left out)
     converged: bool = False  # the stop rule ended it before its step cap
-    requested: bool = False  # an event handler asked to finish now (FinishNow): ``image`` is the one it saw
-    why: str = ""  # the words it gave (FinishNow's ``why``)
+    #: Not None when an event handler asked to finish now (FinishNow): its words ("" for none), and
+    #: ``image`` is the one it saw.
+    request: str | None = None
 
 
 class EMA:
@@ -152,7 +153,7 @@ def optimise(
     current: dict[str, torch.Tensor] = {}
     pending: list[tuple[int, torch.Tensor, torch.Tensor, float]] = []  # (step, losses, image, seconds)
     every = rows_per_sync(x, sync_every)
-    requested, why = False, ""  # a handler raised FinishNow, with these words
+    request: str | None = None  # a handler raised FinishNow: its words
 
     def closure() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
@@ -165,8 +166,8 @@ def optimise(
 
     def flush() -> int | None:
         """Record the pending rows (one host read); the step of the first non-finite one, if any.
-        A handler's FinishNow ends the recording at its row (``requested``)."""
-        nonlocal last_good, requested, why
+        A handler's FinishNow ends the recording at its row (``request``)."""
+        nonlocal last_good, request
         if not pending:
             return None
         read = torch.stack([p for _, p, _, _ in pending]).tolist()
@@ -180,8 +181,8 @@ def optimise(
                 if on_row is not None:
                     try:
                         on_row(row, image)
-                    except FinishNow as request:
-                        requested, why = True, request.why
+                    except FinishNow as asked:
+                        request = asked.why
                         return None
             return None
         finally:
@@ -217,8 +218,7 @@ def optimise(
                                f"kept the last good image (iteration {offset + max(bad - 1, 0)})")
                 x.data.copy_(last_good)
                 break
-            if requested:  # the image of the row the handler saw, with that row the stage's last
-                steps = int(rows[-1]["iteration"]) - offset
+            if request is not None:  # the image of the row the handler saw, with that row the stage's last
                 x.data.copy_(last_good)
                 break
             if stop is not None and i < iterations - 1:
@@ -227,8 +227,8 @@ def optimise(
                     steps, converged = i + 1, True
                     break
     seconds = time.perf_counter() - loop_start
-    if requested:
-        return StageRun(x.detach(), rows, None, seconds, False, requested=True, why=why)
+    if request is not None:
+        return StageRun(x.detach(), rows, None, seconds, False, request=request)
     if stopped is None and guarded:
         with torch.no_grad():  # the last step's trial point: kept only if it passes the test
             assert isinstance(opt, optim.LBFGS)

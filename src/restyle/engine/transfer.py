@@ -279,19 +279,20 @@ class StyleTransfer:
         def on_row(row: dict[str, float], image: torch.Tensor) -> None:
             stage_rows.append(row["total"])
             total, left = plan.estimate(k, stage_start["rows"], stage_rows, time.perf_counter() - stage_start["time"])
+            asked: FinishNow | None = None
             try:
                 emit(Progress(int(row["iteration"]), total, int(row["scale"]), {n: row[n] for n in LOSS_FIELDS},
                               row["seconds"], image, left if plan.auto else None))
-            except FinishNow:  # the row asked at is the history's last: on_iteration sees it too
-                if on_iteration is not None:
-                    on_iteration(row, image)
-                raise
+            except FinishNow as request:  # the row asked at is the history's last: on_iteration sees it too
+                asked = request
             if on_iteration is not None:
                 on_iteration(row, image)
+            if asked is not None:
+                raise asked
 
         stopped: str | None = None
         x: torch.Tensor | None = None
-        converged, requested, why = 0, False, ""
+        converged, request = 0, None
         for k, size in enumerate(sizes):
             self.set_targets(*(first_inputs if k == 0 else self.resize_inputs(content_src, style_srcs, size)))
             self._objective().extra.extend(term.to(self.device) for term in extra_terms)
@@ -302,22 +303,22 @@ class StyleTransfer:
             stage_start.update(rows=len(history), time=time.perf_counter())
             stage = self._optimise(x0, plan.caps[k], len(history), k == len(sizes) - 1, start, on_row, plan.rules[k])
             history.extend(stage.rows)
-            x, stopped, requested, why = stage.image, stage.stopped, stage.requested, stage.why
+            x, stopped, request = stage.image, stage.stopped, stage.request
             converged += stage.converged
-            if stopped or requested:
+            if stopped or request is not None:
                 break
         assert x is not None and self.content_rgb is not None
         content_rgb = self.content_rgb
-        if (stopped or requested) and size != sizes[-1]:  # deliver the requested size even when a stage failed
+        if (stopped or request is not None) and size != sizes[-1]:  # deliver the requested size even when a stage failed
             content_rgb = as_tensor(self.resize_inputs(content_src, [], sizes[-1])[0]).to(self.device)
             coarse = x
             x = controls.upsample(x, _hw(content_rgb))
-            if requested and plan.carry_detail:  # as the next stage would have started
+            if request is not None and plan.carry_detail:  # as the next stage would have started
                 x = controls.add_detail(x, content_rgb, _hw(coarse))
         pixels = self.finish(x, content_rgb).cpu()
         image = images.to_image(pixels)
         final = history[-1]["total"] if history else float("nan")
-        reason = stopped or (requested_reason(history, size, sizes[-1], stages[-1], why) if requested
+        reason = stopped or (requested_reason(history, size, sizes[-1], stages[-1], request) if request is not None
                              else stop_reason(plan, converged))
         emit(Finished(max(0, len(history) - 1), final, time.perf_counter() - start, stopped, reason))
         return Result(image, history, self.config, list(self.notes), stopped, str(self.device), self.precision,

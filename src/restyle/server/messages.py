@@ -2,8 +2,8 @@
 kind, that cross the pipes pickled; each receiver dispatches on their type.
 
 Commands (pool to worker): :class:`RunJob`, :class:`CancelJob`, :class:`FinishJob`, :class:`Stop`.
-Events (worker to pool): :class:`Ready` once, then per job :class:`JobStarted`, :class:`JobProgress`, :class:`JobPreview`,
-:class:`JobCheckpoint` and :class:`JobNote`, and at its end one of :class:`JobDone`, :class:`JobFailed`
+Events (worker to pool): :class:`Ready` once, then per job :class:`JobStarted`, :class:`JobProgress`,
+:class:`JobPreview`, :class:`JobCheckpoint` and :class:`JobNote`, and at its end one of :class:`JobDone`, :class:`JobFailed`
 or :class:`JobCancelled`. Nothing here imports torch or FastAPI (a worker imports this module).
 """
 

@@ -98,4 +98,4 @@ class JobRecord:
             attempts=int(row["attempts"]), crashes=int(row["crashes"]), cancel=bool(row["cancel"]),
             progress=decoded("progress"), resumed_from=row["resumed_from"], device=row["device"],
             idempotency_key=row["idempotency_key"], parent=row["parent"], position=position,
-            finish=bool(row["finish"]) if "finish" in row.keys() else False)
+            finish=bool(row["finish"]))

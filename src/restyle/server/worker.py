@@ -1,9 +1,9 @@
 """A worker process: runs jobs on one device through :func:`restyle.api.stylize`, one at a time.
 
 It talks to the server over two one-way pipes, in the dataclasses of :mod:`restyle.server.messages`.
-Commands in: :class:`RunJob`, :class:`CancelJob`, :class:`FinishJob`, :class:`Stop`. Events out: :class:`Ready`, then per
-job :class:`JobStarted`, :class:`JobProgress`, :class:`JobPreview`, :class:`JobCheckpoint` and
-:class:`JobNote`, and one of :class:`JobDone`, :class:`JobFailed`, :class:`JobCancelled`. When the
+Commands in: :class:`RunJob`, :class:`CancelJob`, :class:`FinishJob`, :class:`Stop`. Events out:
+:class:`Ready`, then per job :class:`JobStarted`, :class:`JobProgress`, :class:`JobPreview`,
+:class:`JobCheckpoint` and :class:`JobNote`, and one of :class:`JobDone`, :class:`JobFailed`, :class:`JobCancelled`. When the
 server goes away (its end of the command pipe closes, as when it is killed) the worker exits at once.
 
 Every ``checkpoint_every`` iterations the image is saved in the job's folder (``checkpoint.png``, then
@@ -107,9 +107,9 @@ def main(commands: Connection, events: Connection, device: str, threads: int | N
 class JobRunner:
     """Runs one job after another on this process's device."""
 
-    def __init__(self, api: Any, device: str, send: Send, cancelled: set[str], finishing: set[str] | None = None):
-        self.api, self.device, self.send, self.cancelled = api, device, send, cancelled
-        self.finishing = finishing if finishing is not None else set()
+    def __init__(self, api: Any, device: str, send: Send, cancelled: set[str], finishing: set[str]):
+        self.api, self.device, self.send = api, device, send
+        self.cancelled, self.finishing = cancelled, finishing  # job ids the command thread adds to
         self.notes = _Notes()
         logging.getLogger("restyle").addHandler(self.notes)
 
