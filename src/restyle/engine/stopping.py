@@ -110,10 +110,17 @@ AUTO_CAP = 600
 #: 192, 130 and 62). With 50 for a finer stage the time left shown during the 512 and 1024 px
 #: panel runs was a median 0.60-0.87 of the time actually left; with 62, 0.89-1.20 (``bench/eta.py``).
 PRIOR_STEPS = (200, 130, 62)
-#: Steps a one-stage run from a start image near its end is expected to take: a video frame that
-#: starts from the one before, warped (median of the later frames of two 16-frame 256x144 clips,
-#: docs/video.md), where a run from the photo takes about 200.
-WARM_PRIOR_STEPS = 62
+#: A one-stage run from a start image near its end (a video frame that starts from the one before,
+#: warped) stops at ``WARM_FACTOR`` times ``--stop-tolerance``, never before ``WARM_MIN_STEPS``: it
+#: only follows the motion, and its loss starts near its end. On two 16-frame 256x144 clips
+#: (docs/video.md) the later frames took a median of 44-47 steps instead of 62 (the photo's rule:
+#: 1.5%, at least 40), the warping error (flicker) and the content distance the same or lower, the
+#: style distance -0.7% and +2.7%.
+WARM_FACTOR = 2.0
+WARM_MIN_STEPS = 20
+#: Steps such a run is expected to take (the median of those clips' later frames), where a run
+#: from the photo takes about 200.
+WARM_PRIOR_STEPS = 45
 #: With ``--lead-stage`` (off by default) an automatic run that would be one stage of ``LEAD_MIN`` px
 #: or more (outputs up to 511 px) first runs a *lead* stage at ``1/√2`` of its side (half its
 #: pixels, half the cost of a step) with the style layers past block ``LEAD_FULL_BLOCK`` (block4_conv1,
@@ -124,9 +131,9 @@ WARM_PRIOR_STEPS = 62
 #: scale. With every style layer at 0.15x in the lead (24 cells at 256 px, docs/stopping.md) it took
 #: 0.36 of ``-n 300``'s time (the one-stage rule 0.61), content +0.4% and style +2.5% in the median,
 #: but a few pictures came out paler (saturation up to 22% and contrast up to 30% lower); with the
-#: shallow layers at full weight (12 cells) the worst were 10% and 11% lower, content +3.5% and
-#: style +4.8% in the median (+0.8% and +2.8% with every layer light on the same cells). In both
-#: the style distance of 2-3 cells is 18-29% worse than today's: hence not the default. At 3x the
+#: shallow layers at full weight (all 24 cells) the worst were 10% and 11% lower, content +3.0% and
+#: style +3.5% in the median, but 5 cells 18-40% worse in style than today's, 3 of them again on
+#: photos moved by 1/255 (smoother pictures, fewer fine strokes): hence not the default. At 3x the
 #: 256 px stage took 0.43, at 6x 0.32 with style +5.1%; a lead at full style weight cost 11-15%
 #: content, at 0.4x 7-8%; a 128 px lead 7-9% whatever its style weight.
 LEAD_MIN = 192
@@ -164,7 +171,8 @@ class Schedule:
                  lead: bool = False, warm: bool = False):
         self.auto = iterations is None
         #: Whether the run starts from an image near its end (a video frame's warm start, a fast
-        #: model's output to refine): a shorter one-stage prior for the time left; the same rules.
+        #: model's output to refine): a one-stage run then stops by the looser ``WARM_FACTOR`` rule
+        #: and expects ``WARM_PRIOR_STEPS`` in its time left.
         self.warm = warm
         #: Whether the run starts with a lead stage (``--lead-stage``; ``LEAD_MIN``; the engine says where it may).
         self.lead = lead and self.auto and len(sizes) == 1 and sizes[0] >= LEAD_MIN
@@ -175,6 +183,9 @@ class Schedule:
         #: Each stage's stop rule (None with ``iterations``: every stage runs its cap).
         self.rules: list[Plateau | None] = (list(stage_rules(len(self.sizes), tolerance)) if self.auto
                                             else [None] * len(self.sizes))
+        if self.warm and self.auto and len(self.sizes) == 1:
+            self.rules[0] = Plateau(window=RULE.window, tolerance=min(0.5, tolerance * WARM_FACTOR),
+                                    min_steps=WARM_MIN_STEPS)
         if self.lead:  # the output's own stage makes all of the style: a rule between the first and finer stages' rules
             self.rules[1] = Plateau(window=RULE.window, tolerance=min(0.5, tolerance * LEAD_FACTOR),
                                     min_steps=FINE_MIN_STEPS)
