@@ -5,7 +5,8 @@ from the one before should stop early).
     python bench/videostop.py -o bench/out/videostop --label n100 --iterations 100 --first-iterations 300
     python bench/videostop.py -o bench/out/videostop --photo astronaut --painting the_scream
 
-Makes a 16-frame 256x144 pan and zoom over a bundled photo (10 fps, as in docs/video.md), stylises
+Makes a 16-frame 256x144 pan and zoom over a bundled photo (10 fps, as in docs/video.md; ``--size
+512``: 512x288), stylises
 it with the bundled painting and the default temporal weight, and scores it with
 ``restyle score --video``'s evaluator. Appends one JSON line to OUT/videostop.jsonl: each frame's
 steps and seconds, the wall seconds, the warping error and the per-frame metrics' means.
@@ -40,11 +41,14 @@ def main() -> None:
     ap.add_argument("--painting", default="starry_night")
     ap.add_argument("--iterations", type=int, default=None, help="-n for every frame (default: the automatic stop)")
     ap.add_argument("--first-iterations", type=int, default=None)
+    ap.add_argument("--size", type=int, default=256, help="the clip's width (16:9) and the output's size")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    clip = args.out / f"clip-{args.photo}.mp4"
+    tag = "" if args.size == 256 else f"-{args.size}"
+    clip = args.out / f"clip-{args.photo}{tag}.mp4"
     if not clip.exists():
-        pan_zoom_clip(str(EXAMPLES / f"{args.photo}.jpg"), str(clip), frames=16, size=(256, 144), fps=10)
+        pan_zoom_clip(str(EXAMPLES / f"{args.photo}.jpg"), str(clip), frames=16, size=(args.size, args.size * 9 // 16),
+                      fps=10)
     painting = EXAMPLES / f"{args.painting}.jpg"
     steps: list[int] = []
 
@@ -53,13 +57,13 @@ def main() -> None:
             steps.append(event.iterations)
 
     options: dict[str, Any] = {} if args.iterations is None else {"iterations": args.iterations}
-    output = args.out / f"{args.photo}-{args.painting}-{args.label}.mp4"
+    output = args.out / f"{args.photo}-{args.painting}-{args.label}{tag}.mp4"
     t0 = time.perf_counter()
-    result = api.stylize_video(clip, [painting], output=output, size=256, first_iterations=args.first_iterations,
+    result = api.stylize_video(clip, [painting], output=output, size=args.size, first_iterations=args.first_iterations,
                                work_dir=args.out / f"{output.stem}.work", on_event=on_event, **options)
     wall = time.perf_counter() - t0
     scores = api.score_video(output, clip, [painting])
-    record = {"label": args.label, "photo": args.photo, "painting": args.painting, "iterations": args.iterations,
+    record = {"label": args.label, "size": args.size, "photo": args.photo, "painting": args.painting, "iterations": args.iterations,
               "first_iterations": args.first_iterations, "wall": round(wall, 2),
               "frame_seconds": [round(s, 2) for s in result.frame_seconds], "steps": steps,
               "warping_error": scores.warping_error, "metrics": scores.metrics}
