@@ -30,8 +30,7 @@ examples:
 
 Frame t starts from the stylised frame t-1 warped by the optical flow (OpenCV DIS) and is kept
 close to it where the flow is reliable (Ruder et al. 2016). Each frame stops when it is finished
-(the automatic stop; a frame that starts warm from the one before stops at twice the tolerance,
-after 20 steps or more: it only follows the motion); with -n N each
+(the automatic stop; a frame that starts warm from the one before stops sooner); with -n N each
 frame gets N iterations and the first frame, which starts from the content, {FIRST_FRAME_FACTOR} x N.
 Finished frames are kept in
 OUT.work/ until the output is written: running the same command again continues an

@@ -95,8 +95,7 @@ class Config:
     stop_tolerance: float = option(0.015, flag="--stop-tolerance", group="optimisation", metavar="F",
                                    help="the automatic stop: a stage ends when 20 steps improve its loss by less "
                                    "than this fraction (0.015 = 1.5 percent) in a one-stage run; coarse to fine, the "
-                                   "first stage at 3x it, each finer one at 6x; a video's later frames (from the "
-                                   "frame before) at 2x (docs/stopping.md); ignored with -n N")
+                                   "first stage at 3x it, each finer one at 6x (docs/stopping.md); ignored with -n N")
     lr: float | None = option(None, flag="--lr", group="optimisation", shown="1 for L-BFGS, 0.02 for Adam",
                               help="step size")
     line_search: bool = option(False, flag="--line-search", group="optimisation",

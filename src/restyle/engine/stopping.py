@@ -110,17 +110,13 @@ AUTO_CAP = 600
 #: 192, 130 and 62). With 50 for a finer stage the time left shown during the 512 and 1024 px
 #: panel runs was a median 0.60-0.87 of the time actually left; with 62, 0.89-1.20 (``bench/eta.py``).
 PRIOR_STEPS = (200, 130, 62)
-#: A one-stage run from a start image near its end (a video frame that starts from the one before,
-#: warped) stops at ``WARM_FACTOR`` times ``--stop-tolerance``, never before ``WARM_MIN_STEPS``: it
-#: only follows the motion, and its loss starts near its end. On two 16-frame 256x144 clips
-#: (docs/video.md) the later frames took a median of 44-47 steps instead of 62 (the photo's rule:
-#: 1.5%, at least 40), the warping error (flicker) and the content distance the same or lower, the
-#: style distance -0.7% and +2.7%.
-WARM_FACTOR = 2.0
-WARM_MIN_STEPS = 20
-#: Steps such a run is expected to take (the median of those clips' later frames), where a run
-#: from the photo takes about 200.
-WARM_PRIOR_STEPS = 45
+#: Steps a one-stage run from a start image near its end is expected to take: a video frame that
+#: starts from the one before, warped (median of the later frames of two 16-frame 256x144 clips,
+#: docs/video.md), where a run from the photo takes about 200. Such a frame keeps the photo's rule:
+#: at twice the tolerance (3%, at least 20 steps) the clips took 0.44-0.48 of ``-n 100``'s steps
+#: instead of 0.58-0.65, but the strip a pan reveals each frame was left half painted (the loss is
+#: the whole frame's, and a small new region moves it little), at 512x288 plainly.
+WARM_PRIOR_STEPS = 62
 #: With ``--lead-stage`` (off by default) an automatic run that would be one stage of ``LEAD_MIN`` px
 #: or more (outputs up to 511 px) first runs a *lead* stage at ``1/√2`` of its side (half its
 #: pixels, half the cost of a step) with the style layers past block ``LEAD_FULL_BLOCK`` (block4_conv1,
@@ -171,8 +167,7 @@ class Schedule:
                  lead: bool = False, warm: bool = False):
         self.auto = iterations is None
         #: Whether the run starts from an image near its end (a video frame's warm start, a fast
-        #: model's output to refine): a one-stage run then stops by the looser ``WARM_FACTOR`` rule
-        #: and expects ``WARM_PRIOR_STEPS`` in its time left.
+        #: model's output to refine): a shorter one-stage prior for the time left; the same rules.
         self.warm = warm
         #: Whether the run starts with a lead stage (``--lead-stage``; ``LEAD_MIN``; the engine says where it may).
         self.lead = lead and self.auto and len(sizes) == 1 and sizes[0] >= LEAD_MIN
@@ -183,9 +178,6 @@ class Schedule:
         #: Each stage's stop rule (None with ``iterations``: every stage runs its cap).
         self.rules: list[Plateau | None] = (list(stage_rules(len(self.sizes), tolerance)) if self.auto
                                             else [None] * len(self.sizes))
-        if self.warm and self.auto and len(self.sizes) == 1:
-            self.rules[0] = Plateau(window=RULE.window, tolerance=min(0.5, tolerance * WARM_FACTOR),
-                                    min_steps=WARM_MIN_STEPS)
         if self.lead:  # the output's own stage makes all of the style: a rule between the first and finer stages' rules
             self.rules[1] = Plateau(window=RULE.window, tolerance=min(0.5, tolerance * LEAD_FACTOR),
                                     min_steps=FINE_MIN_STEPS)
