@@ -3,6 +3,8 @@ loss terms join the total; the temporal term is a masked mean, the same at every
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -81,29 +83,64 @@ def test_frames_after_the_first_run_one_stage_when_they_start_from_the_previous_
     assert stages(independent, 1) == [256, 512]  # each frame a still
 
 
-def test_what_a_pan_reveals_starts_in_the_colours_of_the_painted_frame_before():
-    """The band the flow cannot carry over starts from the new frame recoloured to the previous
-    output's colours, not in the photo's: a painting's colours are where it has to end."""
+def _later_frame(width: int, shift: int = 6, **config: Any) -> tuple[list[tuple[int, torch.Tensor]], np.ndarray, np.ndarray]:
+    """Frame 1 of a pan (the view ``shift`` px further right) through a video's frame runner whose method
+    records (the longest side it runs at, its start) and returns a plain green picture; with the
+    painted frame 0 (blue) and the new frame's pixels."""
     from types import SimpleNamespace
 
     from restyle.video.stylize import VideoOptions, _FrameRunner
 
+    height = width * 2 // 3
     with Image.open(EXAMPLES / "chelsea.jpg") as img:  # large enough for the flow to hold
-        wide = np.asarray(img.convert("RGB").resize((70, 48), Image.Resampling.LANCZOS), dtype=np.float32) / 255
-    previous, current = wide[:, :64], wide[:, 6:]  # the view moves right: a 6-px band appears on the right
+        wide = np.asarray(img.convert("RGB").resize((width + 6, height), Image.Resampling.LANCZOS),
+                          dtype=np.float32) / 255
+    previous, current = wide[:, :width], wide[:, shift:shift + width]  # a band appears on the right
     rng = np.random.default_rng(0)
-    painted = np.clip(np.array([0.15, 0.25, 0.7], np.float32) + 0.08 * rng.standard_normal(previous.shape), 0, 1)
-    starts: list[torch.Tensor] = []
+    painted = np.clip(np.array([0.15, 0.25, 0.7]) + 0.08 * rng.standard_normal(previous.shape), 0, 1)
+    runs: list[tuple[int, torch.Tensor]] = []
 
     def run(frame, styles, config, *, on_event=None, start=None, terms=()):
-        starts.append(start)
-        return SimpleNamespace(image=frame, final_loss=0.0, stopped_early=None)
+        runs.append((config.size, start))
+        side = config.size / max(frame.size)
+        size = (round(frame.size[0] * side), round(frame.size[1] * side))
+        return SimpleNamespace(image=Image.new("RGB", size, (0, 200, 0)), final_loss=0.0, stopped_early=None)
 
-    frames = _FrameRunner(Config(size=64, device="cpu"), VideoOptions(), [], lambda event: None)
+    frames = _FrameRunner(Config(size=width, device="cpu", **config), VideoOptions(), [], lambda event: None)
     frames.method = SimpleNamespace(run=run)
     frames(1, Image.fromarray((current * 255).round().astype(np.uint8)), (previous, painted.astype(np.float32)))
-    band = starts[0][0, :, :, -5:].mean(dim=(1, 2)).numpy()  # the revealed band's mean colour
-    carried = starts[0][0, :, :, 8:50].mean(dim=(1, 2)).numpy()  # warped from the painted frame
-    assert np.abs(carried - painted.mean((0, 1))).max() < 0.05
-    assert np.abs(band - painted.mean((0, 1))).max() < 0.15  # blue, like the painted frame
-    assert np.abs(band - current[:, -5:].mean((0, 1))).max() > 0.25  # not the cat's browns
+    return runs, painted.astype(np.float32), current
+
+
+def _mean(x: torch.Tensor, columns: slice) -> np.ndarray:
+    return x[0, :, :, columns].mean(dim=(1, 2)).numpy()
+
+
+def test_what_a_pan_reveals_starts_in_the_colours_of_the_painted_frame_before():
+    """Under the automatic stop, the band the flow cannot carry over starts from the new frame
+    recoloured to the previous output's colour statistics, not in the photo's."""
+    runs, painted, current = _later_frame(64)
+    assert [size for size, _ in runs] == [64]  # one stage: nothing coarser to paint at
+    start = runs[0][1]
+    assert np.abs(_mean(start, slice(8, 50)) - painted.mean((0, 1))).max() < 0.05  # carried over, warped
+    assert np.abs(_mean(start, slice(-5, None)) - painted.mean((0, 1))).max() < 0.15  # blue, like the painted frame
+    assert np.abs(_mean(start, slice(-5, None)) - current[:, -5:].mean((0, 1))).max() > 0.25  # not the cat's browns
+
+
+def test_with_n_what_a_pan_reveals_starts_from_the_new_frame_as_it_always_did():
+    runs, _, current = _later_frame(64, iterations=5)
+    assert np.abs(_mean(runs[0][1], slice(-5, None)) - current[:, -5:].mean((0, 1))).max() < 0.02
+
+
+def test_a_coarse_to_fine_video_paints_what_a_pan_reveals_at_the_coarse_size_first():
+    runs, painted, _ = _later_frame(512)
+    assert [size for size, _ in runs] == [256, 512]
+    final = runs[1][1]
+    assert np.abs(_mean(final, slice(20, 480)) - painted.mean((0, 1))).max() < 0.05  # carried over, as before
+    band = _mean(final, slice(-5, None))
+    assert band[1] > 0.6 and band[0] < 0.3  # the coarse pass's (green) picture, with the frame's detail
+
+
+def test_n_and_a_still_camera_paint_nothing_coarse_first():
+    assert [size for size, _ in _later_frame(512, iterations=5)[0]] == [512]
+    assert [size for size, _ in _later_frame(512, shift=0)[0]] == [512]

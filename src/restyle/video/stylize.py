@@ -1,8 +1,8 @@
 """Stylising a video frame by frame, each frame one run of the engine (Ruder, Dosovitskiy & Brox 2016).
 
 Frame t starts from the stylised frame t−1 warped to t by the optical flow of the input
-(disoccluded pixels and motion boundaries from frame t itself, in the colours of the stylised
-frame t−1), and its objective has one more
+(disoccluded pixels and motion boundaries from frame t itself, recoloured to the stylised
+frame t−1's colour statistics), and its objective has one more
 term, :class:`~restyle.engine.objective.TemporalConsistency`: ``temporal_weight`` times the mean
 of ``mask · (x − warped)²``, the mask 1 where the flow is reliable. ``temporal_weight`` 0 gives
 independent frames (each from ``--init``, no flow). The first frame gets ``first_iterations``.
@@ -105,6 +105,11 @@ class VideoResult:
     record: dict[str, Any] = field(default_factory=dict)
 
 
+#: A later frame whose disoccluded pixels are fewer than this share of it is not painted coarse
+#: first (a still camera, a small moving object): the pass would cost more than it changes.
+NEWLY_SEEN_MIN = 0.002
+
+
 def working_size(config: Config, width: int, height: int) -> tuple[int, int]:
     """The stylised frames' (width, height): the engine's output size for a frame of the input's."""
     longest = config.scales[-1] if config.scales else config.size
@@ -195,6 +200,10 @@ class _FrameRunner:
         # set, so they run at the output size only (coarse-to-fine would blur it and start again).
         later = config.replace(multiscale=False) if self.temporal and config.scales is None else config
         self.configs = {0: config.replace(iterations=first), 1: later}
+        # Under the automatic stop what a later frame newly sees starts in the painting's colours and,
+        # where the first frame composes coarse to fine, is painted at the coarsest size first; -n
+        # keeps the start it always had (frame t's own pixels there), so old commands make old videos.
+        self.auto = self.temporal and later.iterations is None
         self.method = method_for(config)
         self.luminance = config.preserve_color == "luminance"
         self.estimator = flow.FlowEstimator(options.flow_preset(config)) if self.temporal else None
@@ -213,17 +222,43 @@ class _FrameRunner:
             link = flow.pair(self.estimator, previous[0], content)
             warped = link.warp(previous[1])
             mask = _tensor(link.masks.weights[..., None])
-            init = mask * _tensor(warped) + (1 - mask) * _newly_seen(content, previous[1])
+            init = mask * _tensor(warped) + (1 - mask) * (_newly_seen(content, previous[1]) if self.auto
+                                                          else _tensor(content))
             want = _tensor(warped)
             if self.luminance:  # the network sees (and the loss compares) the luminance alone
                 want = controls.gray3(controls.luminance(want))
             terms = [TemporalConsistency(want, mask, self.options.temporal_weight)]
         t0 = time.perf_counter()
+        if init is not None and self.auto and link.masks.disoccluded.mean() >= NEWLY_SEEN_MIN:
+            init = self._paint_coarse(frame, config, init, mask, terms)
         result = self.method.run(frame, self.styles, config, on_event=self.emit, start=init, terms=terms)
         if result.stopped_early:
             notice(f"frame {pos + 1}: {result.stopped_early}")
         self._seconds[min(pos, 1)].append(time.perf_counter() - t0)
         return result.image, result.final_loss
+
+    def _paint_coarse(self, frame: Any, config: Config, start: torch.Tensor, mask: torch.Tensor,
+                      terms: list[Any]) -> torch.Tensor:
+        """``start`` with its unreliable pixels (``mask`` 0) painted at the first frame's coarsest size
+        first: a run there from ``start`` with the same temporal term, its result upsampled with the
+        frame's finer detail added (as the engine's finer stages start). The first frame composes
+        coarse to fine and the later ones run at the output size only, so a strip a pan reveals
+        would get the output size's finer, noisier marks and seams at its edges. On a 16-frame
+        512x288 pan (chelsea x *The Starry Night*, docs/video.md) this pass ended the later frames
+        with the painting's larger strokes across the revealed strip and their style distance
+        0.31-0.37 against 0.36-0.43 without it, for about a quarter more steps (counting a
+        coarse step as a quarter of one). Unchanged where the first frame runs one stage."""
+        first = self.configs[0]
+        if config.scales is not None or not first.multiscale or first.scales is not None:
+            return start
+        sizes = controls.stage_sizes(config.size or max(frame.size), None, True)
+        if len(sizes) < 2:
+            return start
+        coarse = self.method.run(frame, self.styles, config.replace(size=sizes[0]), start=start, terms=terms)
+        x = images.to_tensor(coarse.image.convert("RGB"))
+        hw = (int(start.shape[-2]), int(start.shape[-1]))
+        filled = controls.add_detail(controls.upsample(x, hw), _tensor(_array(frame)), (int(x.shape[-2]), int(x.shape[-1])))
+        return mask * start + (1 - mask) * filled
 
     def eta(self, pos: int, total: int) -> float | None:
         """Seconds left for frames pos+1.. at the pace of the last ten later frames (before any: the
@@ -283,11 +318,14 @@ def _record(info: source.VideoInfo, styles: Sequence[Any], config: Config, optio
 
 def _newly_seen(content: np.ndarray, previous_out: np.ndarray) -> torch.Tensor:
     """The start of the pixels the flow cannot carry over (``1 x 3 x H x W``): frame t itself with
-    its colour mean and covariance matched to the previous output frame's. Measured on a 16-frame
-    256x144 pan (chelsea x *The Starry Night*, docs/video.md) against frame t's own colours: 8%
-    fewer steps, 3% less warping error, and a strip the pan reveals that starts and ends in the
-    painting's colours instead of the photo's."""
-    return controls.match_color(_tensor(content), _tensor(previous_out))
+    each channel's mean and spread matched to the previous output frame's. Measured on 16-frame pans
+    (docs/video.md) against frame t's own colours: a strip the pan reveals starts and ends in the
+    painting's colours instead of the photo's, in fewer steps with less flicker. A match of the
+    full colour covariance (``controls.match_color``) ended one 512x288 clip's later frames further
+    from the painting's style (+14% against +3.5%), so the simpler match it is."""
+    pixels, painted = content.reshape(-1, 3), previous_out.reshape(-1, 3)
+    scale = painted.std(0) / np.maximum(pixels.std(0), 1e-6)
+    return _tensor(np.clip((content - pixels.mean(0)) * scale + painted.mean(0), 0, 1))
 
 
 def _load_png(path: Path) -> Any:
