@@ -9,7 +9,7 @@ Makes a 16-frame 256x144 pan and zoom over a bundled photo (10 fps, as in docs/v
 512``: 512x288), stylises
 it with the bundled painting and the default temporal weight, and scores it with
 ``restyle score --video``'s evaluator. Appends one JSON line to OUT/videostop.jsonl: each frame's
-steps and seconds, the wall seconds, the warping error and the per-frame metrics' means.
+steps (and those of the passes that paint what a pan reveals at the coarse size) and seconds, the wall seconds, the warping error and the per-frame metrics' means.
 Run one at a time on an otherwise idle machine: the seconds are the point.
 """
 
@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from restyle import api  # noqa: E402
 from restyle.engine.events import Finished  # noqa: E402
+from restyle.video import stylize  # noqa: E402
 from restyle.video.demo import pan_zoom_clip  # noqa: E402
 
 EXAMPLES = ROOT / "src" / "restyle" / "examples"
@@ -51,6 +52,23 @@ def main() -> None:
                       fps=10)
     painting = EXAMPLES / f"{args.painting}.jpg"
     steps: list[int] = []
+    coarse: list[int] = []  # steps of the passes at the coarse size (they send no events)
+    method_for = stylize.method_for
+
+    def counting(config: Any) -> Any:
+        method = method_for(config)
+        run = method.run
+
+        def counted(*a: Any, on_event: Any = None, **kw: Any) -> Any:
+            result = run(*a, on_event=on_event, **kw)
+            if on_event is None:
+                coarse.append(len(result.history))
+            return result
+
+        method.run = counted
+        return method
+
+    stylize.method_for = counting
 
     def on_event(event: Any) -> None:
         if isinstance(event, Finished):
@@ -66,11 +84,13 @@ def main() -> None:
     record = {"label": args.label, "size": args.size, "photo": args.photo, "painting": args.painting, "iterations": args.iterations,
               "first_iterations": args.first_iterations, "wall": round(wall, 2),
               "frame_seconds": [round(s, 2) for s in result.frame_seconds], "steps": steps,
+              "coarse_steps": coarse,
               "warping_error": scores.warping_error, "metrics": scores.metrics}
     with open(args.out / "videostop.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
     later = steps[1:]
     print(f"{args.photo} x {args.painting} {args.label}: {wall:.1f} s, {sum(steps)} steps "
+          f"(and {sum(coarse)} at the coarse size) "
           f"(first frame {steps[0]}, later frames median {statistics.median(later) if later else '-'}), "
           f"warping error {scores.warping_error:.6f}, "
           + ", ".join(f"{k} {v:.4f}" for k, v in scores.metrics.items()))
