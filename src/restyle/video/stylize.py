@@ -1,8 +1,9 @@
 """Stylising a video frame by frame, each frame one run of the engine (Ruder, Dosovitskiy & Brox 2016).
 
 Frame t starts from the stylised frame t−1 warped to t by the optical flow of the input
-(disoccluded pixels and motion boundaries from frame t itself, recoloured to the stylised
-frame t−1's colour statistics), and its objective has one more
+(disoccluded pixels and motion boundaries from frame t itself: under the automatic stop recoloured
+to the stylised frame t−1's colour statistics and, where the first frame runs coarse to fine,
+painted at its coarsest size first), and its objective has one more
 term, :class:`~restyle.engine.objective.TemporalConsistency`: ``temporal_weight`` times the mean
 of ``mask · (x − warped)²``, the mask 1 where the flow is reliable. ``temporal_weight`` 0 gives
 independent frames (each from ``--init``, no flow). The first frame gets ``first_iterations``.
