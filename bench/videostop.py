@@ -6,10 +6,10 @@ from the one before should stop early).
     python bench/videostop.py -o bench/out/videostop --photo astronaut --painting the_scream
 
 Makes a 16-frame 256x144 pan and zoom over a bundled photo (10 fps, as in docs/video.md; ``--size
-512``: 512x288), stylises
-it with the bundled painting and the default temporal weight, and scores it with
-``restyle score --video``'s evaluator. Appends one JSON line to OUT/videostop.jsonl: each frame's
-steps (and those of the passes that paint what a pan reveals at the coarse size) and seconds, the wall seconds, the warping error and the per-frame metrics' means.
+512``: 512x288), stylises it with the bundled painting and the default temporal weight, and scores
+it with ``restyle score --video``'s evaluator. Appends one JSON line to OUT/videostop.jsonl: each
+frame's steps (and those of the passes that paint what a pan reveals at the coarse size) and
+seconds, the wall seconds, the warping error and the per-frame metrics' means.
 Run one at a time on an otherwise idle machine: the seconds are the point.
 """
 

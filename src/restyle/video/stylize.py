@@ -222,24 +222,23 @@ class _FrameRunner:
             content = _array(frame)
             link = flow.pair(self.estimator, previous[0], content)
             warped = link.warp(previous[1])
-            mask = _tensor(link.masks.weights[..., None])
-            init = mask * _tensor(warped) + (1 - mask) * (_newly_seen(content, previous[1]) if self.auto
-                                                          else _tensor(content))
+            mask, photo = _tensor(link.masks.weights[..., None]), _tensor(content)
+            init = mask * _tensor(warped) + (1 - mask) * (_newly_seen(content, previous[1]) if self.auto else photo)
             want = _tensor(warped)
             if self.luminance:  # the network sees (and the loss compares) the luminance alone
                 want = controls.gray3(controls.luminance(want))
             terms = [TemporalConsistency(want, mask, self.options.temporal_weight)]
         t0 = time.perf_counter()
         if init is not None and self.auto and link.masks.disoccluded.mean() >= NEWLY_SEEN_MIN:
-            init = self._paint_coarse(frame, config, init, mask, terms)
+            init = self._paint_coarse(frame, photo, config, init, mask, terms)
         result = self.method.run(frame, self.styles, config, on_event=self.emit, start=init, terms=terms)
         if result.stopped_early:
             notice(f"frame {pos + 1}: {result.stopped_early}")
         self._seconds[min(pos, 1)].append(time.perf_counter() - t0)
         return result.image, result.final_loss
 
-    def _paint_coarse(self, frame: Any, config: Config, start: torch.Tensor, mask: torch.Tensor,
-                      terms: list[Any]) -> torch.Tensor:
+    def _paint_coarse(self, frame: Any, photo: torch.Tensor, config: Config, start: torch.Tensor,
+                      mask: torch.Tensor, terms: list[Any]) -> torch.Tensor:
         """``start`` with its unreliable pixels (``mask`` 0) painted at the first frame's coarsest size
         first: a run there from ``start`` with the same temporal term, its result upsampled with the
         frame's finer detail added (as the engine's finer stages start). The first frame composes
@@ -250,16 +249,14 @@ class _FrameRunner:
         0.27-0.30 against 0.36-0.43 before, for 12% more steps (a coarse step counted as a quarter
         of one; on astronaut x *The Scream* 3% fewer, its style distance 12% lower). Nothing to do
         where the first frame runs one stage."""
-        first = self.configs[0]
-        if config.scales is not None or not first.multiscale or first.scales is not None:
-            return start
-        sizes = controls.stage_sizes(config.size or max(frame.size), None, True)
-        if len(sizes) < 2:
+        first = self.configs[0]  # with --scales the later frames run those stages themselves
+        sizes = controls.stage_sizes(config.size or max(frame.size), None, first.multiscale)
+        if first.scales is not None or len(sizes) < 2:
             return start
         coarse = self.method.run(frame, self.styles, config.replace(size=sizes[0]), start=start, terms=terms)
-        x = images.to_tensor(coarse.image.convert("RGB"))
-        hw = (int(start.shape[-2]), int(start.shape[-1]))
-        filled = controls.add_detail(controls.upsample(x, hw), _tensor(_array(frame)), (int(x.shape[-2]), int(x.shape[-1])))
+        x = images.to_tensor(coarse.image)
+        h, w = photo.shape[-2:]
+        filled = controls.add_detail(controls.upsample(x, (h, w)), photo, (x.shape[-2], x.shape[-1]))
         return mask * start + (1 - mask) * filled
 
     def eta(self, pos: int, total: int) -> float | None:
