@@ -79,7 +79,8 @@ def test_to_dict_keeps_its_fields_order_and_defaults():
         "strength": None, "style_loss": "gram", "tv_weight": 1.0, "optimizer": "lbfgs", "iterations": None,
         "stop_tolerance": 0.015, "lr": None, "line_search": False, "safeguard": "reset", "ema": 0.0, "init": "content", "seed": 0,
         "preserve_color": None, "masks": None, "style_masks": None, "label_image": None, "photo_weight": 0.0,
-        "photo_filter": False, "scales": None, "multiscale": True, "lead_stage": False, "device": "auto", "precision": "auto",
+        "photo_filter": False, "scales": None, "multiscale": True, "lead_stage": False, "pyramid": False,
+        "device": "auto", "precision": "auto",
         "tile": None, "max_memory": "auto", "fast_model": None, "refine": 0, "preset": None,
     }
     assert list(Config().to_dict()) == [f.name for f in dataclasses.fields(Config)]
@@ -134,7 +135,8 @@ def test_every_run_field_parses_its_own_default_as_typed():
              "fallback_vgg19": "false", "content_layers": "block4_conv2", "style_layers": "gatys",
              "content_weight": "1", "style_weight": "50", "tv_weight": "1", "optimizer": "lbfgs",
              "iterations": "auto", "stop_tolerance": "0.015", "max_memory": "auto", "line_search": "off", "init": "content", "seed": "0", "photo_weight": "0",
-             "photo_filter": "no", "multiscale": "on", "lead_stage": "off", "device": "auto", "precision": "auto",
+             "photo_filter": "no", "multiscale": "on", "lead_stage": "off", "pyramid": "off",
+             "device": "auto", "precision": "auto",
              "style_loss": "gram", "safeguard": "reset", "ema": "0", "refine": "0"}
     nullable = {n for n in run_fields() if n not in texts}
     assert nullable == {"style_blend", "weights", "lr", "preserve_color", "masks", "style_masks", "label_image",

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from restyle.config import Config
-from restyle.engine import StyleTransfer
+from restyle.engine import StyleTransfer, loop
 from restyle.engine.events import Finished, Progress, Started
 from restyle.engine.loop import OptimizerSettings, optimise
 from restyle.engine.stopping import FINE_MIN_STEPS, LEAD_FACTOR, LEAD_STYLE, RULE, WARM_PRIOR_STEPS, Plateau, Schedule
@@ -222,3 +222,41 @@ def test_lead_stage_where_a_run_cannot_have_one_says_so_in_the_record(content: P
     result = StyleTransfer(Config(**FP32, size=48, lead_stage=True, iterations=2)).run(content, [style])
     assert [int(r["iteration"]) for r in result.history] == [0, 1, 2]  # one stage, as asked
     assert any(n.startswith("--lead-stage: no lead stage in this run") for n in result.notes)
+
+
+def _optimisers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records which optimiser each stage makes: "pyramid" or "pixels"."""
+    made: list[str] = []
+    real = loop.make_optimizer
+
+    def spy(x, settings, iterations):
+        made.append("pyramid" if settings.pyramid else "pixels")
+        opt = real(x, settings, iterations)
+        assert (getattr(opt, "precondition", None) is not None) == settings.pyramid
+        return opt
+
+    monkeypatch.setattr(loop, "make_optimizer", spy)
+    return made
+
+
+def test_with_pyramid_an_automatic_run_from_the_photo_steps_its_first_stage_as_a_pyramid(
+        content: Path, style: Path, monkeypatch: pytest.MonkeyPatch):
+    made = _optimisers(monkeypatch)
+    history, events = _run(content, style, size=48, multiscale=False, pyramid=True)
+    assert made == ["pyramid"] and RULE.min_steps <= len(history) - 1 < 300
+    assert events[-1].reason.startswith("finished: loss improved under 1.5%")
+    pixels, _ = _run(content, style, size=48, multiscale=False)
+    assert made == ["pyramid", "pixels"]  # the default steps pixels
+    assert [r["total"] for r in history[:3]] != [r["total"] for r in pixels[:3]]
+    made.clear()
+    _run(content, style, size=64, scales=[32, 64], stop_tolerance=0.03, pyramid=True)
+    assert made == ["pyramid", "pixels"]  # a finer stage starts near its end: pixels
+
+
+def test_with_pyramid_n_and_a_start_image_still_step_pixels(content: Path, style: Path,
+                                                           monkeypatch: pytest.MonkeyPatch):
+    made = _optimisers(monkeypatch)
+    _run(content, style, size=48, multiscale=False, iterations=3, pyramid=True)
+    StyleTransfer(Config(**FP32, size=48, multiscale=False, stop_tolerance=0.5, pyramid=True)).run(
+        content, [style], init_image=torch.rand(1, 3, 48, 48))
+    assert made == ["pixels", "pixels"]

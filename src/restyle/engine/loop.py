@@ -25,6 +25,7 @@ from restyle.engine.events import FinishNow
 from restyle.engine.stopping import Plateau
 from restyle.io.history import LOSS_FIELDS
 from restyle.nn import optim
+from restyle.nn.pyramid import Pyramid
 
 #: The box the image is optimised in: the range of the image delivered. Without it, ~5% of the
 #: values leave [0, 1] and clamping the result raised its loss by a third (1.17 -> 1.55 at 256²).
@@ -53,6 +54,7 @@ class OptimizerSettings:
     safeguard: str = "reset"  # L-BFGS without line search: see restyle.nn.optim.LBFGS; "off": fixed step
     ema: float = 0.0  # deliver the moving average of the iterates with this decay (0: the last iterate)
     history: int | None = None  # L-BFGS pairs to keep (None: lbfgs_history's rule)
+    pyramid: bool = False  # L-BFGS steps the image as a pyramid (restyle.nn.pyramid); not with Adam or --line-search
 
     @classmethod
     def from_config(cls, config: Config) -> OptimizerSettings:
@@ -111,7 +113,8 @@ def make_optimizer(x: torch.Tensor, settings: OptimizerSettings,
         return optim.Adam(x, lr=s.lr if s.lr is not None else 0.02, bounds=PIXEL_RANGE)
     if not s.line_search:
         return optim.LBFGS(x, lr=s.lr if s.lr is not None else 1.0, history_size=history, bounds=PIXEL_RANGE,
-                           safeguard=None if s.safeguard == "off" else s.safeguard)
+                           safeguard=None if s.safeguard == "off" else s.safeguard,
+                           precondition=Pyramid(tuple(x.shape)).apply if s.pyramid else None)
     return torch.optim.LBFGS(
         [x], lr=s.lr if s.lr is not None else 1.0, max_iter=1, history_size=history,
         # max_eval defaults to max_iter * 5/4 = 1, which leaves a line search no evaluations to try.

@@ -110,6 +110,10 @@ AUTO_CAP = 600
 #: 192, 130 and 62). With 50 for a finer stage the time left shown during the 512 and 1024 px
 #: panel runs was a median 0.60-0.87 of the time actually left; with 62, 0.89-1.20 (``bench/eta.py``).
 PRIOR_STEPS = (200, 130, 62)
+#: The same for a first stage stepped as a pyramid (``--pyramid``): a one-stage run's
+#: and a coarse-to-fine run's first stage (medians of the 256 px panel's 24 cells, 158.5 steps, and
+#: of the 512 px panel's 4 first stages, 95-114).
+PYRAMID_PRIOR_STEPS = (160, 105)
 #: Steps a one-stage run from a start image near its end is expected to take: a video frame that
 #: starts from the one before, warped (median of the later frames of two 16-frame 256x144 clips,
 #: docs/video.md), where a run from the photo takes about 200. Such a frame keeps the photo's rule:
@@ -164,7 +168,7 @@ class Schedule:
     automatic stop), and the estimate of the rows and seconds left as the rows come in."""
 
     def __init__(self, sizes: Sequence[int], iterations: int | None, tolerance: float = RULE.tolerance,
-                 lead: bool = False, warm: bool = False):
+                 lead: bool = False, warm: bool = False, pyramid: bool = False):
         self.auto = iterations is None
         #: Whether the run starts from an image near its end (a video frame's warm start, a fast
         #: model's output to refine): a shorter one-stage prior for the time left; the same rules.
@@ -172,6 +176,9 @@ class Schedule:
         #: Whether the run starts with a lead stage (``--lead-stage``; ``LEAD_MIN``; the engine says where it may).
         self.lead = lead and self.auto and len(sizes) == 1 and sizes[0] >= LEAD_MIN
         self.sizes = [lead_size(sizes[0]), *sizes] if self.lead else list(sizes)
+        #: Whether the first stage steps its image as a pyramid (:mod:`restyle.nn.pyramid`): an
+        #: automatic run from the photo without a lead stage.
+        self.pyramid = pyramid and self.auto and not warm and not self.lead
         first = AUTO_CAP if iterations is None else int(iterations)
         #: Steps of each stage: the first ``iterations`` (or the cap), each later half the one before.
         self.caps = controls.stage_iterations(first, len(self.sizes))
@@ -216,6 +223,8 @@ class Schedule:
         if self.warm and len(self.sizes) == 1:
             return min(self.caps[k], WARM_PRIOR_STEPS)
         which = (0 if len(self.sizes) == 1 else 1) if k == 0 else 2
+        if self.pyramid and k == 0:
+            return min(self.caps[k], PYRAMID_PRIOR_STEPS[which])
         return min(self.caps[k], PRIOR_STEPS[which])
 
     def planned_rows(self) -> int:

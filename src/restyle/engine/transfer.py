@@ -73,6 +73,7 @@ class StyleTransfer:
         self.sync_every = sync_every if sync_every is not None else (1 if self.device.type == "cpu" else SYNC_EVERY_CUDA)
         self.loop_seconds = 0.0  # time spent in the optimisation loops (synced), for benchmarks
         self.history_pairs: int | None = None  # L-BFGS pairs the stage keeps (None: the default rule)
+        self.stage_tiled = False  # whether the stage's objective is evaluated in tiles
         self.precision = resolve_precision(self.config.precision, self.device)
         self.backbone = backbone if backbone is not None else self._load_backbone()
         self.extractor = Features(self.backbone, self.device, self.precision)
@@ -151,6 +152,7 @@ class StyleTransfer:
         layers = [*c.content_layers, *c.style_layers]
         features = budget.stage_features(c, self.extractor, layers, content_img, self.notes)
         tile = features.tile if isinstance(features, TiledFeatures) else None
+        self.stage_tiled = tile is not None
         self.history_pairs = budget.history_pairs(c, self.extractor, layers, (content_img.size[1], content_img.size[0]),
                                                  tile, self.notes)
         stage = build_targets(c, features, self._masks, self.notes, content_img, style_imgs)
@@ -255,7 +257,7 @@ class StyleTransfer:
         stages = tuple(int(s) if s is not None else max(content_src.size) for s in sizes)
         plan = Schedule(stages, c.iterations, c.stop_tolerance,
                         lead=self.may_lead(content_src, style_srcs, stages, init_image is None),
-                        warm=init_image is not None)
+                        warm=init_image is not None, pyramid=c.pyramid and c.init == "content" and init_image is None)
         if plan.lead:
             sizes, stages = [plan.sizes[0], *sizes], tuple(plan.sizes)
         elif c.lead_stage and init_image is None:  # asked for, but this run cannot have one: say so
@@ -301,7 +303,8 @@ class StyleTransfer:
             x0 = self.initial_image(init_image) if x is None else self.finer_start(x, plan.carry_detail)
             stage_rows.clear()
             stage_start.update(rows=len(history), time=time.perf_counter())
-            stage = self._optimise(x0, plan.caps[k], len(history), k == len(sizes) - 1, start, on_row, plan.rules[k])
+            stage = self._optimise(x0, plan.caps[k], len(history), k == len(sizes) - 1, start, on_row, plan.rules[k],
+                                   pyramid=plan.pyramid and k == 0 and not self.stage_tiled)
             history.extend(stage.rows)
             x, stopped, request = stage.image, stage.stopped, stage.request
             converged += stage.converged
@@ -325,10 +328,11 @@ class StyleTransfer:
                       pixels=pixels.clamp(0, 1), stop_reason=reason)
 
     def _optimise(self, x0: torch.Tensor, iterations: int, offset: int, final: bool, start: float,
-                  on_row: IterationHandler | None, rule: Plateau | None = None) -> StageRun:
+                  on_row: IterationHandler | None, rule: Plateau | None = None, pyramid: bool = False) -> StageRun:
         """One stage's loop (:func:`.loop.optimise`) against :meth:`losses`; a reason to stop
         early becomes a notice and a note."""
-        settings = dataclasses.replace(OptimizerSettings.from_config(self.config), history=self.history_pairs)
+        settings = dataclasses.replace(OptimizerSettings.from_config(self.config), history=self.history_pairs,
+                                       pyramid=pyramid)
         stage = optimise(self.losses, x0, iterations=iterations,
                          optimizer=settings, sync_every=self.sync_every,
                          offset=offset, final=final, start=start, on_row=on_row, stop=rule)

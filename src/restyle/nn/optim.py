@@ -81,15 +81,23 @@ class LBFGS(_ImageOptimizer):
     operations in float64 (two triangular solves) and one ``Wᵀ·p`` product, about 25 kernels per
     step whatever ``m`` is, where the two-loop launches ~9 per pair (450 for 50 pairs, more
     launch time than a 512² VGG pass takes on a GPU). The algebra is the two-loop's; the tests
-    compare both, and against ``torch.optim.LBFGS``.
+    compare both, and against ``torch.optim.LBFGS``. With ``precondition`` (a symmetric positive
+    definite map ``M`` of flat vectors, e.g. :meth:`restyle.nn.pyramid.Pyramid.apply`) the starting
+    metric is ``H₀ = γ M`` (:meth:`_preconditioned`); without it every step is as before.
     """
 
     def __init__(self, x: torch.Tensor, lr: float = 1.0, history_size: int = 50,
-                 bounds: tuple[float, float] | None = None, safeguard: str | None = None):
+                 bounds: tuple[float, float] | None = None, safeguard: str | None = None,
+                 precondition: Callable[[torch.Tensor], torch.Tensor] | None = None):
         if safeguard not in SAFEGUARDS:
             raise ValueError(f"unknown safeguard {safeguard!r}; choose one of {SAFEGUARDS}")
+        if precondition is not None and safeguard == "secant":
+            raise ValueError("the secant safeguard takes no preconditioner")
         self.x, self.lr, self.m, self.bounds = x, lr, history_size, bounds
         self.safeguard = safeguard
+        #: ``M``: ``H₀ = γ M`` instead of ``γ I`` (a symmetric positive definite map of flat vectors;
+        #: see :meth:`_direction`), or None.
+        self.precondition = precondition
         #: True where the last step's trial point was accepted (always, without a safeguard).
         self.accepted = torch.ones((), dtype=torch.bool, device=x.device)
         self._f_acc: torch.Tensor | None = None  # loss at the last accepted point (float64)
@@ -107,6 +115,9 @@ class LBFGS(_ImageOptimizer):
         self.prev_grad: torch.Tensor | None = None
         self.prev_step: torch.Tensor | None = None
         self._orders: dict[tuple[int, int], torch.Tensor] = {}
+        if precondition is not None:
+            self.ymy = torch.zeros(history_size, history_size, dtype=torch.float64, device=x.device)  # y_iᵀ M y_j
+            self.prev_mg: torch.Tensor | None = None  # M g at the point the last step started from
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:
@@ -115,14 +126,16 @@ class LBFGS(_ImageOptimizer):
         if self.safeguard is not None:
             return self._safeguarded_step(loss, g)
         if self.prev_grad is None:
-            d = g.neg()
-            t = torch.clamp(1.0 / g.abs().sum(), max=1.0) * self.lr
+            d = self._first(g)
+            t = torch.clamp(1.0 / d.abs().sum(), max=1.0) * self.lr
         else:
             d = self._direction(g)
             t = torch.full((), self.lr, dtype=g.dtype, device=g.device)
         # Only descend: a direction with gᵀd ≥ 0 takes no step (torch's L-BFGS stops there).
         t = t * (g.dot(d) < 0)
         self.prev_grad = g.clone()
+        if self.precondition is not None:
+            self.prev_mg = self._mg
         self.prev_step = self._move(d * t)
         return loss
 
@@ -147,8 +160,8 @@ class LBFGS(_ImageOptimizer):
             accept = finite | True
             self._f_acc = torch.where(finite, f, torch.full_like(f, float("inf")))
             self._x_acc = self.x.detach().reshape(-1).clone()
-            d, g_dir = g.neg(), g
-            t = torch.clamp(1.0 / g.abs().sum(), max=1.0) * self.lr
+            d, g_dir = self._first(g), g
+            t = torch.clamp(1.0 / d.abs().sum(), max=1.0) * self.lr
         else:
             assert self.prev_grad is not None and self.prev_step is not None
             assert self._f_acc is not None and self._x_acc is not None
@@ -169,8 +182,9 @@ class LBFGS(_ImageOptimizer):
                 # Across a reset no pair is stored: the memory starts empty from the accepted point.
                 d = self._direction(g, accept & ~self._fresh)
                 g_dir = g
-            # After a reset the first step's scale again: min(1, 1/‖g‖₁).
-            t0 = torch.clamp(1.0 / g.abs().sum(), max=1.0)
+            # After a reset the first step's scale again: min(1, 1/‖g‖₁) (‖M g‖₁ when preconditioned;
+            # the direction is then -M g).
+            t0 = torch.clamp(1.0 / (g if self.precondition is None else d).abs().sum(), max=1.0)
             t = torch.where(self._fresh, t0, torch.ones_like(t0)) * self.lr
             if self.safeguard in ("adaptive", "secant"):
                 t = t * self._tau.to(t.dtype)
@@ -200,6 +214,9 @@ class LBFGS(_ImageOptimizer):
             self.x.copy_(base.view(self.x.shape))
         self.accepted = accept
         self.prev_grad = g.clone()
+        if self.precondition is not None:  # M g at the point the next step starts from
+            kept = self._mg if self.prev_mg is None else self.prev_mg
+            self.prev_mg = torch.where(accept, self._mg, kept)
         self.prev_step = self._move(torch.nan_to_num(step, nan=0.0, posinf=0.0, neginf=0.0))
         return loss
 
@@ -210,6 +227,8 @@ class LBFGS(_ImageOptimizer):
         self.w.mul_(keep)
         self.sy.mul_(keep.double())
         self.yy.mul_(keep.double())
+        if self.precondition is not None:
+            self.ymy.mul_(keep.double())
         self.h_diag = torch.where(reset, torch.ones_like(self.h_diag), self.h_diag)
         self._fresh = reset
 
@@ -244,6 +263,13 @@ class LBFGS(_ImageOptimizer):
         self.x.copy_(new.view(self.x.shape))
         return taken
 
+    def _first(self, g: torch.Tensor) -> torch.Tensor:
+        """The first step's direction: ``-g``, or ``-M g`` when preconditioned."""
+        if self.precondition is None:
+            return g.neg()
+        self._mg = self.precondition(g)
+        return self._mg.neg()
+
     def _direction(self, g: torch.Tensor, store: torch.Tensor | None = None,
                    at: torch.Tensor | None = None) -> torch.Tensor:
         """Store the pair (s, y = g − g_prev) of the last step (as zeros where ``store``, a 0-d
@@ -258,6 +284,8 @@ class LBFGS(_ImageOptimizer):
             useful = useful & store
         self.w[k].copy_(s).mul_(useful)
         self.w[m + k].copy_(y).mul_(useful)
+        if self.precondition is not None:
+            return self._preconditioned(g, y, ys, useful)
         self.h_diag = torch.where(useful, ys.double() / y.dot(y).double(), self.h_diag)
         # One pass over W: S·s, Y·s, S·y, Y·y (for the new row and column of SᵀY and YᵀY) and S·g, Y·g.
         g = g if at is None else at
@@ -283,6 +311,43 @@ class LBFGS(_ImageOptimizer):
         coef[order] = p[:, 0]
         coef[order + m] = -gamma * u[:, 0]
         return torch.addmv(g * gamma.to(g.dtype), self.w.T, coef.to(g.dtype)).neg_()
+
+    def _preconditioned(self, g: torch.Tensor, y: torch.Tensor, ys: torch.Tensor,
+                        useful: torch.Tensor) -> torch.Tensor:
+        """``-H g`` with ``H₀ = γ M`` (the new pair already in ``W``): the compact form with ``YᵀY``
+        read as ``YᵀMY`` and ``Yᵀg`` as ``Yᵀ(M g)``, ``H g = γ M g + S p − γ M (Y u)``, and ``γ = sᵀy /
+        yᵀMy``. ``M y`` of the new pair is ``M g − M g_prev``; ``M`` is applied twice a step and
+        ``W`` read twice, as without it. Unconstrained, the iterates are those of L-BFGS on ``z``
+        for an image ``x = P z`` with ``P Pᵀ = M`` (the BFGS update commutes with ``P``)."""
+        m, k = self.m, self.slot
+        assert self.prev_mg is not None and self.precondition is not None
+        mg = self._mg = self.precondition(g)
+        my = (mg - self.prev_mg) * useful
+        self.h_diag = torch.where(useful, ys.double() / my.dot(y).double(), self.h_diag)
+        # One pass over W: S·s, Y·s, S·y, Y·(M y) for the new row and column of SᵀY and YᵀMY, S·g, Y·(M g).
+        prods = (self.w @ torch.stack([self.w[k], self.w[m + k], g, mg, my]).T).double()
+        self.sy[:, k] = prods[:m, 1]
+        self.sy[k, :] = prods[m:, 0]
+        self.ymy[:, k] = prods[m:, 4]
+        self.ymy[k, :] = prods[m:, 4]
+        self.count = min(self.count + 1, m)
+        self.slot = (k + 1) % m
+        order = self._order()
+        a, b = prods[:m, 2][order], prods[m:, 3][order]  # Sᵀg, Yᵀ(M g)
+        sy = self.sy[order][:, order]
+        gamma = self.h_diag
+        diag = sy.diagonal()
+        r = sy.triu()
+        r.diagonal().copy_(torch.where(diag == 0, torch.ones_like(diag), diag))
+        u = torch.linalg.solve_triangular(r, a[:, None], upper=True)
+        v = (diag[:, None] * u) + gamma * (self.ymy[order][:, order] @ u) - gamma * b[:, None]
+        p = torch.linalg.solve_triangular(r.T, v, upper=False)
+        coef = torch.zeros(2 * m, dtype=torch.float64, device=g.device)
+        coef[order] = p[:, 0]
+        coef[order + m] = u[:, 0]
+        sp = self.w[:m].T @ coef[:m].to(g.dtype)
+        yu = self.w[m:].T @ coef[m:].to(g.dtype)
+        return (mg * gamma.to(g.dtype) + sp - gamma.to(g.dtype) * self.precondition(yu)).neg_()
 
     def _order(self) -> torch.Tensor:
         """Ring slots in the order their pairs were stored, made on the device (``torch.tensor``
