@@ -50,3 +50,18 @@ def tiny_fast_model(path: Path, styles: int = 2, seed: int = 0) -> Path:
               "config": {}, "options": {}, "shape": net.shape.as_dict(), "steps": 0, "photos": 0}
     save_model(path, net, record)
     return path
+
+
+def optimiser_steps(opt, x, loss_fn, n: int) -> list[float]:
+    """``n`` steps of the optimiser ``opt`` of the tensor ``x`` on ``loss_fn(x)``; each step's loss."""
+    losses = []
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(x)
+        loss.backward()
+        return loss
+
+    for _ in range(n):
+        losses.append(float(opt.step(closure).detach()))
+    return losses

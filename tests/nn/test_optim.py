@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from restyle.nn import optim
+from shared_helpers import optimiser_steps
 
 # Numerically sensitive: scripts/test.sh runs these again with AVX2 kernels and no native bf16.
 pytestmark = pytest.mark.numeric
@@ -24,18 +25,7 @@ def rosenbrock_like(x: torch.Tensor) -> torch.Tensor:
 def run(make_opt, steps: int) -> tuple[list[float], torch.Tensor]:
     torch.manual_seed(0)
     x = (torch.rand(1, 3, 4, 5, dtype=torch.float64) * 0.5).requires_grad_(True)
-    opt = make_opt(x)
-    losses = []
-
-    def closure():
-        opt.zero_grad(set_to_none=True)
-        loss = rosenbrock_like(x)
-        loss.backward()
-        return loss
-
-    for _ in range(steps):
-        losses.append(float(opt.step(closure).detach()))
-    return losses, x.detach()
+    return optimiser_steps(make_opt(x), x, rosenbrock_like, steps), x.detach()
 
 
 def test_lbfgs_matches_torch_lbfgs_and_descends():

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from restyle.nn import optim
 from restyle.nn.pyramid import Pyramid
+from shared_helpers import optimiser_steps
 
 pytestmark = pytest.mark.numeric
 
@@ -75,20 +76,6 @@ def test_the_preconditioned_direction_is_the_two_loop_recursions_from_a_wrapped_
     assert opt.count == history
 
 
-def _steps(opt, x: torch.Tensor, loss_fn, n: int) -> list[float]:
-    losses = []
-
-    def closure():
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(x)
-        loss.backward()
-        return loss
-
-    for _ in range(n):
-        losses.append(float(opt.step(closure).detach()))
-    return losses
-
-
 def test_the_image_stays_in_the_box_and_its_loss_never_rises():
     torch.manual_seed(0)
     target = torch.rand(1, 3, 32, 32, dtype=torch.float64) * 1.6 - 0.3  # a third of it outside [0, 1]
@@ -99,7 +86,7 @@ def test_the_image_stays_in_the_box_and_its_loss_never_rises():
 
     x = torch.full_like(target, 0.5).requires_grad_(True)
     opt = optim.LBFGS(x, history_size=10, bounds=(0.0, 1.0), safeguard="reset", precondition=Pyramid(tuple(x.shape)).apply)
-    losses = _steps(opt, x, loss, 40)
+    losses = optimiser_steps(opt, x, loss, 40)
     opt.settle(loss(x))
     accepted = [min(losses[: i + 1]) for i in range(len(losses))]
     assert accepted[-1] < 0.2 * losses[0]
