@@ -256,7 +256,8 @@ def test_with_pyramid_an_automatic_run_from_the_photo_steps_its_first_stage_as_a
 def test_with_pyramid_n_and_a_start_image_still_step_pixels(content: Path, style: Path,
                                                            monkeypatch: pytest.MonkeyPatch):
     made = _optimisers(monkeypatch)
-    _run(content, style, size=48, multiscale=False, iterations=3, pyramid=True)
-    StyleTransfer(Config(**FP32, size=48, multiscale=False, stop_tolerance=0.5, pyramid=True)).run(
+    forced = StyleTransfer(Config(**FP32, size=48, multiscale=False, iterations=3, pyramid=True)).run(content, [style])
+    assert any(n.startswith("--pyramid: this run steps pixels") for n in forced.notes)
+    warm = StyleTransfer(Config(**FP32, size=48, multiscale=False, stop_tolerance=0.5, pyramid=True)).run(
         content, [style], init_image=torch.rand(1, 3, 48, 48))
-    assert made == ["pixels", "pixels"]
+    assert made == ["pixels", "pixels"] and not warm.notes  # a video frame's warm start: no note each frame

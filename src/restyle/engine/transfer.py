@@ -265,6 +265,10 @@ class StyleTransfer:
                     f"{LEAD_MIN}-{2 * MULTISCALE_MIN - 1} px from the photo)")
             notice(note)
             self.notes.append(note)
+        if c.pyramid and init_image is None and not plan.pyramid:  # asked for, but this run steps pixels
+            note = "--pyramid: this run steps pixels (the pyramid needs the automatic stop, --init content and no lead stage)"
+            notice(note)
+            self.notes.append(note)
         # the smallest stage's inputs first: refuse images too small for the layers before anything starts
         first_inputs = self.resize_inputs(content_src, style_srcs, sizes[0])
         layers = [*c.content_layers, *c.style_layers]
