@@ -83,7 +83,7 @@ class LBFGS(_ImageOptimizer):
     launch time than a 512² VGG pass takes on a GPU). The algebra is the two-loop's; the tests
     compare both, and against ``torch.optim.LBFGS``. With ``precondition`` (a symmetric positive
     definite map ``M`` of flat vectors, e.g. :meth:`restyle.nn.pyramid.Pyramid.apply`) the starting
-    metric is ``H₀ = γ M`` (:meth:`_preconditioned`); without it every step is as before.
+    metric is ``H₀ = γ M`` (:meth:`_direction`); without it every step is as before.
     """
 
     def __init__(self, x: torch.Tensor, lr: float = 1.0, history_size: int = 50,
@@ -108,16 +108,15 @@ class LBFGS(_ImageOptimizer):
         n = x.numel()
         self.w = torch.zeros(2 * history_size, n, dtype=x.dtype, device=x.device)  # rows: s_0..s_m-1, y_0..y_m-1
         self.sy = torch.zeros(history_size, history_size, dtype=torch.float64, device=x.device)  # (i, j): s_iᵀ y_j, ring-slot order
-        self.yy = torch.zeros(history_size, history_size, dtype=torch.float64, device=x.device)  # (i, j): y_iᵀ y_j
+        self.yy = torch.zeros(history_size, history_size, dtype=torch.float64, device=x.device)  # (i, j): y_iᵀ y_j (y_iᵀ M y_j)
         self.count = 0  # pairs stored (a pair that carries no curvature is stored as zeros)
         self.slot = 0  # where the next pair goes
-        self.h_diag = torch.ones((), dtype=torch.float64, device=x.device)  # γ: H₀ = γ I
+        self.h_diag = torch.ones((), dtype=torch.float64, device=x.device)  # γ: H₀ = γ I (γ M)
         self.prev_grad: torch.Tensor | None = None
         self.prev_step: torch.Tensor | None = None
         self._orders: dict[tuple[int, int], torch.Tensor] = {}
-        if precondition is not None:
-            self.ymy = torch.zeros(history_size, history_size, dtype=torch.float64, device=x.device)  # y_iᵀ M y_j
-            self.prev_mg: torch.Tensor | None = None  # M g at the point the last step started from
+        self._mg: torch.Tensor | None = None  # with precondition: M g at the point just evaluated
+        self.prev_mg: torch.Tensor | None = None  # ... and at the point the next step starts from
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:
@@ -134,8 +133,7 @@ class LBFGS(_ImageOptimizer):
         # Only descend: a direction with gᵀd ≥ 0 takes no step (torch's L-BFGS stops there).
         t = t * (g.dot(d) < 0)
         self.prev_grad = g.clone()
-        if self.precondition is not None:
-            self.prev_mg = self._mg
+        self.prev_mg = self._mg  # (None without a preconditioner)
         self.prev_step = self._move(d * t)
         return loss
 
@@ -214,7 +212,7 @@ class LBFGS(_ImageOptimizer):
             self.x.copy_(base.view(self.x.shape))
         self.accepted = accept
         self.prev_grad = g.clone()
-        if self.precondition is not None:  # M g at the point the next step starts from
+        if self._mg is not None:  # preconditioned: M g at the point the next step starts from
             kept = self._mg if self.prev_mg is None else self.prev_mg
             self.prev_mg = torch.where(accept, self._mg, kept)
         self.prev_step = self._move(torch.nan_to_num(step, nan=0.0, posinf=0.0, neginf=0.0))
@@ -227,8 +225,6 @@ class LBFGS(_ImageOptimizer):
         self.w.mul_(keep)
         self.sy.mul_(keep.double())
         self.yy.mul_(keep.double())
-        if self.precondition is not None:
-            self.ymy.mul_(keep.double())
         self.h_diag = torch.where(reset, torch.ones_like(self.h_diag), self.h_diag)
         self._fresh = reset
 
@@ -267,13 +263,19 @@ class LBFGS(_ImageOptimizer):
         """The first step's direction: ``-g``, or ``-M g`` when preconditioned."""
         if self.precondition is None:
             return g.neg()
-        self._mg = self.precondition(g)
-        return self._mg.neg()
+        mg = self._mg = self.precondition(g)
+        return mg.neg()
 
     def _direction(self, g: torch.Tensor, store: torch.Tensor | None = None,
                    at: torch.Tensor | None = None) -> torch.Tensor:
         """Store the pair (s, y = g − g_prev) of the last step (as zeros where ``store``, a 0-d
-        bool, is false), then return ``-H g`` (``-H at`` when ``at`` is given)."""
+        bool, is false), then return ``-H g`` (``-H at`` when ``at`` is given).
+
+        With ``precondition`` (``H₀ = γ M``) it is the same compact form with ``YᵀY`` read as
+        ``YᵀMY`` (kept in ``yy``) and ``Yᵀg`` as ``Yᵀ(M g)``, ``H g = γ M g + S p − γ M (Y u)`` and
+        ``γ = sᵀy / yᵀMy``. ``M y`` of the new pair is ``M g − M g_prev``, so ``M`` is applied twice a
+        step and ``W`` read twice, as without it. Unconstrained, the iterates are those of L-BFGS on
+        ``z`` for an image ``x = P z`` with ``P Pᵀ = M`` (the BFGS update commutes with ``P``)."""
         m, k = self.m, self.slot
         assert self.prev_grad is not None and self.prev_step is not None
         y, s = g - self.prev_grad, self.prev_step
@@ -284,20 +286,28 @@ class LBFGS(_ImageOptimizer):
             useful = useful & store
         self.w[k].copy_(s).mul_(useful)
         self.w[m + k].copy_(y).mul_(useful)
-        if self.precondition is not None:
-            return self._preconditioned(g, y, ys, useful)
-        self.h_diag = torch.where(useful, ys.double() / y.dot(y).double(), self.h_diag)
-        # One pass over W: S·s, Y·s, S·y, Y·y (for the new row and column of SᵀY and YᵀY) and S·g, Y·g.
-        g = g if at is None else at
-        prods = (self.w @ torch.stack([self.w[k], self.w[m + k], g]).T).double()
+        if self.precondition is None:
+            self.h_diag = torch.where(useful, ys.double() / y.dot(y).double(), self.h_diag)
+            # One pass over W: S·s, Y·s, S·y, Y·y (the new row and column of SᵀY and YᵀY) and S·g, Y·g.
+            g = g if at is None else at
+            prods = (self.w @ torch.stack([self.w[k], self.w[m + k], g]).T).double()
+            yy_new, b_col = prods[m:, 1], 2
+        else:
+            assert self.prev_mg is not None
+            mg = self._mg = self.precondition(g)
+            my = (mg - self.prev_mg) * useful
+            self.h_diag = torch.where(useful, ys.double() / my.dot(y).double(), self.h_diag)
+            # One pass over W: S·s, Y·s, S·y, S·g and Y·(M y), Y·(M g).
+            prods = (self.w @ torch.stack([self.w[k], self.w[m + k], g, mg, my]).T).double()
+            yy_new, b_col = prods[m:, 4], 3
         self.sy[:, k] = prods[:m, 1]  # s_iᵀ y_new
         self.sy[k, :] = prods[m:, 0]  # s_newᵀ y_j
-        self.yy[:, k] = prods[m:, 1]
-        self.yy[k, :] = prods[m:, 1]
+        self.yy[:, k] = yy_new
+        self.yy[k, :] = yy_new
         self.count = min(self.count + 1, m)
         self.slot = (k + 1) % m
         order = self._order()  # ring slots, oldest pair first
-        a, b = prods[:m, 2][order], prods[m:, 2][order]  # Sᵀg, Yᵀg
+        a, b = prods[:m, 2][order], prods[m:, b_col][order]  # Sᵀg, Yᵀg (Yᵀ(M g))
         sy = self.sy[order][:, order]
         gamma = self.h_diag
         diag = sy.diagonal()
@@ -309,41 +319,9 @@ class LBFGS(_ImageOptimizer):
         p = torch.linalg.solve_triangular(r.T, v, upper=False)
         coef = torch.zeros(2 * m, dtype=torch.float64, device=g.device)
         coef[order] = p[:, 0]
-        coef[order + m] = -gamma * u[:, 0]
-        return torch.addmv(g * gamma.to(g.dtype), self.w.T, coef.to(g.dtype)).neg_()
-
-    def _preconditioned(self, g: torch.Tensor, y: torch.Tensor, ys: torch.Tensor,
-                        useful: torch.Tensor) -> torch.Tensor:
-        """``-H g`` with ``H₀ = γ M`` (the new pair already in ``W``): the compact form with ``YᵀY``
-        read as ``YᵀMY`` and ``Yᵀg`` as ``Yᵀ(M g)``, ``H g = γ M g + S p − γ M (Y u)``, and ``γ = sᵀy /
-        yᵀMy``. ``M y`` of the new pair is ``M g − M g_prev``; ``M`` is applied twice a step and
-        ``W`` read twice, as without it. Unconstrained, the iterates are those of L-BFGS on ``z``
-        for an image ``x = P z`` with ``P Pᵀ = M`` (the BFGS update commutes with ``P``)."""
-        m, k = self.m, self.slot
-        assert self.prev_mg is not None and self.precondition is not None
-        mg = self._mg = self.precondition(g)
-        my = (mg - self.prev_mg) * useful
-        self.h_diag = torch.where(useful, ys.double() / my.dot(y).double(), self.h_diag)
-        # One pass over W: S·s, Y·s, S·y, Y·(M y) for the new row and column of SᵀY and YᵀMY, S·g, Y·(M g).
-        prods = (self.w @ torch.stack([self.w[k], self.w[m + k], g, mg, my]).T).double()
-        self.sy[:, k] = prods[:m, 1]
-        self.sy[k, :] = prods[m:, 0]
-        self.ymy[:, k] = prods[m:, 4]
-        self.ymy[k, :] = prods[m:, 4]
-        self.count = min(self.count + 1, m)
-        self.slot = (k + 1) % m
-        order = self._order()
-        a, b = prods[:m, 2][order], prods[m:, 3][order]  # Sᵀg, Yᵀ(M g)
-        sy = self.sy[order][:, order]
-        gamma = self.h_diag
-        diag = sy.diagonal()
-        r = sy.triu()
-        r.diagonal().copy_(torch.where(diag == 0, torch.ones_like(diag), diag))
-        u = torch.linalg.solve_triangular(r, a[:, None], upper=True)
-        v = (diag[:, None] * u) + gamma * (self.ymy[order][:, order] @ u) - gamma * b[:, None]
-        p = torch.linalg.solve_triangular(r.T, v, upper=False)
-        coef = torch.zeros(2 * m, dtype=torch.float64, device=g.device)
-        coef[order] = p[:, 0]
+        if self.precondition is None:
+            coef[order + m] = -gamma * u[:, 0]
+            return torch.addmv(g * gamma.to(g.dtype), self.w.T, coef.to(g.dtype)).neg_()
         coef[order + m] = u[:, 0]
         sp = self.w[:m].T @ coef[:m].to(g.dtype)
         yu = self.w[m:].T @ coef[m:].to(g.dtype)

@@ -64,9 +64,3 @@ class Pyramid:
         """``M g = P Pᵀ g`` for a flat image-sized ``g``: the preconditioner of
         :class:`restyle.nn.optim.LBFGS` (symmetric, and ``vᵀMv ≥ vᵀv``: ``I`` plus the coarser levels' terms)."""
         return self.render(self.adjoint(g.view(self.shapes[0]))).reshape(-1)
-
-    def lift(self, x: torch.Tensor) -> torch.Tensor:
-        """A ``z`` whose image is ``x``: ``x`` itself at the finest level, zeros below."""
-        z = torch.zeros(self.numel, dtype=x.dtype, device=x.device)
-        z[: self.sizes[0]] = x.detach().reshape(-1)
-        return z
