@@ -77,7 +77,7 @@ def test_to_dict_keeps_its_fields_order_and_defaults():
         "weights": None, "pooling": "max", "fallback_vgg19": False, "content_layers": {"block4_conv2": 1.0},
         "style_layers": {n: 1.0 for n in spec.GATYS_STYLE}, "content_weight": 1.0, "style_weight": 50.0,
         "strength": None, "style_loss": "gram", "tv_weight": 1.0, "optimizer": "lbfgs", "iterations": None,
-        "stop_tolerance": 0.015, "lr": None, "line_search": False, "safeguard": "reset", "ema": 0.0, "init": "content", "seed": 0,
+        "stop_tolerance": 0.015, "time_limit": None, "lr": None, "line_search": False, "safeguard": "reset", "ema": 0.0, "init": "content", "seed": 0,
         "preserve_color": None, "masks": None, "style_masks": None, "label_image": None, "photo_weight": 0.0,
         "photo_filter": False, "scales": None, "multiscale": True, "lead_stage": False, "pyramid": False,
         "device": "auto", "precision": "auto",
@@ -140,7 +140,7 @@ def test_every_run_field_parses_its_own_default_as_typed():
              "style_loss": "gram", "safeguard": "reset", "ema": "0", "refine": "0"}
     nullable = {n for n in run_fields() if n not in texts}
     assert nullable == {"style_blend", "weights", "lr", "preserve_color", "masks", "style_masks", "label_image",
-                        "scales", "strength", "tile", "fast_model"}
+                        "scales", "strength", "tile", "fast_model", "time_limit"}
     texts.update({n: "none" for n in nullable})
     assert Config.from_text(texts).to_dict() == Config().to_dict()
 

@@ -89,14 +89,14 @@ def test_a_time_limit_finishes_the_run_with_the_picture_it_has_then(tmp_path, ca
 
 
 def test_a_time_limit_that_is_not_a_positive_number_is_refused_in_one_line(tmp_path, capsys):
-    import pytest
-
     from restyle.cli import main
 
     for bad in ("0", "-3", "soon", "inf"):
-        with pytest.raises(SystemExit) as exit_:
-            main(["run", "a.jpg", "b.jpg", "--time-limit", bad, "-o", str(tmp_path / "out.png")])
-        assert exit_.value.code == 2
-        err = capsys.readouterr().err.strip().splitlines()[-1]
-        assert "--time-limit" in err and "seconds" in err
+        try:
+            code = main(["run", "a.jpg", "b.jpg", "--time-limit", bad, "-o", str(tmp_path / "out.png")])
+        except SystemExit as exit_:  # refused by the parser or after it: exit 2 either way
+            code = exit_.code
+        assert code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--time-limit" in err[0] and bad in err[0]
     assert not list(tmp_path.iterdir())

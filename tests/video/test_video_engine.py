@@ -83,10 +83,13 @@ def test_frames_after_the_first_run_one_stage_when_they_start_from_the_previous_
     assert stages(independent, 1) == [256, 512]  # each frame a still
 
 
-def _later_frame(width: int, shift: int = 6, **config: Any) -> tuple[list[tuple[int, torch.Tensor]], np.ndarray, np.ndarray]:
+def _later_frame(width: int, shift: int = 6, coarse_seconds: float = 0.0,
+                 **config: Any) -> tuple[list[tuple[int, torch.Tensor, float | None]], np.ndarray, np.ndarray]:
     """Frame 1 of a pan (the view ``shift`` px further right) through a video's frame runner whose method
-    records (the longest side it runs at, its start) and returns a plain green picture; with the
-    painted frame 0 (blue) and the new frame's pixels."""
+    records (the longest side it runs at, its start, its time limit) and returns a plain green picture
+    (after ``coarse_seconds`` when it runs smaller than the frame); with the painted frame 0 (blue)
+    and the new frame's pixels."""
+    import time
     from types import SimpleNamespace
 
     from restyle.video.stylize import VideoOptions, _FrameRunner
@@ -98,10 +101,12 @@ def _later_frame(width: int, shift: int = 6, **config: Any) -> tuple[list[tuple[
     previous, current = wide[:, :width], wide[:, shift:shift + width]  # a band appears on the right
     rng = np.random.default_rng(0)
     painted = np.clip(np.array([0.15, 0.25, 0.7]) + 0.08 * rng.standard_normal(previous.shape), 0, 1)
-    runs: list[tuple[int, torch.Tensor]] = []
+    runs: list[tuple[int, torch.Tensor, float | None]] = []
 
     def run(frame, styles, config, *, on_event=None, start=None, terms=()):
-        runs.append((config.size, start))
+        runs.append((config.size, start, config.time_limit))
+        if config.size < width:
+            time.sleep(coarse_seconds)
         side = config.size / max(frame.size)
         size = (round(frame.size[0] * side), round(frame.size[1] * side))
         return SimpleNamespace(image=Image.new("RGB", size, (0, 200, 0)), final_loss=0.0, stopped_early=None)
@@ -120,7 +125,7 @@ def test_what_a_pan_reveals_starts_in_the_colours_of_the_painted_frame_before():
     """Under the automatic stop, the band the flow cannot carry over starts from the new frame
     recoloured to the previous output's colour statistics, not in the photo's."""
     runs, painted, current = _later_frame(64)
-    assert [size for size, _ in runs] == [64]  # one stage: nothing coarser to paint at
+    assert [size for size, *_ in runs] == [64]  # one stage: nothing coarser to paint at
     start = runs[0][1]
     assert np.abs(_mean(start, slice(8, 50)) - painted.mean((0, 1))).max() < 0.05  # carried over, warped
     assert np.abs(_mean(start, slice(-5, None)) - painted.mean((0, 1))).max() < 0.15  # blue, like the painted frame
@@ -134,7 +139,7 @@ def test_with_n_what_a_pan_reveals_starts_from_the_new_frame_as_it_always_did():
 
 def test_a_coarse_to_fine_video_paints_what_a_pan_reveals_at_the_coarse_size_first():
     runs, painted, _ = _later_frame(512)
-    assert [size for size, _ in runs] == [256, 512]
+    assert [size for size, *_ in runs] == [256, 512]
     final = runs[1][1]
     assert np.abs(_mean(final, slice(20, 480)) - painted.mean((0, 1))).max() < 0.05  # carried over, as before
     band = _mean(final, slice(-5, None))
@@ -142,5 +147,14 @@ def test_a_coarse_to_fine_video_paints_what_a_pan_reveals_at_the_coarse_size_fir
 
 
 def test_n_and_a_still_camera_paint_nothing_coarse_first():
-    assert [size for size, _ in _later_frame(512, iterations=5)[0]] == [512]
-    assert [size for size, _ in _later_frame(512, shift=0)[0]] == [512]
+    assert [size for size, *_ in _later_frame(512, iterations=5)[0]] == [512]
+    assert [size for size, *_ in _later_frame(512, shift=0)[0]] == [512]
+
+
+def test_a_time_limit_holds_for_a_whole_frame_its_coarse_pass_included():
+    runs, _, _ = _later_frame(512, coarse_seconds=0.3, time_limit=8.0)
+    (coarse, _, coarse_limit), (size, _, limit) = runs
+    assert (coarse, size) == (256, 512)
+    assert coarse_limit == 4.0  # the coarse pass: half the frame's limit at most
+    assert limit is not None and 7.0 < limit <= 7.7  # the frame itself: what the coarse pass left
+

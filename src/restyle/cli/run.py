@@ -47,20 +47,7 @@ def add_parser(subparsers: Any) -> None:
                    help="JPEG/WebP quality, 1-100 (default 95); the format follows -o's extension: "
                         ".png, .jpg/.jpeg, .webp, .tif/.tiff (16-bit), .bmp (record in OUT.json)")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    g.add_argument("--time-limit", type=positive_seconds, metavar="SECONDS",
-                   help="finish after SECONDS of the run with the picture so far (the record says so); "
-                        "the automatic stop or -n may end it sooner")
     p.set_defaults(handler=cmd_run)
-
-
-def positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got '{text}'") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got '{text}'")
-    return value
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -95,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         content, styles = args.images[0], args.images[1:]
         config = Config.from_values(options, preset=args.preset)  # a typed `none` is a value here
     bar = ProgressBar(quiet=args.quiet)
-    finish = FinishOnInterrupt(bar, time_limit=args.time_limit)
+    finish = FinishOnInterrupt(bar)
     try:
         with finish:
             result = api.stylize(content, styles, config, output=args.output, on_event=finish,
@@ -113,16 +100,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 class FinishOnInterrupt:
-    """Ctrl-C once the run has shown its first progress, or ``time_limit`` seconds into the run
-    (``--time-limit``): finish now, writing the image so far (the engine's ``FinishNow``; the
-    record says "finished on request"). Ctrl-C again, or before
+    """Ctrl-C once the run has shown its first progress: finish now, writing the image so far (the
+    engine's ``FinishNow``; the record says "finished on request: Ctrl-C"). Ctrl-C again, or before
     the first progress, stops without writing anything (exit 130); once the run has finished, the
     outputs are written whole whatever the keyboard says. Wraps the event handler ``then``;
-    as a context manager it installs its SIGINT handler in the main thread and restores the one before."""
+    as a context manager it installs its SIGINT handler in the main thread and restores the one before.
+    (``--time-limit`` is the engine's own: :class:`~restyle.config.Config` ``time_limit``.)"""
 
-    def __init__(self, then: Any, time_limit: float | None = None):
+    def __init__(self, then: Any):
         self.then, self.started, self.asked, self.writing = then, False, False, False
-        self.time_limit = time_limit  # seconds of the run (Progress.seconds) after which it finishes
         self.previous: Any = None
 
     def __call__(self, event: Any) -> None:
@@ -133,8 +119,6 @@ class FinishOnInterrupt:
             self.started = True
             if self.asked:
                 raise FinishNow("Ctrl-C")
-            if self.time_limit is not None and event.seconds >= self.time_limit:
-                raise FinishNow(f"the {self.time_limit:g} s time limit (--time-limit)")
         elif isinstance(event, Finished):  # the outputs are being written: all of them, or (before) none
             self.writing = True
 

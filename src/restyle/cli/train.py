@@ -23,7 +23,8 @@ The model file carries its record (styles and their SHA-256, options, steps, pho
 #: Run options that mean nothing to training (the optimiser's, the output's, spatial controls).
 NOT_TRAINING = ("iterations", "stop_tolerance", "lr", "line_search", "safeguard", "ema", "init", "optimizer", "masks",
                 "style_masks", "label_image", "photo_weight", "photo_filter", "scales", "multiscale", "tile",
-                "max_memory", "fast_model", "refine", "style_blend", "preset", "fallback_vgg19")
+                "max_memory", "fast_model", "refine", "style_blend", "preset", "fallback_vgg19",
+                "lead_stage", "pyramid", "time_limit")
 
 
 def add_parser(subparsers: Any) -> None:

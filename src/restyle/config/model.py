@@ -96,6 +96,9 @@ class Config:
                                    help="the automatic stop: a stage ends when 20 steps improve its loss by less "
                                    "than this fraction (0.015 = 1.5 percent) in a one-stage run; coarse to fine, the "
                                    "first stage at 3x it, each finer one at 6x (docs/stopping.md); ignored with -n N")
+    time_limit: float | None = option(None, flag="--time-limit", group="optimisation", metavar="SECONDS", shown="off",
+                                      help="finish each picture (each video frame) after SECONDS with the image it has "
+                                      "then, as Finish now does; the automatic stop or -n may end it sooner")
     lr: float | None = option(None, flag="--lr", group="optimisation", shown="1 for L-BFGS, 0.02 for Adam",
                               help="step size")
     line_search: bool = option(False, flag="--line-search", group="optimisation",
@@ -212,6 +215,8 @@ class Config:
             raise ConfigError("--iterations must be >= 0 (or auto)")
         if not (0 < self.stop_tolerance < 1):
             raise ConfigError(f"--stop-tolerance must be between 0 and 1 (a fraction), got {self.stop_tolerance}")
+        if self.time_limit is not None and not (0 < self.time_limit < float("inf")):
+            raise ConfigError(f"--time-limit must be a positive number of seconds (or none: no limit), got {self.time_limit}")
         if not self.style_scale > 0:
             raise ConfigError("--style-scale must be > 0")
         for name in ("content_weight", "style_weight", "tv_weight"):

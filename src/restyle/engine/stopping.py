@@ -252,3 +252,16 @@ class Schedule:
             return rows, None
         pace = seconds / done
         return rows, pace * (left + sum(n * cost for n, cost in later))
+
+
+def time_limited(rows: int, left: float | None, eta: float | None, done: int,
+                 limit_left: float) -> tuple[int, float | None]:
+    """(rows in all, seconds left) to show when a time limit (``--time-limit``) is ``limit_left``
+    seconds away: the estimate's own (``rows`` in all, of which ``done`` are made; ``left``
+    seconds; ``eta`` what is shown without a limit, None under ``-n``) while it ends before the
+    limit, else the limit's: the rows made by then at the estimate's pace, and the seconds to it."""
+    if left is None or left <= limit_left:
+        return rows, eta
+    limit_left = max(0.0, limit_left)
+    return min(rows, done + math.ceil((rows - done) * limit_left / left)), limit_left
+

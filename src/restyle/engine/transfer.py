@@ -20,7 +20,7 @@ from restyle.engine.backend import backend_flags, resolve_device, resolve_precis
 from restyle.engine.events import EventHandler, Finished, FinishNow, Progress, Started
 from restyle.engine.loop import SYNC_EVERY_CUDA, OptimizerSettings, StageRun, optimise
 from restyle.engine.objective import Features, Losses, Objective, Photorealism
-from restyle.engine.stopping import LEAD_MIN, LEAD_SIDE, Plateau, Schedule, lead_size
+from restyle.engine.stopping import LEAD_MIN, LEAD_SIDE, Plateau, Schedule, lead_size, time_limited
 from restyle.engine.targets import MaskImages, as_tensor, build_targets
 from restyle.engine.tiles import TiledFeatures
 from restyle.errors import ConfigError, WeightsError, notice
@@ -285,12 +285,18 @@ class StyleTransfer:
         def on_row(row: dict[str, float], image: torch.Tensor) -> None:
             stage_rows.append(row["total"])
             total, left = plan.estimate(k, stage_start["rows"], stage_rows, time.perf_counter() - stage_start["time"])
+            eta = left if plan.auto else None
+            if c.time_limit is not None:  # the limit may come first: fewer rows, sooner
+                total, eta = time_limited(total, left, eta, stage_start["rows"] + len(stage_rows),
+                                          c.time_limit - row["seconds"])
             asked: FinishNow | None = None
             try:
                 emit(Progress(int(row["iteration"]), total, int(row["scale"]), {n: row[n] for n in LOSS_FIELDS},
-                              row["seconds"], image, left if plan.auto else None))
+                              row["seconds"], image, eta))
             except FinishNow as request:  # the row asked at is the history's last: on_iteration sees it too
                 asked = request
+            if asked is None and c.time_limit is not None and row["seconds"] >= c.time_limit:
+                asked = FinishNow(f"the {c.time_limit:g} s time limit (--time-limit)")
             if on_iteration is not None:
                 on_iteration(row, image)
             if asked is not None:

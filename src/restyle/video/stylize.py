@@ -231,6 +231,8 @@ class _FrameRunner:
         t0 = time.perf_counter()
         if init is not None and self.auto and link.masks.disoccluded.mean() >= NEWLY_SEEN_MIN:
             init = self._paint_coarse(frame, photo, config, init, mask, terms)
+            if config.time_limit is not None:  # one limit for the frame: the coarse pass's seconds count
+                config = config.replace(time_limit=max(1e-3, config.time_limit - (time.perf_counter() - t0)))
         result = self.method.run(frame, self.styles, config, on_event=self.emit, start=init, terms=terms)
         if result.stopped_early:
             notice(f"frame {pos + 1}: {result.stopped_early}")
@@ -253,7 +255,9 @@ class _FrameRunner:
         sizes = controls.stage_sizes(config.size or max(frame.size), None, first.multiscale)
         if first.scales is not None or len(sizes) < 2:
             return start
-        coarse = self.method.run(frame, self.styles, config.replace(size=sizes[0]), start=start, terms=terms)
+        limit = None if config.time_limit is None else config.time_limit / 2  # half the frame's, at most
+        coarse = self.method.run(frame, self.styles, config.replace(size=sizes[0], time_limit=limit), start=start,
+                                 terms=terms)
         x = images.to_tensor(coarse.image)
         h, w = photo.shape[-2:]
         filled = controls.add_detail(controls.upsample(x, (h, w)), photo, (x.shape[-2], x.shape[-1]))
