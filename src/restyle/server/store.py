@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from restyle.errors import ConfigError
 from restyle.server.records import FINAL, STATUSES, ImageInput, JobInputs, JobRecord, JobStatus
@@ -247,26 +247,25 @@ class Store:
 
     def request_cancel(self, job_id: str) -> str:
         """Cancel a job: a queued one at once; a running one is marked (its worker is told). Returns its status."""
-        with self.transaction() as db:
-            row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is None:
-                return "gone"
-            if row["status"] == "queued":
-                db.execute("UPDATE jobs SET status = 'cancelled', finished = ? WHERE id = ?", (time.time(), job_id))
-                return "cancelled"
-            if row["status"] == "running":
-                db.execute("UPDATE jobs SET cancel = 1 WHERE id = ?", (job_id,))
-            return str(row["status"])
+        return self._request(job_id, "cancel")
 
     def request_finish(self, job_id: str) -> str:
         """Mark a running job to finish now (its worker is told; a worker that resumes it after a
         restart finishes it at its first row). Returns its status (only a running job is marked)."""
+        return self._request(job_id, "finish")
+
+    def _request(self, job_id: str, flag: Literal["cancel", "finish"]) -> str:
+        """Set a running job's ``flag`` column, which its worker reads; a queued job asked to
+        cancel is cancelled at once. Returns the job's status then, or "gone"."""
         with self.transaction() as db:
             row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
                 return "gone"
+            if row["status"] == "queued" and flag == "cancel":
+                db.execute("UPDATE jobs SET status = 'cancelled', finished = ? WHERE id = ?", (time.time(), job_id))
+                return "cancelled"
             if row["status"] == "running":
-                db.execute("UPDATE jobs SET finish = 1 WHERE id = ?", (job_id,))
+                db.execute(f"UPDATE jobs SET {flag} = 1 WHERE id = ?", (job_id,))  # noqa: S608 - a fixed column name
             return str(row["status"])
 
     def delete(self, job_id: str) -> None:
