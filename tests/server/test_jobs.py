@@ -144,6 +144,19 @@ def test_a_finish_asked_for_just_before_the_worker_died_finishes_the_resumed_job
     assert done["finish_requested"] is False  # it is over
 
 
+def test_a_resumed_jobs_time_limit_counts_the_seconds_before_its_worker_died(client, photo, painting):
+    victim = submit(client, photo, painting, iterations=5000, time_limit=4)
+    wait_for(lambda: (job(client, victim["id"])["progress"] or {}).get("iteration", 0) >= 7, 60, "a saved image",
+             every=0.02)
+    os.kill(client.get("/api/server").json()["workers"][0]["pid"], signal.SIGKILL)
+    done = over(client, victim["id"], 120)
+    assert done["status"] == "done" and done["attempts"] == 2 and done["resumed_from"] is not None, done
+    assert done["progress"]["stop_reason"].endswith(": the 4 s time limit (--time-limit)")
+    rows = list(csv.DictReader(io.StringIO(client.get(done["links"]["losses"]).text)))
+    before = float(rows[done["resumed_from"]]["seconds"])  # the job's seconds when its image was saved
+    assert before > 0 and 4 <= float(rows[-1]["seconds"]) < 4 + before  # not a fresh 4 s for the second attempt
+
+
 def inputs() -> JobInputs:
     """The inputs of a job in the store (a bundled example, as content and style)."""
     image = ImageInput(name="chelsea.jpg", sha256="0" * 64, bytes=1, width=1, height=1, example="chelsea.jpg")

@@ -170,6 +170,9 @@ class JobRunner:
             values.update(init=str(folder / "checkpoint.png"), iterations=left)
             if saved.get("scale") is not None:
                 values.update(size=saved["scale"], scales=None, multiscale=False)
+        limit = values.get("time_limit") if offset else None
+        if limit is not None:  # the job's --time-limit counts its earlier attempts' seconds: this handler keeps it
+            values["time_limit"] = None
         rows_file = folder / "rows.jsonl"
         rows_file.write_text("".join(json.dumps(r) + "\n" for r in before))
         seconds0 = before[-1]["seconds"] if before else 0.0
@@ -213,10 +216,13 @@ class JobRunner:
                     # checkpoints in the last stage only: an earlier stage's image is of another size
                     last_stage = state["last_scale"] in (None, event.scale)
                     if last_stage and fast is None and i and i % job.checkpoint_every == 0 and i < total - 1:
-                        _save_checkpoint(folder, api.encode_image(event.image), i, total, state["last_scale"])
+                        # the rows planned (Started's), not this row's estimate: a time limit shortens that one
+                        _save_checkpoint(folder, api.encode_image(event.image), i, state["total"], state["last_scale"])
                         self.send(JobCheckpoint(job_id, progress))
                 if job_id in self.finishing:  # "Finish now": this row's picture is the result
                     raise api.FinishNow
+                if limit is not None and event.seconds + seconds0 >= limit:
+                    raise api.FinishNow(f"the {limit:g} s time limit (--time-limit)")
 
         def on_iteration(row: dict[str, float], image: Any) -> None:
             shifted = {k: float(v) for k, v in row.items()}
