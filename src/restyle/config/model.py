@@ -97,6 +97,7 @@ class Config:
                                    "than this fraction (0.015 = 1.5 percent) in a one-stage run; coarse to fine, the "
                                    "first stage at 3x it, each finer one at 6x (docs/stopping.md); ignored with -n N")
     time_limit: float | None = option(None, flag="--time-limit", group="optimisation", metavar="SECONDS", shown="off",
+                                      words={"off": None},
                                       help="finish each picture (each video frame) after SECONDS with the image it has "
                                       "then, as Finish now does; the automatic stop or -n may end it sooner")
     lr: float | None = option(None, flag="--lr", group="optimisation", shown="1 for L-BFGS, 0.02 for Adam",
@@ -153,7 +154,7 @@ class Config:
     precision: str = option("auto", flag="--precision", group="optimisation", choices=PRECISIONS,
                             help="auto: bf16 where the hardware has it natively, else fp32")
     # Memory (docs/large.md)
-    tile: int | None = option(None, flag="--tile", group="optimisation", metavar="PX", shown="off",
+    tile: int | None = option(None, flag="--tile", group="optimisation", metavar="PX", shown="off", words={"off": None},
                               help="evaluate the objective in tiles of PX x PX pixels (each with a halo), with exact "
                               "global style statistics: memory bounded by the tile, not the image; stages no larger "
                               "than PX run untiled (docs/large.md)")
