@@ -265,3 +265,22 @@ def time_limited(rows: int, left: float | None, eta: float | None, done: int,
     limit_left = max(0.0, limit_left)
     return min(rows, done + math.ceil((rows - done) * limit_left / left)), limit_left
 
+
+def requested_reason(history: list[dict[str, float]], size: int | None, last: int | None, output: int,
+                     why: str = "") -> str:
+    """Why a run that an event handler finished (FinishNow) stopped, in words."""
+    reason = f"finished on request at iteration {int(history[-1]['iteration']) if history else 0}"
+    if size != last:
+        reason += f" (in the {int(history[-1]['scale'])} px stage; its image upsampled to {output} px)"
+    return reason + (f": {why}" if why else "")
+
+
+def stop_reason(plan: Schedule, converged: int) -> str:
+    """Why a run that did not fail stopped, in words (the run record keeps it)."""
+    if not plan.auto:
+        return f"ran the {plan.caps[0]} iterations asked for" + (" (halved in each finer stage)"
+                                                                  if len(plan.caps) > 1 else "")
+    if converged == len(plan.caps):
+        return f"finished: {plan.describe()}"
+    return (f"finished {converged} of {len(plan.caps)} stage(s) by the rule ({plan.describe()}); "
+            f"the others reached their cap of {plan.caps[0]} steps (halved in each finer stage)")

@@ -15,12 +15,12 @@ import torch.nn as nn
 
 from restyle.backbone import cached_backbone
 from restyle.config import Config
-from restyle.engine import budget
+from restyle.engine import budget, stopping
 from restyle.engine.backend import backend_flags, resolve_device, resolve_precision, weights_dtype
 from restyle.engine.events import EventHandler, Finished, FinishNow, Progress, Started
 from restyle.engine.loop import SYNC_EVERY_CUDA, OptimizerSettings, StageRun, optimise
 from restyle.engine.objective import Features, Losses, Objective, Photorealism
-from restyle.engine.stopping import LEAD_MIN, LEAD_SIDE, Plateau, Schedule, lead_size, time_limited
+from restyle.engine.stopping import LEAD_MIN, LEAD_SIDE, Plateau, Schedule, lead_size
 from restyle.engine.targets import MaskImages, as_tensor, build_targets
 from restyle.engine.tiles import TiledFeatures
 from restyle.errors import ConfigError, WeightsError, notice
@@ -287,7 +287,7 @@ class StyleTransfer:
             total, left = plan.estimate(k, stage_start["rows"], stage_rows, time.perf_counter() - stage_start["time"])
             eta = left if plan.auto else None
             if c.time_limit is not None:  # the limit may come first: fewer rows, sooner
-                total, eta = time_limited(total, left, eta, stage_start["rows"] + len(stage_rows),
+                total, eta = stopping.time_limited(total, left, eta, stage_start["rows"] + len(stage_rows),
                                           c.time_limit - row["seconds"])
             asked: FinishNow | None = None
             try:
@@ -331,8 +331,8 @@ class StyleTransfer:
         pixels = self.finish(x, content_rgb).cpu()
         image = images.to_image(pixels)
         final = history[-1]["total"] if history else float("nan")
-        reason = stopped or (requested_reason(history, size, sizes[-1], stages[-1], request) if request is not None
-                             else stop_reason(plan, converged))
+        reason = stopped or (stopping.requested_reason(history, size, sizes[-1], stages[-1], request) if request is not None
+                             else stopping.stop_reason(plan, converged))
         emit(Finished(max(0, len(history) - 1), final, time.perf_counter() - start, stopped, reason))
         return Result(image, history, self.config, list(self.notes), stopped, str(self.device), self.precision,
                       pixels=pixels.clamp(0, 1), stop_reason=reason)
@@ -351,26 +351,6 @@ class StyleTransfer:
             notice(stage.stopped)
             self.notes.append(stage.stopped)
         return stage
-
-
-def requested_reason(history: list[dict[str, float]], size: int | None, last: int | None, output: int,
-                     why: str = "") -> str:
-    """Why a run that an event handler finished (FinishNow) stopped, in words."""
-    reason = f"finished on request at iteration {int(history[-1]['iteration']) if history else 0}"
-    if size != last:
-        reason += f" (in the {int(history[-1]['scale'])} px stage; its image upsampled to {output} px)"
-    return reason + (f": {why}" if why else "")
-
-
-def stop_reason(plan: Schedule, converged: int) -> str:
-    """Why a run that did not fail stopped, in words (the run record keeps it)."""
-    if not plan.auto:
-        return f"ran the {plan.caps[0]} iterations asked for" + (" (halved in each finer stage)"
-                                                                  if len(plan.caps) > 1 else "")
-    if converged == len(plan.caps):
-        return f"finished: {plan.describe()}"
-    return (f"finished {converged} of {len(plan.caps)} stage(s) by the rule ({plan.describe()}); "
-            f"the others reached their cap of {plan.caps[0]} steps (halved in each finer stage)")
 
 
 def check_image_sizes(backbone: Backbone, layers: Sequence[str], content_img: Any, style_imgs: Sequence[Any]) -> None:
