@@ -24,6 +24,7 @@ def test_the_time_left_shown_is_never_past_the_limit():
     assert time_limited(100, 60.0, None, 40, 30.0) == (70, 30.0)  # under -n too
     assert time_limited(100, 60.0, 60.0, 40, -1.0) == (40, 0.0)  # past it: this row is the last
     assert time_limited(100, None, None, 0, 30.0) == (100, None)  # nothing to go by yet
+    assert time_limited(100, 0.0, 0.0, 99, -1.0) == (100, 0.0)  # at the estimate's end and past the limit
 
 
 def test_a_time_limit_finishes_a_run_with_the_picture_it_has_then(content: Path, style: Path):

@@ -260,7 +260,7 @@ def time_limited(rows: int, left: float | None, eta: float | None, done: int,
     seconds away: the estimate's own (``rows`` in all, of which ``done`` are made; ``left``
     seconds; ``eta`` what is shown without a limit, None under ``-n``) while it ends before the
     limit, else the limit's: the rows made by then at the estimate's pace, and the seconds to it."""
-    if left is None or left <= limit_left:
+    if left is None or left <= max(0.0, limit_left):  # (an estimate at its end: nothing left either way)
         return rows, eta
     limit_left = max(0.0, limit_left)
     return min(rows, done + math.ceil((rows - done) * limit_left / left)), limit_left
