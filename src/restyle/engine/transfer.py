@@ -288,7 +288,7 @@ class StyleTransfer:
             eta = left if plan.auto else None
             if c.time_limit is not None:  # the limit may come first: fewer rows, sooner
                 total, eta = stopping.time_limited(total, left, eta, stage_start["rows"] + len(stage_rows),
-                                          c.time_limit - row["seconds"])
+                                                   c.time_limit - row["seconds"])
             asked: FinishNow | None = None
             try:
                 emit(Progress(int(row["iteration"]), total, int(row["scale"]), {n: row[n] for n in LOSS_FIELDS},
