@@ -175,8 +175,9 @@ def cmd_report(args: argparse.Namespace) -> None:
              "there. Ratios are per cell, then the median.", "",
              f"| size | config | cells | median s ({args.base} → config) | s / {args.base} (median, worst) | "
              f"CPU s / {args.base} | steps (median) | s to finished (median: {args.base} → config) | "
-             f"content vs {args.base} (median, worst) | style vs {args.base} (median, worst) | max rise |",
-             "|" + "---|" * 11]
+             f"content vs {args.base} (median, worst) | style vs {args.base} (median, worst) | max rise | "
+             f"fine detail vs {args.base} (median, lowest) |",
+             "|" + "---|" * 12]
     for size in sorted({s for (_, s, _, _) in by}):
         for config in configs:
             pairs = [(by[(args.base, s, p, q)], r) for (c, s, p, q), r in by.items()
@@ -192,11 +193,14 @@ def cmd_report(args: argparse.Namespace) -> None:
             fb = [finished_at(b["curve"], b["curve"][-1], args.within) for b, _ in pairs]
             fn = [finished_at(r["curve"], b["curve"][-1], args.within) for b, r in pairs]
             med = statistics.median
+            cells = [(out_dir / "cells" / f"{b['cell']}.png", out_dir / "cells" / f"{r['cell']}.png") for b, r in pairs]
+            fd = [fine_detail(y) / fine_detail(x) - 1 for x, y in cells if x.exists() and y.exists()]
 
             lines.append(f"| {size} | {config} | {len(pairs)} | {med(t):.1f} → {med(n):.1f} | {med(ratio):.2f}, "
                          f"{max(ratio):.2f} | {med(cpu):.2f} | {med([r['steps'] for _, r in pairs]):.0f} | "
                          f"{fin(fb)} → {fin(fn)} | {med(rc):+.1%}, {max(rc):+.1%} | {med(rst):+.1%}, "
-                         f"{max(rst):+.1%} | {max(r['max_rise'] for _, r in pairs):.2f} |")
+                         f"{max(rst):+.1%} | {max(r['max_rise'] for _, r in pairs):.2f} | "
+                         + (f"{med(fd):+.1%}, {min(fd):+.1%} |" if fd else "– |"))
     lines += full_size_table(by, args.base, configs, out_dir)
     (out_dir / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -233,6 +237,20 @@ def full_size_table(by: dict[Any, dict[str, Any]], base: str, configs: list[str]
                 lines.append(f"| {size} | {config} | {len(pairs)} | {statistics.median(rc):+.1%}, {max(rc):+.1%} | "
                              f"{statistics.median(rs):+.1%}, {max(rs):+.1%} |")
     return lines
+
+
+def fine_detail(path: Path) -> float:
+    """The RMS of an output's luma less itself blurred (Gaussian, radius 1 px), in [0, 1]: the energy
+    of its finest strokes. A picture that looks softer than another has less of it, where the
+    evaluator's distances need not differ (docs/stopping.md, "The look in one number")."""
+    import numpy as np
+    from PIL import Image, ImageFilter
+
+    with Image.open(path) as img:
+        luma = img.convert("L")
+        sharp = np.asarray(luma, dtype=np.float32)
+        blurred = np.asarray(luma.filter(ImageFilter.GaussianBlur(1)), dtype=np.float32)
+    return float(np.sqrt(((sharp - blurred) ** 2).mean()) / 255)
 
 
 def fin(values: list[float | None]) -> str:
@@ -284,10 +302,10 @@ def sheet(by: dict[Any, dict[str, Any]], base: str, configs: list[str], size: in
         for i, config in enumerate(cols):
             path = out_dir / "cells" / f"{config}__{size}__{p}__{q}.png"
             if path.exists():
-                with Image.open(path) as tile:
-                    tile = tile.convert("RGB")
-                    tile.thumbnail((px, px))
-                    img.paste(tile, (x0 + i * px, y0))
+                with Image.open(path) as opened:
+                    tile = opened.convert("RGB")
+                tile.thumbnail((px, px))
+                img.paste(tile, (x0 + i * px, y0))
     for half in range(2):
         for i, config in enumerate(cols):
             draw.text((half * (px * len(cols) + 8) + i * px + 4, 2), config, fill="black")
