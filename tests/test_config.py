@@ -137,10 +137,10 @@ def test_every_run_field_parses_its_own_default_as_typed():
              "iterations": "auto", "stop_tolerance": "0.015", "max_memory": "auto", "line_search": "off", "init": "content", "seed": "0", "photo_weight": "0",
              "photo_filter": "no", "multiscale": "on", "lead_stage": "off", "pyramid": "off",
              "device": "auto", "precision": "auto",
-             "style_loss": "gram", "safeguard": "reset", "ema": "0", "refine": "0", "tile": "off", "time_limit": "off"}
+             "style_loss": "gram", "safeguard": "reset", "ema": "0", "refine": "0", "tile": "off", "time_limit": "off", "fast_model": "off"}
     nullable = {n for n in run_fields() if n not in texts}
     assert nullable == {"style_blend", "weights", "lr", "preserve_color", "masks", "style_masks", "label_image",
-                        "scales", "strength", "fast_model"}
+                        "scales", "strength"}
     texts.update({n: "none" for n in nullable})
     assert Config.from_text(texts).to_dict() == Config().to_dict()
 

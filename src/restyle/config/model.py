@@ -166,6 +166,7 @@ class Config:
         "it starts; auto: the RAM available (CUDA: the card's free memory), none: no limit (docs/large.md)")
     # Fast models (docs/fast.md)
     fast_model: str | None = option(None, flag="--fast-model", group=GROUPS[5], metavar="NAME|PATH", shown="off",
+                                    words={"off": None},
                                     help="stylise with a trained feed-forward network (restyle train) in milliseconds "
                                     "instead of optimising: a .pt file, or a bundled model or painting's name; its "
                                     "styles replace style images")
