@@ -24,6 +24,17 @@ def test_the_gradient_map_is_the_transpose_of_the_image_map_at_any_size():
             torch.dot(z, p.adjoint(g)).item(), rel=1e-10)
 
 
+def test_the_gradient_map_gives_autograds_numbers_through_the_image_map():
+    """So ``--pyramid`` runs take the iterates they took when the adjoint went through autograd."""
+    torch.manual_seed(0)
+    for shape in [(1, 3, 13, 21), (1, 3, 64, 96)]:
+        p = Pyramid(shape)
+        g = torch.randn(shape)
+        z = torch.zeros(p.numel, requires_grad=True)
+        (expected,) = torch.autograd.grad(p.render(z), z, g)
+        assert torch.equal(p.adjoint(g.reshape(-1)), expected)
+
+
 def test_the_preconditioner_is_symmetric_and_never_shrinks_a_direction():
     torch.manual_seed(0)
     p = Pyramid((1, 3, 24, 40))
