@@ -82,6 +82,11 @@ class FinishNow(Exception):  # noqa: N818 - a request, not an error
         super().__init__(why)
         self.why = why
 
+    @classmethod
+    def at_time_limit(cls, seconds: float) -> FinishNow:
+        """The request a time limit of ``seconds`` (``--time-limit``) makes once it has passed."""
+        return cls(f"the {seconds:g} s time limit (--time-limit)")
+
 
 Event = Union[Started, Progress, Finished]
 EventHandler = Callable[[Event], None]

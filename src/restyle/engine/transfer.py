@@ -296,7 +296,7 @@ class StyleTransfer:
             except FinishNow as request:  # the row asked at is the history's last: on_iteration sees it too
                 asked = request
             if asked is None and c.time_limit is not None and row["seconds"] >= c.time_limit:
-                asked = FinishNow(f"the {c.time_limit:g} s time limit (--time-limit)")
+                asked = FinishNow.at_time_limit(c.time_limit)
             if on_iteration is not None:
                 on_iteration(row, image)
             if asked is not None:

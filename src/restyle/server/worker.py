@@ -222,7 +222,7 @@ class JobRunner:
                 if job_id in self.finishing:  # "Finish now": this row's picture is the result
                     raise api.FinishNow
                 if limit is not None and event.seconds + seconds0 >= limit:
-                    raise api.FinishNow(f"the {limit:g} s time limit (--time-limit)")
+                    raise api.FinishNow.at_time_limit(limit)
 
         def on_iteration(row: dict[str, float], image: Any) -> None:
             shifted = {k: float(v) for k, v in row.items()}
