@@ -69,7 +69,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("files", nargs="+", type=Path, help="results.jsonl files of bench/ttq.py")
     ap.add_argument("--config", default="auto", help="the cells' config (label) to replay (automatic-stop runs)")
-    ap.add_argument("--tolerance", type=float, default=0.015, help="the runs' --stop-tolerance")
+    ap.add_argument("--tolerance", type=float, default=0.02, help="the runs' --stop-tolerance (0.015 for one-stage runs recorded before the 2%% rule)")
     ap.add_argument("--lead", action="store_true", help="the runs used --lead-stage")
     ap.add_argument("--src", default=str(ROOT / "src"), help="the restyle source whose estimate is replayed")
     args = ap.parse_args()

@@ -77,7 +77,7 @@ def test_to_dict_keeps_its_fields_order_and_defaults():
         "weights": None, "pooling": "max", "fallback_vgg19": False, "content_layers": {"block4_conv2": 1.0},
         "style_layers": {n: 1.0 for n in spec.GATYS_STYLE}, "content_weight": 1.0, "style_weight": 50.0,
         "strength": None, "style_loss": "gram", "tv_weight": 1.0, "optimizer": "lbfgs", "iterations": None,
-        "stop_tolerance": 0.015, "time_limit": None, "lr": None, "line_search": False, "safeguard": "reset", "ema": 0.0, "init": "content", "seed": 0,
+        "stop_tolerance": 0.02, "time_limit": None, "lr": None, "line_search": False, "safeguard": "reset", "ema": 0.0, "init": "content", "seed": 0,
         "preserve_color": None, "masks": None, "style_masks": None, "label_image": None, "photo_weight": 0.0,
         "photo_filter": False, "scales": None, "multiscale": True, "lead_stage": False, "pyramid": False,
         "device": "auto", "precision": "auto",
@@ -134,7 +134,7 @@ def test_every_run_field_parses_its_own_default_as_typed():
     texts = {"size": "512", "style_scale": "1", "max_pixels": "178956970", "model": "vgg19", "pooling": "max",
              "fallback_vgg19": "false", "content_layers": "block4_conv2", "style_layers": "gatys",
              "content_weight": "1", "style_weight": "50", "tv_weight": "1", "optimizer": "lbfgs",
-             "iterations": "auto", "stop_tolerance": "0.015", "max_memory": "auto", "line_search": "off", "init": "content", "seed": "0", "photo_weight": "0",
+             "iterations": "auto", "stop_tolerance": "0.02", "max_memory": "auto", "line_search": "off", "init": "content", "seed": "0", "photo_weight": "0",
              "photo_filter": "no", "multiscale": "on", "lead_stage": "off", "pyramid": "off",
              "device": "auto", "precision": "auto",
              "style_loss": "gram", "safeguard": "reset", "ema": "0", "refine": "0", "tile": "off", "time_limit": "off", "fast_model": "off"}

@@ -12,7 +12,8 @@ from restyle.config import Config
 from restyle.engine import StyleTransfer, loop
 from restyle.engine.events import Finished, Progress, Started
 from restyle.engine.loop import OptimizerSettings, optimise
-from restyle.engine.stopping import FINE_MIN_STEPS, LEAD_FACTOR, LEAD_STYLE, RULE, WARM_PRIOR_STEPS, Plateau, Schedule
+from restyle.engine.stopping import (FINE_MIN_STEPS, LEAD_TOLERANCE, LEAD_STYLE, RULE, WARM_PRIOR_STEPS, WARM_TOLERANCE, Plateau,
+                                     Schedule)
 from restyle.errors import ConfigError
 
 pytestmark = pytest.mark.numeric
@@ -93,10 +94,10 @@ def test_a_coarse_to_fine_run_stops_its_finer_stages_sooner():
 
 
 def test_the_stop_reason_gives_each_tolerance_with_the_digits_it_has():
-    assert "under 1.5% over the last 20 steps" in Schedule([256], None).describe()
+    assert "under 2.0% over the last 20 steps" in Schedule([256], None).describe()
     default = Schedule([256, 512], None).describe()
     assert "under 4.5% over" in default and "under 9.0% in each finer stage" in default
-    halved = Schedule([256, 512], None, tolerance=0.0075).describe()  # 3x and 6x of 0.75%
+    halved = Schedule([256, 512], None, tolerance=0.01).describe()  # every stage's tolerance halved
     assert "under 2.25% over" in halved and "under 4.5% in each finer stage" in halved
 
 
@@ -127,7 +128,7 @@ def test_an_automatic_run_is_the_forced_runs_first_steps_then_stops(content: Pat
         assert a["total"] == f["total"]
     finished = events[-1]
     assert isinstance(events[0], Started) and isinstance(finished, Finished)
-    assert finished.reason.startswith("finished: loss improved under 1.5%")
+    assert finished.reason.startswith("finished: loss improved under 2.0%")
     progress = [e for e in events if isinstance(e, Progress)]
     assert all(p.eta is not None and p.eta >= 0 for p in progress[1:])
     assert abs(progress[-1].total - len(auto)) <= 2  # the estimate has closed on the rows made
@@ -147,7 +148,7 @@ def test_an_automatic_coarse_to_fine_run_stops_every_stage_by_its_rule_and_says_
     history, events = _run(content, style, size=64, scales=[32, 64], stop_tolerance=0.03)
     steps = {scale: sum(1 for r in history if int(r["scale"]) == scale) for scale in (32, 64)}
     assert steps[32] > RULE.min_steps and FINE_MIN_STEPS <= steps[64] - 1 < 300
-    assert events[-1].reason.startswith("finished: loss improved under 9.0%") and "under 18.0% in each finer stage" in events[-1].reason
+    assert events[-1].reason.startswith("finished: loss improved under 6.75%") and "under 13.5% in each finer stage" in events[-1].reason
 
 
 def test_a_lead_schedule_paints_an_automatic_one_stage_run_first_at_half_the_pixels_with_light_style():
@@ -159,16 +160,19 @@ def test_a_lead_schedule_paints_an_automatic_one_stage_run_first_at_half_the_pix
     assert plan.style_factors(1, layers) == {}
     assert plan.style_factors(0, ["pool3", "pool4"]) == {"pool3": 1.0, "pool4": LEAD_STYLE}  # pools by their block
     lead, own = plan.rules
-    assert lead is not None and own is not None and own.tolerance == RULE.tolerance * LEAD_FACTOR
+    assert lead is not None and own is not None and own.tolerance == LEAD_TOLERANCE
     assert own.min_steps == FINE_MIN_STEPS and "(181 px, the style layers past block3 at 0.15x their weight)" in plan.describe()
     # small, forced or already coarse-to-fine: no lead
     assert not any(Schedule(s, n, lead=True).lead for s, n in (([128], None), ([256], 300), ([256, 512], None)))
     assert Schedule([256], None).sizes == [256]
 
 
-def test_a_run_from_a_start_near_its_end_expects_fewer_steps_by_the_same_rule():
+def test_a_run_from_a_start_near_its_end_keeps_the_tighter_rule_and_expects_fewer_steps():
     cold, warm = Schedule([256], None), Schedule([256], None, warm=True)
-    assert warm.rules == cold.rules
+    assert warm.rules == [Plateau(window=RULE.window, tolerance=WARM_TOLERANCE, min_steps=RULE.min_steps)]
+    assert WARM_TOLERANCE < RULE.tolerance
+    # --stop-tolerance scales it with the others
+    assert Schedule([256], None, tolerance=RULE.tolerance / 2, warm=True).rules[0].tolerance == WARM_TOLERANCE / 2
     assert warm.planned_rows() == WARM_PRIOR_STEPS + 1 < cold.planned_rows()
     assert Schedule([256], 100, warm=True).planned_rows() == 101  # -n: the count asked for
 

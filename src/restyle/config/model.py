@@ -92,10 +92,11 @@ class Config:
                                     shown="auto: each stage stops when its loss stops improving", words={"auto": None},
                                     help="optimiser iterations of the first stage (each finer stage half as many); "
                                     "auto: stop when finished (docs/stopping.md)")
-    stop_tolerance: float = option(0.015, flag="--stop-tolerance", group="optimisation", metavar="F",
-                                   help="the automatic stop: a stage ends when 20 steps improve its loss by less "
-                                   "than this fraction (0.015 = 1.5 percent) in a one-stage run; coarse to fine, the "
-                                   "first stage at 3x it, each finer one at 6x (docs/stopping.md); ignored with -n N")
+    stop_tolerance: float = option(0.02, flag="--stop-tolerance", group="optimisation", metavar="F",
+                                   help="the automatic stop: a one-stage run from the photo ends when 20 steps improve "
+                                   "its loss by less than this fraction (0.02 = 2 percent); the other stages' rules "
+                                   "(coarse to fine 4.5 and 9 percent, a video frame started from the one before 1.5) "
+                                   "scale with it (docs/stopping.md); ignored with -n N")
     time_limit: float | None = option(None, flag="--time-limit", group="optimisation", metavar="SECONDS", shown="off",
                                       words={"off": None},
                                       help="finish each picture (each video frame) after SECONDS with the image it has "
