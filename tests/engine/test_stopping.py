@@ -12,8 +12,16 @@ from restyle.config import Config
 from restyle.engine import StyleTransfer, loop
 from restyle.engine.events import Finished, Progress, Started
 from restyle.engine.loop import OptimizerSettings, optimise
-from restyle.engine.stopping import (FINE_MIN_STEPS, LEAD_TOLERANCE, LEAD_STYLE, RULE, WARM_PRIOR_STEPS, WARM_TOLERANCE, Plateau,
-                                     Schedule)
+from restyle.engine.stopping import (
+    FINE_MIN_STEPS,
+    LEAD_STYLE,
+    LEAD_TOLERANCE,
+    RULE,
+    WARM_PRIOR_STEPS,
+    WARM_TOLERANCE,
+    Plateau,
+    Schedule,
+)
 from restyle.errors import ConfigError
 
 pytestmark = pytest.mark.numeric
