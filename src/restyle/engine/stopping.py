@@ -90,10 +90,11 @@ class Plateau:
 #: 24 cells of the 256 px panel (docs/stopping.md), run fresh against today's 300 steps: 2% stopped
 #: after a median of 166 steps (0.55 of 300; the evaluator's content distance +1.4%, worst +2.9%;
 #: style +2.9%, worst +13.7%; fine detail +0.6%), 1.5% after 191 (0.64; +1.1%, +2.0%; +2.5%,
-#: +6.7%). Replayed on three more sets of 300-step runs (two machines, photos moved by 1/255,
-#: photos outside the panel) 2% stopped at 0.53-0.60 with the medians within 1.5-4.4%; 2.5%
-#: moved the worst cell's style 16% off. Today's own run repeated from photos moved by 1/255
-#: ends up to 18% off in style on its worst cell, so the worst cells' figures are mostly scatter.
+#: +6.7%). Replayed on four sets of 300-step runs (two machines, photos moved by 1/255, 12 photos
+#: outside the panel) 2% stopped at 0.55-0.60 of the steps with the medians at most 1.8% (content)
+#: and 5.0% (style) off, upper bounds; 2.5% moved the worst cell's style 19% off. Today's own run
+#: repeated from photos moved by 1/255 ends up to 18% off in style on its worst cell, so the worst
+#: cells' figures are mostly scatter.
 RULE = Plateau(window=20, tolerance=0.02, min_steps=40)
 #: Each other kind of stage's tolerance under the default ``--stop-tolerance`` (which sets
 #: ``RULE``'s; any other value scales all of these in proportion, :func:`tolerances`).
