@@ -180,14 +180,17 @@ def tolerances(tolerance: float = RULE.tolerance) -> dict[str, float]:
     return {kind: min(0.5, value * scale) for kind, value in kinds.items()}
 
 
-def stage_rules(stages: int, tolerance: float = RULE.tolerance, first: str = "photo") -> list[Plateau]:
+def stage_rules(stages: int, tolerance: float = RULE.tolerance, first: str = "photo",
+                lead: bool = False) -> list[Plateau]:
     """The stop rule of each of ``stages`` coarse-to-fine stages for ``--stop-tolerance tolerance``;
-    a one-stage run's is the ``first`` kind's (``photo``, ``warm`` or ``pyramid``)."""
+    a one-stage run's is the ``first`` kind's (``photo``, ``warm`` or ``pyramid``). After a lead
+    stage (``lead``) the output's own stage makes all of the style: a rule between the first and
+    finer stages' rules."""
     kinds = tolerances(tolerance)
     if stages <= 1:
         return [dataclasses.replace(RULE, tolerance=kinds[first])]
     coarse = dataclasses.replace(RULE, tolerance=kinds["coarse"])
-    fine = Plateau(window=RULE.window, tolerance=kinds["fine"], min_steps=FINE_MIN_STEPS)
+    fine = Plateau(window=RULE.window, tolerance=kinds["lead" if lead else "fine"], min_steps=FINE_MIN_STEPS)
     return [coarse] + [fine] * (stages - 1)
 
 
@@ -212,11 +215,8 @@ class Schedule:
         self.caps = controls.stage_iterations(first, len(self.sizes))
         #: Each stage's stop rule (None with ``iterations``: every stage runs its cap).
         kind = "warm" if warm else "pyramid" if self.pyramid else "photo"
-        self.rules: list[Plateau | None] = (list(stage_rules(len(self.sizes), tolerance, kind)) if self.auto
-                                            else [None] * len(self.sizes))
-        if self.lead:  # the output's own stage makes all of the style: a rule between the first and finer stages' rules
-            self.rules[1] = Plateau(window=RULE.window, tolerance=tolerances(tolerance)["lead"],
-                                    min_steps=FINE_MIN_STEPS)
+        self.rules: list[Plateau | None] = (list(stage_rules(len(self.sizes), tolerance, kind, self.lead))
+                                            if self.auto else [None] * len(self.sizes))
 
     def style_factors(self, k: int, layers: Sequence[str]) -> dict[str, float]:
         """The factor on each style layer's weight in stage ``k``: in a lead stage ``LEAD_STYLE``
@@ -289,9 +289,9 @@ def time_limited(rows: int, left: float | None, eta: float | None, done: int,
     seconds away: the estimate's own (``rows`` in all, of which ``done`` are made; ``left``
     seconds; ``eta`` what is shown without a limit, None under ``-n``) while it ends before the
     limit, else the limit's: the rows made by then at the estimate's pace, and the seconds to it."""
-    if left is None or left <= max(0.0, limit_left):  # (an estimate at its end: nothing left either way)
-        return rows, eta
     limit_left = max(0.0, limit_left)
+    if left is None or left <= limit_left:  # (an estimate at its end: nothing left either way)
+        return rows, eta
     return min(rows, done + math.ceil((rows - done) * limit_left / left)), limit_left
 
 
