@@ -3,6 +3,7 @@ steps, and ``-n N`` still forces N; stopping never changes the steps taken befor
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from restyle.engine import StyleTransfer, loop
 from restyle.engine.events import Finished, Progress, Started
 from restyle.engine.loop import OptimizerSettings, optimise
 from restyle.engine.stopping import (
+    EXTRAPOLATION_CAP,
     FINE_MIN_STEPS,
     LEAD_STYLE,
     LEAD_TOLERANCE,
@@ -60,6 +62,16 @@ def test_a_wrong_prior_fades_as_the_stage_nears_its_stop():
     errors = [abs(t + rule.steps_left(losses[: t + 1], prior=prior) - stop) for t in (50, 70, stop - 10, stop - 1)]
     assert errors == sorted(errors, reverse=True) and errors[0] < prior - stop
     assert errors[-2] <= 0.3 * stop and errors[-1] <= 0.05 * stop
+
+
+def test_the_estimate_never_runs_far_past_the_stages_usual_length():
+    # a loss whose improvement shrinks slowly: extrapolated as a power law it would end hundreds of steps on
+    rule = Plateau(window=20, tolerance=0.02, min_steps=40)
+    losses = [1.0 + 9.0 * 0.997**t for t in range(600)]
+    prior = 160
+    totals = [t + rule.steps_left(losses[: t + 1], prior=prior) for t in range(41, 400, 10)]
+    assert all(total <= math.ceil(EXTRAPOLATION_CAP * max(prior, t)) for t, total in zip(range(41, 400, 10), totals))
+    assert totals == sorted(totals)  # and it follows a stage that runs long instead of staying put
 
 
 def test_a_stage_stops_when_its_loss_settles_and_says_so():

@@ -67,7 +67,10 @@ class Plateau:
         stop at 187; a geometric decay gave 98, 141 and 152. Replayed on the 24 runs of the 256 px
         panel (``bench/eta.py``), the time left a quarter of the way into a run was 0.30-3.5x the
         time actually left (median 0.74) from the extrapolation alone, 0.65-1.5x (median 1.01)
-        blended; the median error over a run fell from 24% to 18% (``|log|`` 0.213 to 0.167)."""
+        blended; the median error over a run fell from 24% to 18% (``|log|`` 0.213 to 0.167). The
+        steps in all are at most ``EXTRAPOLATION_CAP`` times the prior or the steps done, whichever
+        is more: where a window's improvement shrinks slowly the power comes out small and the
+        extrapolation far (up to 13x the time actually left, replayed)."""
         done = len(totals) - 1
         now, before = self.improvement(totals), self.improvement(totals, self.window)
         floor = max(0, self.min_steps - done)
@@ -78,7 +81,7 @@ class Plateau:
         power = min(4.0, max(0.5, math.log(before / now) / math.log(done / (done - self.window))))
         extrapolated = done * (now / self.tolerance) ** (1 / power)
         w = min(1.0, done / max(1.0, min(prior, extrapolated))) ** 2
-        steps = extrapolated**w * max(prior, done) ** (1 - w)
+        steps = min(extrapolated**w * max(prior, done) ** (1 - w), EXTRAPOLATION_CAP * max(prior, done))
         return max(floor, math.ceil(steps) - done)
 
     def describe(self) -> str:
@@ -96,6 +99,13 @@ class Plateau:
 #: repeated from photos moved by 1/255 ends up to 18% off in style on its worst cell, so the worst
 #: cells' figures are mostly scatter.
 RULE = Plateau(window=20, tolerance=0.02, min_steps=40)
+#: The most steps in all :meth:`Plateau.steps_left` expects, as a multiple of the stage's prior or
+#: the steps done, whichever is more. Replayed (``bench/eta.py --truncate``) on 108 runs of ``-n
+#: 300`` at 256 px cut where the 2% rule stops them (two machines, photos moved by 1/255, photos
+#: outside the panel), the time left shown from a quarter of a run on was at some row over twice
+#: the time actually left in 46 runs without it (up to 13x: "about 1:30 left" with 10 s to go), in
+#: 8 with it, and the median error over a run was unchanged or lower in every set.
+EXTRAPOLATION_CAP = 1.3
 #: Each other kind of stage's tolerance under the default ``--stop-tolerance`` (which sets
 #: ``RULE``'s; any other value scales all of these in proportion, :func:`tolerances`).
 #: A coarse-to-fine run (512 px and up): the first stage at ``COARSE_TOLERANCE`` (it only sets the
@@ -122,10 +132,11 @@ AUTO_CAP = 600
 #: coarse-to-fine run's first stage, a finer stage (the 512 and 1024 px panels' medians, 130 and
 #: 62). With 50 for a finer stage the time left shown during the 512 and 1024 px panel runs was a
 #: median 0.60-0.87 of the time actually left; with 62, 0.89-1.20 (``bench/eta.py``). A one-stage
-#: run under the 2% rule takes a median of 166 steps (the 256 px panel), but its first steps are
-#: its slowest, so with 166 the time left shown a quarter of the way in was 1.22x the time left
-#: (median over the 24 runs; median error over a run 23%), with 150 1.07x (20%).
-PRIOR_STEPS = (150, 130, 62)
+#: run under the 2% rule takes a median of 166 steps (the 256 px panel). With the cap above, 160
+#: gave the lowest median error over a run in four of the five sets of ``bench/eta.py --truncate``
+#: (14-19%, against 16-21% with 150, and 18-24% with 150 and no cap); the time left shown a quarter
+#: of the way in was 0.89-1.04x the time left (the sets' medians).
+PRIOR_STEPS = (160, 130, 62)
 #: The same for a first stage stepped as a pyramid (``--pyramid``): a one-stage run's
 #: and a coarse-to-fine run's first stage (medians of the 256 px panel's 24 cells, 158.5 steps, and
 #: of the 512 px panel's 4 first stages, 95-114).
