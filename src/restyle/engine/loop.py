@@ -129,6 +129,180 @@ def rows_per_sync(x: torch.Tensor, sync_every: int) -> int:
     return max(1, min(sync_every, SNAPSHOT_BYTES // image_bytes))
 
 
+@dataclass
+class _Pending:
+    """A step whose losses are not read yet: its step, its losses (on the device), its image and
+    the seconds since the run started."""
+
+    step: int
+    parts: torch.Tensor
+    image: torch.Tensor
+    seconds: float
+
+
+@dataclass
+class _Recorder:
+    """The rows of one stage: the pending ones, read to the host in batches (:meth:`flush`), the
+    recorded ones, the last image with finite losses and a handler's FinishNow (``request``)."""
+
+    offset: int
+    scale: int
+    last_good: torch.Tensor
+    on_row: RowHandler | None
+    rows: list[dict[str, float]] = field(default_factory=list)
+    pending: list[_Pending] = field(default_factory=list)
+    request: str | None = None  # a handler raised FinishNow: its words
+
+    def flush(self) -> int | None:
+        """Record the pending rows (one host read); the step of the first non-finite one, if any.
+        A handler's FinishNow ends the recording at its row (``request``)."""
+        if not self.pending:
+            return None
+        read = torch.stack([p.parts for p in self.pending]).tolist()
+        try:
+            for p, values in zip(self.pending, read):
+                if not all(math.isfinite(v) for v in values):
+                    return p.step
+                if self._record(p, values):
+                    return None
+            return None
+        finally:
+            self.pending.clear()
+
+    def _record(self, p: _Pending, values: list[float]) -> bool:
+        """Record one row; whether its handler asked to finish now."""
+        row = {"iteration": self.offset + p.step, "scale": self.scale, **dict(zip(LOSS_FIELDS, values)),
+               "seconds": p.seconds}
+        self.rows.append(row)
+        self.last_good = p.image
+        if self.on_row is None:
+            return False
+        try:
+            self.on_row(row, p.image)
+        except FinishNow as asked:
+            self.request = asked.why
+            return True
+        return False
+
+
+@dataclass
+class _Stepper:
+    """One stage's image and optimiser: :meth:`step` takes a step and gives the losses and image
+    its row records (the last accepted point under a safeguard), updating the EMA."""
+
+    losses: LossFn
+    x: torch.Tensor
+    opt: optim.LBFGS | optim.Adam | torch.optim.LBFGS
+    ema: EMA | None
+    current: torch.Tensor | None = None  # the losses of the image the step started from
+    accepted_parts: torch.Tensor | None = None
+
+    @property
+    def guarded(self) -> bool:
+        return isinstance(self.opt, optim.LBFGS) and self.opt.safeguard is not None
+
+    def closure(self) -> torch.Tensor:
+        self.opt.zero_grad(set_to_none=True)
+        total, *parts = self.losses(self.x)
+        total.backward()
+        # With a line search the closure runs several times per step; the first evaluation is
+        # the loss of the image the step started from, which is what the history records.
+        if self.current is None:
+            self.current = torch.stack([total.detach(), *[p.detach() for p in parts]])
+        return total
+
+    def step(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step: (the row's losses, the row's image)."""
+        snapshot = self.x.detach().clone()  # the image after i steps, whose loss this step computes
+        self.current = None
+        self.opt.step(self.closure)
+        if isinstance(self.opt, torch.optim.Optimizer):  # --line-search: torch's L-BFGS has no bounds
+            with torch.no_grad():
+                self.x.clamp_(*PIXEL_RANGE)
+        parts = self.current
+        assert parts is not None
+        if self.guarded:
+            # A rejected trial point is a line-search evaluation, not an iterate: the row holds the
+            # last accepted point (its image and losses), chosen on the device.
+            opt = self.opt
+            assert isinstance(opt, optim.LBFGS)
+            acc = self.accepted_parts
+            self.accepted_parts = parts if acc is None else torch.where(opt.accepted, parts, acc)
+            parts, snapshot = self.accepted_parts, torch.where(opt.accepted, snapshot, opt.accepted_image().detach())
+        if self.ema is not None:
+            self.ema.update(snapshot)
+        return parts, snapshot
+
+    def settle(self) -> None:
+        """After the last step: a safeguard's trial point kept only if it passes the test, and the
+        image replaced by the EMA's."""
+        if self.guarded:
+            with torch.no_grad():  # the last step's trial point: kept only if it passes the test
+                assert isinstance(self.opt, optim.LBFGS)
+                self.opt.settle(self.losses(self.x)[0])
+        if self.ema is not None:
+            with torch.no_grad():
+                self.ema.update(self.x.detach())
+                self.x.data.copy_(self.ema.value())
+
+
+@dataclass
+class _Steps:
+    """How the stepping ended: the steps taken, whether the rule ended it, a failure."""
+
+    steps: int
+    converged: bool = False
+    stopped: str | None = None
+
+
+def _run_steps(stepper: _Stepper, rec: _Recorder, iterations: int, every: int, start: float,
+               stop: Plateau | None) -> _Steps:
+    """Step up to ``iterations`` times, reading the rows every ``every`` steps; stop at a
+    non-finite loss (the last good image restored), a handler's request, or ``stop``'s rule."""
+    totals: list[float] = []
+    x = stepper.x
+    for i in range(iterations):
+        parts, snapshot = stepper.step()
+        rec.pending.append(_Pending(i, parts, snapshot, time.perf_counter() - start))
+        if not (len(rec.pending) >= every or i == iterations - 1):
+            continue
+        bad = rec.flush()
+        if bad is not None:
+            x.data.copy_(rec.last_good)
+            return _Steps(iterations, stopped=(f"loss became non-finite at iteration {rec.offset + bad}; "
+                                               f"kept the last good image (iteration {rec.offset + max(bad - 1, 0)})"))
+        if rec.request is not None:  # the image of the row the handler saw, with that row the stage's last
+            x.data.copy_(rec.last_good)
+            return _Steps(iterations)
+        if stop is not None and i < iterations - 1:
+            totals.extend(r["total"] for r in rec.rows[len(totals):])
+            if stop.reached(totals):
+                return _Steps(i + 1, converged=True)
+    return _Steps(iterations)
+
+
+def _finish(stepper: _Stepper, rec: _Recorder, ended: _Steps, final: bool, start: float) -> str | None:
+    """After the steps of a stage that did not fail: settle the image and, in a ``final`` stage,
+    record the loss after its last step; a failure, if any (the last good image restored)."""
+    x, steps = stepper.x, ended.steps
+    stepper.settle()
+    if final:
+        with torch.no_grad():
+            parts = torch.stack([t.detach() for t in stepper.losses(x)])
+        rec.pending.append(_Pending(steps, parts, x.detach(), time.perf_counter() - start))
+        if rec.flush() is None:
+            return None
+        stopped = (f"loss became non-finite after the last iteration; "
+                   f"kept the image of iteration {rec.offset + steps - 1}")
+    elif not torch.isfinite(x).all():
+        stopped = (f"the image became non-finite at scale {rec.scale}; "
+                   f"kept the image of iteration {rec.offset + steps - 1}")
+    else:
+        return None
+    x.data.copy_(rec.last_good)
+    return stopped
+
+
 def optimise(
     losses: LossFn,
     x0: torch.Tensor,
@@ -147,109 +321,14 @@ def optimise(
     from ``start`` (a ``time.perf_counter()``; default: now). A ``final`` stage also records the
     loss after its last step. Row i holds the losses of the image after i steps."""
     start = time.perf_counter() if start is None else start
-    scale = max(x0.shape[-2:])
     x = x0.detach().clone().requires_grad_(True)
-    opt = make_optimizer(x, optimizer, iterations)
-    rows: list[dict[str, float]] = []
-    stopped: str | None = None
-    last_good = x.detach().clone()
-    current: dict[str, torch.Tensor] = {}
-    pending: list[tuple[int, torch.Tensor, torch.Tensor, float]] = []  # (step, losses, image, seconds)
-    every = rows_per_sync(x, sync_every)
-    request: str | None = None  # a handler raised FinishNow: its words
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad(set_to_none=True)
-        total, *parts = losses(x)
-        total.backward()
-        # With a line search the closure runs several times per step; the first evaluation is
-        # the loss of the image the step started from, which is what the history records.
-        current.setdefault("parts", torch.stack([total.detach(), *[p.detach() for p in parts]]))
-        return total
-
-    def flush() -> int | None:
-        """Record the pending rows (one host read); the step of the first non-finite one, if any.
-        A handler's FinishNow ends the recording at its row (``request``)."""
-        nonlocal last_good, request
-        if not pending:
-            return None
-        read = torch.stack([p for _, p, _, _ in pending]).tolist()
-        try:
-            for (i, _, image, seconds), values in zip(pending, read):
-                if not all(math.isfinite(v) for v in values):
-                    return i
-                row = {"iteration": offset + i, "scale": scale, **dict(zip(LOSS_FIELDS, values)), "seconds": seconds}
-                rows.append(row)
-                last_good = image
-                if on_row is not None:
-                    try:
-                        on_row(row, image)
-                    except FinishNow as asked:
-                        request = asked.why
-                        return None
-            return None
-        finally:
-            pending.clear()
-
-    guarded = isinstance(opt, optim.LBFGS) and opt.safeguard is not None
-    ema = EMA(optimizer.ema) if optimizer.ema > 0 else None
-    accepted_parts: torch.Tensor | None = None
-    totals: list[float] = []
-    steps, converged = iterations, False
+    stepper = _Stepper(losses, x, make_optimizer(x, optimizer, iterations),
+                       EMA(optimizer.ema) if optimizer.ema > 0 else None)
+    rec = _Recorder(offset, max(x0.shape[-2:]), x.detach().clone(), on_row)
     loop_start = time.perf_counter()
-    for i in range(iterations):
-        snapshot = x.detach().clone()  # the image after i steps, whose loss this step computes
-        current.clear()
-        opt.step(closure)
-        if isinstance(opt, torch.optim.Optimizer):  # --line-search: torch's L-BFGS has no bounds
-            with torch.no_grad():
-                x.clamp_(*PIXEL_RANGE)
-        parts = current["parts"]
-        if guarded:
-            # A rejected trial point is a line-search evaluation, not an iterate: the row holds the
-            # last accepted point (its image and losses), chosen on the device.
-            assert isinstance(opt, optim.LBFGS)
-            accepted_parts = parts if accepted_parts is None else torch.where(opt.accepted, parts, accepted_parts)
-            parts, snapshot = accepted_parts, torch.where(opt.accepted, snapshot, opt.accepted_image().detach())
-        if ema is not None:
-            ema.update(snapshot)
-        pending.append((i, parts, snapshot, time.perf_counter() - start))
-        if len(pending) >= every or i == iterations - 1:
-            bad = flush()
-            if bad is not None:
-                stopped = (f"loss became non-finite at iteration {offset + bad}; "
-                               f"kept the last good image (iteration {offset + max(bad - 1, 0)})")
-                x.data.copy_(last_good)
-                break
-            if request is not None:  # the image of the row the handler saw, with that row the stage's last
-                x.data.copy_(last_good)
-                break
-            if stop is not None and i < iterations - 1:
-                totals.extend(r["total"] for r in rows[len(totals):])
-                if stop.reached(totals):
-                    steps, converged = i + 1, True
-                    break
+    ended = _run_steps(stepper, rec, iterations, rows_per_sync(x, sync_every), start, stop)
     seconds = time.perf_counter() - loop_start
-    if request is not None:
-        return StageRun(x.detach(), rows, None, seconds, False, request=request)
-    if stopped is None and guarded:
-        with torch.no_grad():  # the last step's trial point: kept only if it passes the test
-            assert isinstance(opt, optim.LBFGS)
-            opt.settle(losses(x)[0])
-    if stopped is None and ema is not None:
-        with torch.no_grad():
-            ema.update(x.detach())
-            x.data.copy_(ema.value())
-    if stopped is None and final:
-        with torch.no_grad():
-            parts = torch.stack([t.detach() for t in losses(x)])
-        pending.append((steps, parts, x.detach(), time.perf_counter() - start))
-        if flush() is not None:
-            stopped = (f"loss became non-finite after the last iteration; "
-                           f"kept the image of iteration {offset + steps - 1}")
-            x.data.copy_(last_good)
-    elif stopped is None and not torch.isfinite(x).all():
-        stopped = (f"the image became non-finite at scale {scale}; "
-                       f"kept the image of iteration {offset + steps - 1}")
-        x.data.copy_(last_good)
-    return StageRun(x.detach(), rows, stopped, seconds, converged)
+    if rec.request is not None:
+        return StageRun(x.detach(), rec.rows, None, seconds, False, request=rec.request)
+    stopped = ended.stopped if ended.stopped is not None else _finish(stepper, rec, ended, final, start)
+    return StageRun(x.detach(), rec.rows, stopped, seconds, ended.converged)
