@@ -253,6 +253,36 @@ class StyleTransfer:
         start = time.perf_counter()
         content_src, style_srcs = self.load_sources(content, styles)
         c.check_request(content_src.size)
+        plan, sizes, stages = self._schedule(content_src, style_srcs, init_image)
+        # the smallest stage's inputs first: refuse images too small for the layers before anything starts
+        first_inputs = self.resize_inputs(content_src, style_srcs, sizes[0])
+        self._check_sizes(content_src, first_inputs, sizes)
+        emit(Started(plan.planned_rows(), stages, self.config.model, str(self.device), self.precision,
+                     tuple(self.notes)))
+        rows = _RowHandler(plan, c, emit, on_iteration, started=start)
+        run = _Stages()
+        for k, size in enumerate(sizes):
+            run.size = size
+            inputs = first_inputs if k == 0 else self.resize_inputs(content_src, style_srcs, size)
+            if self._stage(k, inputs, plan, run, rows, init_image, extra_terms, start, last=k == len(sizes) - 1):
+                break
+        x, content_rgb = self._deliver(run, plan, content_src, sizes[-1])
+        pixels = self.finish(x, content_rgb).cpu()
+        image = images.to_image(pixels)
+        history = run.history
+        final = history[-1]["total"] if history else float("nan")
+        reason = run.stopped or (
+            stopping.requested_reason(history, run.size, sizes[-1], stages[-1], run.request)
+            if run.request is not None else stopping.stop_reason(plan, run.converged))
+        emit(Finished(max(0, len(history) - 1), final, time.perf_counter() - start, run.stopped, reason))
+        return Result(image, history, self.config, list(self.notes), run.stopped, str(self.device), self.precision,
+                      pixels=pixels.clamp(0, 1), stop_reason=reason)
+
+    def _schedule(self, content_src: Any, style_srcs: Sequence[Any],
+                  init_image: torch.Tensor | None) -> tuple[Schedule, list[int | None], tuple[int, ...]]:
+        """The run's :class:`.stopping.Schedule`, its stages' sizes (``None``: the content's own) and
+        longest sides; a note where ``--lead-stage`` or ``--pyramid`` was asked for but cannot be."""
+        c = self.config
         sizes = self.stage_sizes(content_src)
         stages = tuple(int(s) if s is not None else max(content_src.size) for s in sizes)
         plan = Schedule(stages, c.iterations, c.stop_tolerance,
@@ -261,81 +291,58 @@ class StyleTransfer:
         if plan.lead:
             sizes, stages = [plan.sizes[0], *sizes], tuple(plan.sizes)
         elif c.lead_stage and init_image is None:  # asked for, but this run cannot have one: say so
-            note = (f"--lead-stage: no lead stage in this run (it needs the automatic stop and one stage of "
-                    f"{LEAD_MIN}-{2 * MULTISCALE_MIN - 1} px from the photo)")
-            notice(note)
-            self.notes.append(note)
+            self._note(f"--lead-stage: no lead stage in this run (it needs the automatic stop and one stage of "
+                       f"{LEAD_MIN}-{2 * MULTISCALE_MIN - 1} px from the photo)")
         if c.pyramid and init_image is None and not plan.pyramid:  # asked for, but this run steps pixels
-            note = "--pyramid: this run steps pixels (the pyramid needs the automatic stop, --init content and no lead stage)"
-            notice(note)
-            self.notes.append(note)
-        # the smallest stage's inputs first: refuse images too small for the layers before anything starts
-        first_inputs = self.resize_inputs(content_src, style_srcs, sizes[0])
+            self._note("--pyramid: this run steps pixels (the pyramid needs the automatic stop, --init content and "
+                       "no lead stage)")
+        return plan, sizes, stages
+
+    def _note(self, note: str) -> None:
+        notice(note)
+        self.notes.append(note)
+
+    def _check_sizes(self, content_src: Any, first_inputs: tuple[Any, list[Any]], sizes: Sequence[int | None]) -> None:
+        """Refuse images too small for the layers at the first stage, and a ``--max-memory``
+        budget the largest stage cannot keep."""
+        c = self.config
         layers = [*c.content_layers, *c.style_layers]
         check_image_sizes(self.backbone, layers, *first_inputs)
-        if c.max_memory is not None:  # and a budget the largest stage cannot keep
+        if c.max_memory is not None:
             width, height = content_src.size if sizes[-1] is None else images.longest_size(content_src.size, sizes[-1])
             budget.check_budget(c, self.extractor, layers, (height, width))
-        emit(Started(plan.planned_rows(), stages, self.config.model, str(self.device), self.precision,
-                     tuple(self.notes)))
-        history: list[dict[str, float]] = []
-        stage_rows: list[float] = []  # the current stage's total losses
-        stage_start: dict[str, Any] = {"rows": 0, "time": start}
 
-        def on_row(row: dict[str, float], image: torch.Tensor) -> None:
-            stage_rows.append(row["total"])
-            total, left = plan.estimate(k, stage_start["rows"], stage_rows, time.perf_counter() - stage_start["time"])
-            eta = left if plan.auto else None
-            if c.time_limit is not None:  # the limit may come first: fewer rows, sooner
-                total, eta = stopping.time_limited(total, left, eta, stage_start["rows"] + len(stage_rows),
-                                                   c.time_limit - row["seconds"])
-            asked: FinishNow | None = None
-            try:
-                emit(Progress(int(row["iteration"]), total, int(row["scale"]), {n: row[n] for n in LOSS_FIELDS},
-                              row["seconds"], image, eta))
-            except FinishNow as request:  # the row asked at is the history's last: on_iteration sees it too
-                asked = request
-            if asked is None and c.time_limit is not None and row["seconds"] >= c.time_limit:
-                asked = FinishNow.at_time_limit(c.time_limit)
-            if on_iteration is not None:
-                on_iteration(row, image)
-            if asked is not None:
-                raise asked
+    def _stage(self, k: int, inputs: tuple[Any, list[Any]], plan: Schedule, run: _Stages, rows: _RowHandler,
+               init_image: torch.Tensor | None, extra_terms: Sequence[nn.Module], start: float, last: bool) -> bool:
+        """Stage ``k`` of the run from its ``inputs``, recorded into ``run``; whether the run ends
+        here (a failure or a request)."""
+        self.set_targets(*inputs)
+        self._objective().extra.extend(term.to(self.device) for term in extra_terms)
+        self._objective().style.reweigh(plan.style_factors(k, self._objective().style.layers))
+        assert self.content is not None
+        x0 = self.initial_image(init_image) if run.image is None else self.finer_start(run.image, plan.carry_detail)
+        rows.begin(k, len(run.history))
+        stage = self._optimise(x0, plan.caps[k], len(run.history), last, start, rows, plan.rules[k],
+                               pyramid=plan.pyramid and k == 0 and not self.stage_tiled)
+        run.history.extend(stage.rows)
+        run.image, run.stopped, run.request = stage.image, stage.stopped, stage.request
+        run.converged += stage.converged
+        return bool(run.stopped) or run.request is not None
 
-        stopped: str | None = None
-        x: torch.Tensor | None = None
-        converged, request = 0, None
-        for k, size in enumerate(sizes):
-            self.set_targets(*(first_inputs if k == 0 else self.resize_inputs(content_src, style_srcs, size)))
-            self._objective().extra.extend(term.to(self.device) for term in extra_terms)
-            self._objective().style.reweigh(plan.style_factors(k, self._objective().style.layers))
-            assert self.content is not None
-            x0 = self.initial_image(init_image) if x is None else self.finer_start(x, plan.carry_detail)
-            stage_rows.clear()
-            stage_start.update(rows=len(history), time=time.perf_counter())
-            stage = self._optimise(x0, plan.caps[k], len(history), k == len(sizes) - 1, start, on_row, plan.rules[k],
-                                   pyramid=plan.pyramid and k == 0 and not self.stage_tiled)
-            history.extend(stage.rows)
-            x, stopped, request = stage.image, stage.stopped, stage.request
-            converged += stage.converged
-            if stopped or request is not None:
-                break
+    def _deliver(self, run: _Stages, plan: Schedule, content_src: Any,
+                 final_size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the optimised image, the content it is finished against) at the requested size, also
+        when a stage failed or a request ended the run in a coarser stage."""
+        x = run.image
         assert x is not None and self.content_rgb is not None
         content_rgb = self.content_rgb
-        if (stopped or request is not None) and size != sizes[-1]:  # deliver the requested size even when a stage failed
-            content_rgb = as_tensor(self.resize_inputs(content_src, [], sizes[-1])[0]).to(self.device)
+        if (run.stopped or run.request is not None) and run.size != final_size:
+            content_rgb = as_tensor(self.resize_inputs(content_src, [], final_size)[0]).to(self.device)
             coarse = x
             x = controls.upsample(x, _hw(content_rgb))
-            if request is not None and plan.carry_detail:  # as the next stage would have started
+            if run.request is not None and plan.carry_detail:  # as the next stage would have started
                 x = controls.add_detail(x, content_rgb, _hw(coarse))
-        pixels = self.finish(x, content_rgb).cpu()
-        image = images.to_image(pixels)
-        final = history[-1]["total"] if history else float("nan")
-        reason = stopped or (stopping.requested_reason(history, size, sizes[-1], stages[-1], request) if request is not None
-                             else stopping.stop_reason(plan, converged))
-        emit(Finished(max(0, len(history) - 1), final, time.perf_counter() - start, stopped, reason))
-        return Result(image, history, self.config, list(self.notes), stopped, str(self.device), self.precision,
-                      pixels=pixels.clamp(0, 1), stop_reason=reason)
+        return x, content_rgb
 
     def _optimise(self, x0: torch.Tensor, iterations: int, offset: int, final: bool, start: float,
                   on_row: IterationHandler | None, rule: Plateau | None = None, pyramid: bool = False) -> StageRun:
@@ -351,6 +358,60 @@ class StyleTransfer:
             notice(stage.stopped)
             self.notes.append(stage.stopped)
         return stage
+
+
+@dataclass
+class _Stages:
+    """What a run's stages made so far: the history, the last stage's image and size, a failure or
+    a handler's request (FinishNow's words), and the stages the stop rule ended."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    image: torch.Tensor | None = None
+    size: int | None = None
+    stopped: str | None = None
+    request: str | None = None
+    converged: int = 0
+
+
+@dataclass
+class _RowHandler:
+    """The loop's row handler: a :class:`Progress` event per row with the rows and seconds expected
+    (the schedule's estimate, a time limit's), then ``on_iteration``; FinishNow from either, or the
+    time limit reached, ends the run at that row."""
+
+    plan: Schedule
+    config: Config
+    emit: EventHandler
+    on_iteration: IterationHandler | None
+    k: int = 0  # the current stage
+    rows_before: int = 0  # history rows of the stages before it
+    started: float = 0.0  # when it started (a time.perf_counter())
+    totals: list[float] = field(default_factory=list)  # its rows' total losses
+
+    def begin(self, k: int, rows_before: int) -> None:
+        self.totals.clear()
+        self.k, self.rows_before, self.started = k, rows_before, time.perf_counter()
+
+    def __call__(self, row: dict[str, float], image: torch.Tensor) -> None:
+        c = self.config
+        self.totals.append(row["total"])
+        total, left = self.plan.estimate(self.k, self.rows_before, self.totals, time.perf_counter() - self.started)
+        eta = left if self.plan.auto else None
+        if c.time_limit is not None:  # the limit may come first: fewer rows, sooner
+            total, eta = stopping.time_limited(total, left, eta, self.rows_before + len(self.totals),
+                                               c.time_limit - row["seconds"])
+        asked: FinishNow | None = None
+        try:
+            self.emit(Progress(int(row["iteration"]), total, int(row["scale"]), {n: row[n] for n in LOSS_FIELDS},
+                               row["seconds"], image, eta))
+        except FinishNow as request:  # the row asked at is the history's last: on_iteration sees it too
+            asked = request
+        if asked is None and c.time_limit is not None and row["seconds"] >= c.time_limit:
+            asked = FinishNow.at_time_limit(c.time_limit)
+        if self.on_iteration is not None:
+            self.on_iteration(row, image)
+        if asked is not None:
+            raise asked
 
 
 def check_image_sizes(backbone: Backbone, layers: Sequence[str], content_img: Any, style_imgs: Sequence[Any]) -> None:
