@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from restyle.nn import controls
 from restyle.spec import layer_block
@@ -62,15 +63,10 @@ class Plateau:
         power law of the step count (``prior`` steps in all while there are too few rows to tell),
         and blended with ``prior`` early on: the stage's steps in all are ``extrapolated^w ·
         prior^(1-w)`` with ``w = (done / min(prior, extrapolated))²`` (at most 1), so the prior
-        fades as the stage reaches its length or the extrapolated end. On the 256 px demo (1%, 20
-        steps) the extrapolation alone after 60, 80 and 100 steps was 118, 192 and 177 steps for a
-        stop at 187; a geometric decay gave 98, 141 and 152. Replayed on the 24 runs of the 256 px
-        panel (``bench/eta.py``), the time left a quarter of the way into a run was 0.30-3.5x the
-        time actually left (median 0.74) from the extrapolation alone, 0.65-1.5x (median 1.01)
-        blended; the median error over a run fell from 24% to 18% (``|log|`` 0.213 to 0.167). The
-        steps in all are at most ``EXTRAPOLATION_CAP`` times the prior or the steps done, whichever
-        is more: where a window's improvement shrinks slowly the power comes out small and the
-        extrapolation far (up to 13x the time actually left, replayed)."""
+        fades as the stage reaches its length or the extrapolated end; at most ``EXTRAPOLATION_CAP``
+        times the prior or the steps done, whichever is more (a slowly shrinking improvement
+        extrapolates far). Blending put the time left a quarter of the way in at 0.65-1.5x the
+        actual against 0.30-3.5x unblended (``bench/eta.py`` on the 256 px panel)."""
         done = len(totals) - 1
         now, before = self.improvement(totals), self.improvement(totals, self.window)
         floor = max(0, self.min_steps - done)
@@ -89,93 +85,127 @@ class Plateau:
                 f"(at least {self.min_steps} steps a stage)")
 
 
-#: The automatic stop's rule in a one-stage run from the photo (every output up to 511 px). On the
-#: 24 cells of the 256 px panel (docs/stopping.md), run fresh against today's 300 steps: 2% stopped
-#: after a median of 166 steps (0.55 of 300; the evaluator's content distance +1.4%, worst +2.9%;
-#: style +2.9%, worst +13.7%; fine detail +0.6%), 1.5% after 191 (0.64; +1.1%, +2.0%; +2.5%,
-#: +6.7%). Replayed on four sets of 300-step runs (two machines, photos moved by 1/255, 12 photos
-#: outside the panel) 2% stopped at 0.55-0.60 of the steps with the medians at most 1.8% (content)
-#: and 5.0% (style) off, upper bounds; 2.5% moved the worst cell's style 19% off. Today's own run
-#: repeated from photos moved by 1/255 ends up to 18% off in style on its worst cell, so the worst
-#: cells' figures are mostly scatter.
-RULE = Plateau(window=20, tolerance=0.02, min_steps=40)
-#: The most steps in all :meth:`Plateau.steps_left` expects, as a multiple of the stage's prior or
-#: the steps done, whichever is more. Replayed (``bench/eta.py --truncate``) on 108 runs of ``-n
-#: 300`` at 256 px cut where the 2% rule stops them (two machines, photos moved by 1/255, photos
-#: outside the panel), the time left shown from a quarter of a run on was at some row under half
-#: or over twice the time actually left in 46 runs without the cap (up to 13x: "about 1:30 left"
-#: with 10 s to go), in 21 with it (at most 3.9x; with the one-stage prior of 160 below), and the
-#: median error over a run fell in every set (18-24% to 14-19%).
-EXTRAPOLATION_CAP = 1.3
-#: Each other kind of stage's tolerance under the default ``--stop-tolerance`` (which sets
-#: ``RULE``'s; any other value scales all of these in proportion, :func:`tolerances`).
-#: A coarse-to-fine run (512 px and up): the first stage at ``COARSE_TOLERANCE`` (it only sets the
-#: composition; a finer stage's loss starts again from about 15x its end whatever the first
-#: stage's did: run to 3% or 5% it took the 512 px stage the same 78-80 steps, cut at 80 steps it
-#: took 121), each finer stage at ``FINE_TOLERANCE`` and never before ``FINE_MIN_STEPS`` (it starts
-#: from the coarser result with the photo's finer detail added). On the 512 px 2x2 panel
-#: (docs/stopping.md) this schedule took 0.41 of ``-n 300``'s time (its 512 px stage 59-70 steps
-#: against 150), the content distance 2.7% from today's; at 1024 px 0.65 (+2.7%), where a 36% rule
-#: for the 1024 px stage cost 5.8%.
-COARSE_TOLERANCE = 0.045
-FINE_TOLERANCE = 0.09
-#: A one-stage run from a start image near its end (a video frame warm from the one before, a fast
-#: model's output refined) and a first stage stepped as a pyramid (``--pyramid``) keep the 1.5% they
-#: were measured with: a video frame at a looser rule leaves the strip a pan reveals unpainted
-#: (docs/video.md); the pyramid's pictures are already softer than the pixels' (docs/stopping.md).
-WARM_TOLERANCE = 0.015
-PYRAMID_TOLERANCE = 0.015
-FINE_MIN_STEPS = 20
-#: Step cap of the first stage with the automatic stop (each finer stage half the one before): a
-#: guard against a loss that never settles, not a target.
-AUTO_CAP = 600
-#: Steps a stage is expected to take before its own rows can tell: a one-stage run's, a
-#: coarse-to-fine run's first stage, a finer stage (the 512 and 1024 px panels' medians, 130 and
-#: 62). With 50 for a finer stage the time left shown during the 512 and 1024 px panel runs was a
-#: median 0.60-0.87 of the time actually left; with 62, 0.89-1.20 (``bench/eta.py``). A one-stage
-#: run under the 2% rule takes a median of 166 steps (the 256 px panel). With the cap above, 160
-#: gave the lowest median error over a run in four of the five sets of ``bench/eta.py --truncate``
-#: (14-19%, against 16-21% with 150, and 18-24% with 150 and no cap); the time left shown a quarter
-#: of the way in was 0.89-1.04x the time left (the sets' medians).
-PRIOR_STEPS = (160, 130, 62)
-#: The same for a first stage stepped as a pyramid (``--pyramid``): a one-stage run's
-#: and a coarse-to-fine run's first stage (medians of the 256 px panel's 24 cells, 158.5 steps, and
-#: of the 512 px panel's 4 first stages, 95-114).
-PYRAMID_PRIOR_STEPS = (160, 105)
-#: Steps a one-stage run from a start image near its end is expected to take: a video frame that
-#: starts from the one before, warped (median of the later frames of two 16-frame 256x144 clips,
-#: docs/video.md), where a run from the photo takes about 170. Such a frame keeps the 1.5% rule
-#: (``WARM_TOLERANCE``): at twice that (3%, at least 20 steps) the clips took 0.44-0.48 of ``-n 100``'s steps
-#: instead of 0.58-0.65, but the strip a pan reveals each frame was left half painted (the loss is
-#: the whole frame's, and a small new region moves it little), at 512x288 plainly.
-WARM_PRIOR_STEPS = 62
-#: With ``--lead-stage`` (off by default) an automatic run that would be one stage of ``LEAD_MIN`` px
-#: or more (outputs up to 511 px) first runs a *lead* stage at ``1/√2`` of its side (half its
-#: pixels, half the cost of a step) with the style layers past block ``LEAD_FULL_BLOCK`` (block4_conv1,
-#: block5_conv1: the arrangement) at ``LEAD_STYLE`` times their weight and the shallower ones (colour
-#: and texture) at theirs, stopped by the first-stage rule, then its own size from the lead's result
-#: with the photo's finer detail added, stopped at ``LEAD_TOLERANCE``. The
-#: lead sets the composition with the photo's content; the deep style is made at the output's own
-#: scale. With every style layer at 0.15x in the lead (24 cells at 256 px, docs/stopping.md) it took
-#: 0.36 of ``-n 300``'s time (the one-stage 1.5% rule 0.61), content +0.4% and style +2.5% in the median,
-#: but a few pictures came out paler (saturation up to 22% and contrast up to 30% lower); with the
-#: shallow layers at full weight (all 24 cells) the worst were 10% and 11% lower, content +3.0% and
-#: style +3.5% in the median, but 5 cells 18-40% worse in style than today's, 3 of them again on
-#: photos moved by 1/255 (smoother pictures, fewer fine strokes): hence not the default. At 4.5% the
-#: 256 px stage took 0.43, at 9% 0.32 with style +5.1%; a lead at full style weight cost 11-15%
-#: content, at 0.4x 7-8%; a 128 px lead 7-9% whatever its style weight.
-LEAD_MIN = 192
-#: The steps a lead stage and the output's own stage after it are expected to take (the medians of
-#: the 12 cells measured with block4-5 light, docs/stopping.md; with every layer light they were 81 and 74).
-LEAD_PRIOR_STEPS = (88, 64)
-LEAD_STYLE = 0.15
-#: The last block whose style layers keep their full weight in a lead stage (colour and texture).
-LEAD_FULL_BLOCK = 3
-#: The tolerance of the output's own stage after a lead stage.
-LEAD_TOLERANCE = 0.06
-#: The shortest side any image of a lead stage may have (else the run is one stage): well above
-#: block5_conv1's 16 px stride.
-LEAD_SIDE = 64
+@dataclass(frozen=True)
+class Rule:
+    """One number of the automatic stop: its value, why it is that (one line) and where the
+    measurement behind it is (a ``bench/`` record or a ``docs/`` section)."""
+
+    name: str
+    value: float | tuple[int, ...]
+    reason: str
+    measured_in: str
+
+
+#: The automatic stop's numbers, each once: tolerances, minimum steps, usual lengths (priors), caps.
+RULES: Mapping[str, Rule] = MappingProxyType({rule.name: rule for rule in (
+    Rule("WINDOW", 20, "steps over which a stage's best loss must improve by its tolerance",
+         "docs/stopping.md#the-rule"),
+    Rule("TOLERANCE", 0.02,
+         "one-stage run from the photo (up to 511 px): 24 cells at 256 px stopped after a median 166 steps "
+         "(0.55 of -n 300), content +1.4% (worst +2.9%), style +2.9% (worst +13.7%, within -n 300's own "
+         "scatter of up to 18% from photos moved by 1/255); 2.5% moved the worst cell's style 19% off",
+         "bench/panel/results/ttq/tol02-amx.jsonl"),
+    Rule("MIN_STEPS", 40, "the fewest steps a one-stage run or a first stage takes", "docs/stopping.md#the-rule"),
+    Rule("COARSE_TOLERANCE", 0.045,
+         "a coarse-to-fine run's first stage only sets the composition: run to 3% or 5% it left the 512 px "
+         "stage the same 78-80 steps (cut at 80 steps, 121); with FINE_TOLERANCE 0.41 of -n 300's time at 512 px (content +2.7%), "
+         "0.65 at 1024 px (+2.7%)",
+         "bench/panel/results/ttq/panel512-stages.jsonl"),
+    Rule("FINE_TOLERANCE", 0.09,
+         "each finer stage starts from the coarser result plus the photo's finer detail: its 512 px stage "
+         "took 59-70 steps against 150; a 36% rule for the 1024 px stage cost 5.8% content",
+         "bench/panel/results/ttq/panel1024.jsonl"),
+    Rule("FINE_MIN_STEPS", 20, "the fewest steps a finer stage (or the stage after a lead) takes",
+         "docs/stopping.md#the-rule"),
+    Rule("WARM_TOLERANCE", 0.015,
+         "a run from a start near its end (a warm video frame, a refined fast model's output): at 3% the "
+         "strip a pan reveals was left half painted",
+         "docs/video.md#the-pixels-a-pan-reveals"),
+    Rule("PYRAMID_TOLERANCE", 0.015,
+         "a --pyramid first stage keeps the 1.5% it was measured with: its pictures are already softer",
+         "bench/panel/results/ttq/pyramid256.jsonl"),
+    Rule("LEAD_TOLERANCE", 0.06, ("the output's own stage after a lead stage makes all of the style: at 4.5% it took 0.43 of -n 300's "
+          "time, at 9% 0.32 with style +5.1%"),
+         "bench/panel/results/ttq/lead24-amx.jsonl"),
+    Rule("AUTO_CAP", 600,
+         "the first stage's step cap under the automatic stop (each finer stage half the one before): a guard "
+         "against a loss that never settles, not a target",
+         "docs/stopping.md#the-rule"),
+    Rule("EXTRAPOLATION_CAP", 1.3,
+         "the time left's steps in all at most this times the prior or the steps done: on 108 -n 300 runs cut "
+         "at the 2% rule, estimates under 0.5x or over 2x from a quarter in fell from 46 runs to 21 (at most "
+         "3.9x instead of 13x), the median error over a run from 18-24% to 14-19%",
+         "bench/eta.py --truncate; docs/stopping.md#the-rule"),
+    Rule("PRIOR_STEPS", (160, 130, 62),
+         "usual steps of a one-stage run, a coarse-to-fine first stage, a finer stage (panel medians 166, 130, "
+         "62): 160 gave the lowest median error in four of five --truncate sets; 62 for a finer stage put the "
+         "time left at 0.89-1.20 of the actual (50: 0.60-0.87)",
+         "bench/eta.py; docs/stopping.md#the-rule"),
+    Rule("PYRAMID_PRIOR_STEPS", (160, 105),
+         "usual steps of a --pyramid first stage, one-stage and coarse-to-fine (medians 158.5 of 24 cells at "
+         "256 px, 95-114 of 4 at 512 px)",
+         "bench/panel/results/ttq/pyramid256.jsonl; bench/panel/results/ttq/pyramid512.jsonl"),
+    Rule("WARM_PRIOR_STEPS", 62,
+         "usual steps of a video frame warm from the one before (median of two 16-frame clips; from the photo "
+         "about 170)",
+         "docs/video.md#speed-on-a-2-core-cpu"),
+    Rule("LEAD_MIN", 192,
+         "the smallest one-stage automatic run --lead-stage leads (0.37 of -n 300's time, but 5 of 24 cells "
+         "18-40% worse in style: off by default)",
+         "docs/stopping.md#a-lead-stage-at-half-the-pixels---lead-stage"),
+    Rule("LEAD_PRIOR_STEPS", (88, 64),
+         "usual steps of a lead stage and the output's stage after it (medians of 12 cells with block4-5 light; "
+         "81 and 74 with every layer light)",
+         "bench/panel/results/ttq/lead-amx.jsonl"),
+    Rule("LEAD_STYLE", 0.15,
+         "the lead's weight on the style layers past LEAD_FULL_BLOCK (the arrangement): at full weight the lead "
+         "cost 11-15% content, at 0.4x 7-8%",
+         "bench/panel/results/ttq/lead256.jsonl"),
+    Rule("LEAD_FULL_BLOCK", 3,
+         "the last block whose style layers (colour and texture) keep full weight in a lead: with every layer "
+         "at 0.15x pictures came out up to 22% less saturated, 30% less contrasted",
+         "bench/panel/results/ttq/lead24-amx.jsonl"),
+    Rule("LEAD_SIDE", 64, "the shortest side of a lead stage's images: well above block5_conv1's 16 px stride",
+         "docs/stopping.md#a-lead-stage-at-half-the-pixels---lead-stage"),
+)})
+
+
+def _number(name: str) -> float:
+    value = RULES[name].value
+    assert not isinstance(value, tuple), name
+    return value
+
+
+def _count(name: str) -> int:
+    value = RULES[name].value
+    assert isinstance(value, int), name
+    return value
+
+
+def _counts(name: str) -> tuple[int, ...]:
+    value = RULES[name].value
+    assert isinstance(value, tuple), name
+    return value
+
+
+#: The rule of a one-stage run from the photo; the other stages' tolerances scale with its own.
+RULE = Plateau(window=_count("WINDOW"), tolerance=_number("TOLERANCE"), min_steps=_count("MIN_STEPS"))
+EXTRAPOLATION_CAP = _number("EXTRAPOLATION_CAP")
+COARSE_TOLERANCE = _number("COARSE_TOLERANCE")
+FINE_TOLERANCE = _number("FINE_TOLERANCE")
+WARM_TOLERANCE = _number("WARM_TOLERANCE")
+PYRAMID_TOLERANCE = _number("PYRAMID_TOLERANCE")
+FINE_MIN_STEPS = _count("FINE_MIN_STEPS")
+AUTO_CAP = _count("AUTO_CAP")
+PRIOR_STEPS = _counts("PRIOR_STEPS")
+PYRAMID_PRIOR_STEPS = _counts("PYRAMID_PRIOR_STEPS")
+WARM_PRIOR_STEPS = _count("WARM_PRIOR_STEPS")
+LEAD_MIN = _count("LEAD_MIN")
+LEAD_PRIOR_STEPS = _counts("LEAD_PRIOR_STEPS")
+LEAD_STYLE = _number("LEAD_STYLE")
+LEAD_FULL_BLOCK = _count("LEAD_FULL_BLOCK")
+LEAD_TOLERANCE = _number("LEAD_TOLERANCE")
+LEAD_SIDE = _count("LEAD_SIDE")
 
 
 def lead_size(final: int) -> int:
