@@ -27,7 +27,7 @@ from restyle.methods.fastmodel import FastModel, encode_png, read_model, save_mo
 from restyle.nn.transformer import NetShape, TransformerNet
 from restyle.train.events import TrainEvent, TrainFinished, TrainProgress, TrainSample, TrainStarted
 from restyle.train.objective import TrainObjective
-from restyle.train.photos import load_photos
+from restyle.train.photos import PhotoSet, load_photos
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,65 @@ def sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+@dataclass
+class _Start:
+    """Where a training starts: another model's parameters (``init_from``), or a checkpoint's
+    state (``resume``: the model, the optimiser's and the RNG's state, the step), or afresh."""
+
+    init: FastModel | None = None
+    saved: FastModel | None = None
+    state: dict[str, Any] | None = None
+    step: int = 0
+
+
+@dataclass
+class _Training:
+    """What the steps of a training share: the network, its optimiser, the crops' RNG, the
+    objective and photos, and where and what it writes."""
+
+    net: TransformerNet
+    optim: torch.optim.Adam
+    rng: random.Random
+    objective: TrainObjective
+    photos: PhotoSet
+    device: torch.device
+    crop: int
+    options: TrainOptions
+    record: dict[str, Any]
+    output: Path
+    emit: Callable[[TrainEvent], None]
+
+    def step(self, step: int) -> tuple[float, dict[str, float]]:
+        """One Adam step on a batch of crops: (the loss, its terms)."""
+        o, n_styles = self.options, self.net.shape.styles
+        x = self.photos.crops(o.batch, self.crop, self.rng).to(self.device)
+        index = [(step * o.batch + b) % n_styles for b in range(o.batch)]
+        blend = torch.nn.functional.one_hot(torch.tensor(index), n_styles).float().to(self.device)
+        y = self.net(x, blend)
+        loss, content, style, tv = self.objective(x, y, index)
+        if not torch.isfinite(loss):
+            raise ConfigError(f"training diverged at step {step + 1} (loss {float(loss)}); try a smaller --lr")
+        self.optim.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optim.step()
+        return loss.item(), {"content": content.item(), "style": style.item(), "tv": tv.item()}
+
+    def checkpoint(self, done: int, seconds: float, loss_avg: float) -> None:
+        """Write the checkpoint after ``done`` steps and the held-back photos' sample sheet."""
+        self.net.eval()
+        self.record.update(steps=done, seconds=round(seconds, 1), loss=round(loss_avg, 6))
+        train_state = {"step": done, "optim": self.optim.state_dict(), "rng": _rng_list(self.rng.getstate()),
+                       "seconds": seconds}
+        save_model(checkpoint_path(self.output), self.net, self.record, train=train_state)
+        if self.photos.held:
+            sheet = sample_sheet(self.net, self.photos.held, self.device, self.crop)
+            path = self.output.with_name(self.output.stem + ".samples") / f"step{done:05d}.png"
+            path.parent.mkdir(exist_ok=True)
+            sheet.save(path)
+            self.emit(TrainSample(done, str(path)))
+        self.net.train()
+
+
 def train(styles: Sequence[str | Path], photos: str | Path, output: str | Path, config: Config,
           shape: NetShape, options: TrainOptions, *, resume: bool = False, init_from: str | Path | None = None,
           on_event: Callable[[TrainEvent], None] | None = None) -> FastModel:
@@ -70,35 +129,74 @@ def train(styles: Sequence[str | Path], photos: str | Path, output: str | Path, 
     to fine-tune a model with other weights or photos."""
     options.check()
     output = Path(output)
-    if output.suffix != ".pt":
-        raise ConfigError(f"the model file must end in .pt, got '{output}'")
-    if not output.parent.is_dir():
-        raise ConfigError(f"the folder of '{output}' does not exist")
-    if not styles:
-        raise ConfigError("give at least one style image")
+    _check_request(output, styles)
     emit = on_event or (lambda e: None)
-    style_imgs = [images.load_image(s, max_pixels=config.max_pixels, role=f"style image {i + 1}")
-                  for i, s in enumerate(styles)]
     crop = int(config.size or 256)
-    style_side = max(16, round(crop * config.style_scale))
-    style_imgs = [images.resize_longest(s, style_side) for s in style_imgs]
+    style_imgs = _style_images(styles, config, crop)
     shape = NetShape(shape.width, shape.blocks, shape.kernel, len(style_imgs))
     record: dict[str, Any] = {
         "styles": [{"name": Path(s).stem, "sha256": sha256(s), "png": encode_png(img)}
                    for s, img in zip(styles, style_imgs)],
         "config": config.to_dict(), "options": options.__dict__, "shape": shape.as_dict(),
     }
-    start_step, state = 0, None
+    begin = _start(output, shape, record, resume, init_from)
+    photo_set = load_photos(photos, held_out=options.held_out, longest=options.photo_side,
+                            max_pixels=config.max_pixels, exclude=styles)
+    run = _setup(config, shape, options, style_imgs, photo_set, begin, crop, record, output, emit)
+    record.update(photos=len(photo_set.train), held_out=photo_set.held_names, skipped=len(photo_set.skipped))
+    emit(TrainStarted(options.steps, begin.step, len(photo_set.train), len(photo_set.held), len(photo_set.skipped),
+                      tuple(s["name"] for s in record["styles"]), str(run.device), _precision(config, run.device)))
+    seconds0 = float((begin.state or {}).get("seconds", 0.0))
+    t0, loss_avg = time.perf_counter(), math.nan
+    run.net.train()
+    for step in range(begin.step, options.steps):
+        value, terms = run.step(step)
+        loss_avg = value if math.isnan(loss_avg) else 0.98 * loss_avg + 0.02 * value
+        seconds = seconds0 + time.perf_counter() - t0
+        done = step + 1
+        rate = (time.perf_counter() - t0) / (done - begin.step)
+        emit(TrainProgress(done, options.steps, {"total": value, **terms, "smoothed": loss_avg}, seconds,
+                           rate * (options.steps - done)))
+        if (options.every and done % options.every == 0) or done == options.steps:
+            run.checkpoint(done, seconds, loss_avg)
+    run.net.eval()
+    save_model(output, run.net, record)
+    emit(TrainFinished(options.steps, loss_avg, seconds0 + time.perf_counter() - t0, str(output)))
+    return read_model(output)
+
+
+def _check_request(output: Path, styles: Sequence[str | Path]) -> None:
+    if output.suffix != ".pt":
+        raise ConfigError(f"the model file must end in .pt, got '{output}'")
+    if not output.parent.is_dir():
+        raise ConfigError(f"the folder of '{output}' does not exist")
+    if not styles:
+        raise ConfigError("give at least one style image")
+
+
+def _style_images(styles: Sequence[str | Path], config: Config, crop: int) -> list[Image.Image]:
+    """The paintings, their longest side ``style_scale`` times the crop's."""
+    style_imgs = [images.load_image(s, max_pixels=config.max_pixels, role=f"style image {i + 1}")
+                  for i, s in enumerate(styles)]
+    style_side = max(16, round(crop * config.style_scale))
+    return [images.resize_longest(s, style_side) for s in style_imgs]
+
+
+def _start(output: Path, shape: NetShape, record: dict[str, Any], resume: bool,
+           init_from: str | Path | None) -> _Start:
+    """Where the training starts (``init_from`` noted in ``record``); refuses a model or checkpoint
+    that does not fit."""
+    begin = _Start()
     ckpt = checkpoint_path(output)
     if init_from is not None:
         if resume:
             raise ConfigError("give either --resume or --init-from, not both")
-        start = read_model(init_from)
-        if start.net.shape != shape:
-            raise ConfigError(f"--init-from '{init_from}' has shape {start.net.shape.as_dict()}; this training's is "
-                              f"{shape.as_dict()}")
+        begin.init = read_model(init_from)
+        if begin.init.net.shape != shape:
+            raise ConfigError(f"--init-from '{init_from}' has shape {begin.init.net.shape.as_dict()}; this "
+                              f"training's is {shape.as_dict()}")
         record["init_from"] = {"file": Path(init_from).name, "sha256": sha256(init_from),
-                               "steps": start.record.get("steps")}
+                               "steps": begin.init.record.get("steps")}
     if resume:
         if not ckpt.is_file():
             raise ConfigError(f"--resume: no checkpoint '{ckpt}' to resume from")
@@ -107,12 +205,21 @@ def train(styles: Sequence[str | Path], photos: str | Path, output: str | Path, 
             if _comparable(saved.record.get(key)) != _comparable(record[key]):
                 raise ConfigError(f"--resume: the checkpoint '{ckpt}' was trained with other {key}; "
                                   "give the same styles and options, or train afresh without --resume")
-        state, start_step = saved.train, int((saved.train or {}).get("step", 0))
-    photo_set = load_photos(photos, held_out=options.held_out, longest=options.photo_side,
-                            max_pixels=config.max_pixels, exclude=styles)
-    device = resolve_device(config.device)
+        begin.saved, begin.state, begin.step = saved, saved.train, int((saved.train or {}).get("step", 0))
+    return begin
+
+
+def _precision(config: Config, device: torch.device) -> str:
     precision = resolve_precision(config.precision, device)
-    precision = "fp32" if precision == "tf32" and device.type == "cpu" else precision
+    return "fp32" if precision == "tf32" and device.type == "cpu" else precision
+
+
+def _setup(config: Config, shape: NetShape, options: TrainOptions, style_imgs: Sequence[Image.Image],
+           photo_set: PhotoSet, begin: _Start, crop: int, record: dict[str, Any], output: Path,
+           emit: Callable[[TrainEvent], None]) -> _Training:
+    """The network (seeded, or from ``begin``), its optimiser, the crops' RNG and the objective."""
+    device = resolve_device(config.device)
+    precision = _precision(config, device)
     backbone = cached_backbone(config.model, config.weights, config.pooling, device, weights_dtype(precision))
     features = Features(backbone, device, precision)
     objective = TrainObjective(config, features, [images.to_tensor(s) for s in style_imgs])
@@ -120,55 +227,14 @@ def train(styles: Sequence[str | Path], photos: str | Path, output: str | Path, 
     net = TransformerNet(shape).to(device)
     optim = torch.optim.Adam(net.parameters(), lr=options.lr)
     rng = random.Random(options.seed)
-    if init_from is not None:
-        net.load_state_dict(start.net.state_dict())
-    if state is not None:
-        net.load_state_dict(saved.net.state_dict())
-        optim.load_state_dict(state["optim"])
-        rng.setstate(_rng_state(state["rng"]))
-    record.update(photos=len(photo_set.train), held_out=photo_set.held_names, skipped=len(photo_set.skipped))
-    emit(TrainStarted(options.steps, start_step, len(photo_set.train), len(photo_set.held), len(photo_set.skipped),
-                      tuple(s["name"] for s in record["styles"]), str(device), precision))
-    seconds0 = float((state or {}).get("seconds", 0.0))
-    t0, loss_avg = time.perf_counter(), math.nan
-    n_styles = shape.styles
-    net.train()
-    for step in range(start_step, options.steps):
-        x = photo_set.crops(options.batch, crop, rng).to(device)
-        index = [(step * options.batch + b) % n_styles for b in range(options.batch)]
-        blend = torch.nn.functional.one_hot(torch.tensor(index), n_styles).float().to(device)
-        y = net(x, blend)
-        loss, content, style, tv = objective(x, y, index)
-        if not torch.isfinite(loss):
-            raise ConfigError(f"training diverged at step {step + 1} (loss {float(loss)}); try a smaller --lr")
-        optim.zero_grad(set_to_none=True)
-        loss.backward()
-        optim.step()
-        value = loss.item()
-        loss_avg = value if math.isnan(loss_avg) else 0.98 * loss_avg + 0.02 * value
-        seconds = seconds0 + time.perf_counter() - t0
-        done = step + 1
-        rate = (time.perf_counter() - t0) / (done - start_step)
-        emit(TrainProgress(done, options.steps, {"total": value, "content": content.item(), "style": style.item(),
-                                                 "tv": tv.item(), "smoothed": loss_avg}, seconds,
-                           rate * (options.steps - done)))
-        if (options.every and done % options.every == 0) or done == options.steps:
-            net.eval()
-            record.update(steps=done, seconds=round(seconds, 1), loss=round(loss_avg, 6))
-            train_state = {"step": done, "optim": optim.state_dict(), "rng": _rng_list(rng.getstate()),
-                           "seconds": seconds}
-            save_model(ckpt, net, record, train=train_state)
-            if photo_set.held:
-                sheet = sample_sheet(net, photo_set.held, device, crop)
-                path = output.with_name(output.stem + ".samples") / f"step{done:05d}.png"
-                path.parent.mkdir(exist_ok=True)
-                sheet.save(path)
-                emit(TrainSample(done, str(path)))
-            net.train()
-    net.eval()
-    save_model(output, net, record)
-    emit(TrainFinished(options.steps, loss_avg, seconds0 + time.perf_counter() - t0, str(output)))
-    return read_model(output)
+    if begin.init is not None:
+        net.load_state_dict(begin.init.net.state_dict())
+    if begin.state is not None:
+        assert begin.saved is not None
+        net.load_state_dict(begin.saved.net.state_dict())
+        optim.load_state_dict(begin.state["optim"])
+        rng.setstate(_rng_state(begin.state["rng"]))
+    return _Training(net, optim, rng, objective, photo_set, device, crop, options, record, output, emit)
 
 
 def sample_sheet(net: TransformerNet, photos: Sequence[Image.Image], device: torch.device, side: int) -> Image.Image:
