@@ -23,6 +23,7 @@ travel to the workers with each task.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
@@ -118,83 +119,108 @@ def run_study(
 
     start = time.perf_counter()
     out = Path(out_dir).expanduser()
-    try:
-        (out / "cells").mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"cannot create the study directory '{out}': {err.strerror or err}") from None
-    say = progress or (lambda s: None)
     devices = list(devices or [])
-    _check_devices(devices)
-    if jobs < 1:
-        raise ConfigError("--jobs must be at least 1")
-    if threads is not None and threads < 1:
-        raise ConfigError("--threads must be at least 1")
+    _check_request(out, devices, jobs, threads)
     evaluator = evaluator if evaluator is not None else metrics.shared_evaluator()
-
-    results: dict[int, CellResult] = {}
-    todo: list[tuple[int, Config]] = []
-    for i, cell in enumerate(cells):
-        png = out / "cells" / f"{cell.name}.png"
-        record = None if force else finished_record(cell, png)
-        if record is not None:
-            results[i] = _rescore(cell, png, record, evaluator)
-            say(f"[{i + 1}/{len(cells)}] {cell.name}: done earlier, skipped")
-            continue
-        config = cell.config
-        if devices:
-            config = config.replace(device=devices[len(todo) % len(devices)])
-        todo.append((i, config))
-    configs = dict(todo)
-
+    run = _StudyRun(cells, out, evaluator, progress or (lambda s: None))
+    todo = run.plan(force, devices)
     if executor is None:
         workers = min(jobs, len(todo)) or 1
         executor = ProcessExecutor(workers, threads) if workers > 1 else InProcessExecutor(threads)
-    unreadable: list[tuple[int, dict[str, Any]]] = []  # cells whose inputs could not be read to ship them
-
-    def tasks() -> Iterator[tuple[int, dict[str, Any]]]:
-        ship = not shares_files(executor)
-        for i, config in todo:
-            try:
-                task = runs.make_task(config, cells[i].content, [cells[i].style], ship=ship)
-            except RestyleError as err:
-                unreadable.append((i, runs.failure_outcome(err)))
-                continue
-            yield i, {**task, "eval_size": evaluator.size, "eval_device": str(evaluator.device)}
-
-    def finished(i: int, outcome: dict[str, Any]) -> None:
-        cell = cells[i]
-        png = out / "cells" / f"{cell.name}.png"
-        if not outcome.get("error"):
-            try:
-                runs.save_output(outcome, configs[i], png, cell.content, [cell.style])
-            except RestyleError as err:
-                outcome = runs.failure_outcome(err)
-        if outcome.get("error"):
-            results[i] = CellResult(cell, "failed", None, error=outcome["error"])
-            say(f"[{i + 1}/{len(cells)}] {cell.name}: FAILED: {outcome['error']}")
-            return
-        r = CellResult(cell, "ran", png, outcome["history"], outcome["metrics"], outcome["model_used"],
-                       outcome["notes"], stopped_early=outcome["stopped_early"])
-        results[i] = r
-        say(f"[{i + 1}/{len(cells)}] {cell.name}: {r.final.get('seconds', 0):.1f} s, "
-            f"final loss {r.final.get('total', float('nan')):.4g}, style {r.metrics['style_distance']:.3g}, "
-            f"ssim {r.metrics['ssim']:.3f}")
-
-    for i, outcome in executor.map_unordered(run_cell, tasks()):
-        finished(i, outcome)
-        while unreadable:
-            finished(*unreadable.pop(0))
-    while unreadable:
-        finished(*unreadable.pop(0))
-
-    missing = [cells[i].name for i in range(len(cells)) if i not in results]
+    run.run(executor, todo)
+    missing = [cells[i].name for i in range(len(cells)) if i not in run.results]
     if missing:  # an executor that broke the contract: say so rather than write a partial report
         raise RuntimeError(f"the executor returned no outcome for {len(missing)} cell(s): {', '.join(missing[:5])}")
-    ordered = [results[i] for i in range(len(cells))]
+    ordered = [run.results[i] for i in range(len(cells))]
     seconds = time.perf_counter() - start
     notes = study_notes(ordered, ran_with=executor.describe(), devices=devices, evaluator=evaluator)
     files = report.write_report(out, ordered, notes=notes, title=title, command=command, seconds=seconds)
     return StudySummary(out, ordered, seconds, files, notes)
+
+
+def _check_request(out: Path, devices: Sequence[str], jobs: int, threads: int | None) -> None:
+    """Create ``out/cells``; refuse (one line) bad devices, jobs or threads."""
+    try:
+        (out / "cells").mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create the study directory '{out}': {err.strerror or err}") from None
+    _check_devices(list(devices))
+    if jobs < 1:
+        raise ConfigError("--jobs must be at least 1")
+    if threads is not None and threads < 1:
+        raise ConfigError("--threads must be at least 1")
+
+
+@dataclass
+class _StudyRun:
+    """A study's cells on their way: the results so far (by cell index), the configs of the cells
+    to run, and the cells whose inputs could not be read to ship them."""
+
+    cells: Sequence[Cell]
+    out: Path
+    evaluator: Evaluator
+    say: Callable[[str], None]
+    results: dict[int, CellResult] = field(default_factory=dict)
+    configs: dict[int, Config] = field(default_factory=dict)
+    unreadable: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+    def png(self, i: int) -> Path:
+        return self.out / "cells" / f"{self.cells[i].name}.png"
+
+    def plan(self, force: bool, devices: Sequence[str]) -> list[tuple[int, Config]]:
+        """The cells to run, with their configs (``devices`` dealt round-robin); those an earlier
+        run finished are rescored and kept as results."""
+        todo: list[tuple[int, Config]] = []
+        for i, cell in enumerate(self.cells):
+            png = self.png(i)
+            record = None if force else finished_record(cell, png)
+            if record is not None:
+                self.results[i] = _rescore(cell, png, record, self.evaluator)
+                self.say(f"[{i + 1}/{len(self.cells)}] {cell.name}: done earlier, skipped")
+                continue
+            config = cell.config
+            if devices:
+                config = config.replace(device=devices[len(todo) % len(devices)])
+            todo.append((i, config))
+        self.configs = dict(todo)
+        return todo
+
+    def run(self, executor: Executor, todo: Sequence[tuple[int, Config]]) -> None:
+        """Run ``todo`` through ``executor``, recording each outcome as it comes back."""
+        for i, outcome in executor.map_unordered(run_cell, self.tasks(executor, todo)):
+            self.finished(i, outcome)
+            while self.unreadable:
+                self.finished(*self.unreadable.pop(0))
+        while self.unreadable:
+            self.finished(*self.unreadable.pop(0))
+
+    def tasks(self, executor: Executor, todo: Sequence[tuple[int, Config]]) -> Iterator[tuple[int, dict[str, Any]]]:
+        ship = not shares_files(executor)
+        for i, config in todo:
+            try:
+                task = runs.make_task(config, self.cells[i].content, [self.cells[i].style], ship=ship)
+            except RestyleError as err:
+                self.unreadable.append((i, runs.failure_outcome(err)))
+                continue
+            yield i, {**task, "eval_size": self.evaluator.size, "eval_device": str(self.evaluator.device)}
+
+    def finished(self, i: int, outcome: dict[str, Any]) -> None:
+        cell, png, n = self.cells[i], self.png(i), len(self.cells)
+        if not outcome.get("error"):
+            try:
+                runs.save_output(outcome, self.configs[i], png, cell.content, [cell.style])
+            except RestyleError as err:
+                outcome = runs.failure_outcome(err)
+        if outcome.get("error"):
+            self.results[i] = CellResult(cell, "failed", None, error=outcome["error"])
+            self.say(f"[{i + 1}/{n}] {cell.name}: FAILED: {outcome['error']}")
+            return
+        r = CellResult(cell, "ran", png, outcome["history"], outcome["metrics"], outcome["model_used"],
+                       outcome["notes"], stopped_early=outcome["stopped_early"])
+        self.results[i] = r
+        self.say(f"[{i + 1}/{n}] {cell.name}: {r.final.get('seconds', 0):.1f} s, "
+                 f"final loss {r.final.get('total', float('nan')):.4g}, style {r.metrics['style_distance']:.3g}, "
+                 f"ssim {r.metrics['ssim']:.3f}")
 
 
 def study_notes(results: Sequence[CellResult], *, ran_with: str = "1 process(es)", devices: Sequence[str] = (),
