@@ -27,7 +27,8 @@ from restyle.executors.base import Executor, InProcessExecutor, check_devices, s
 from restyle.executors.process import ProcessExecutor
 from restyle.io.files import atomic_write_text
 from restyle.io.history import read_history
-from restyle.io.record import check_output, file_digest, run_inputs, side_paths
+from restyle.io.record import check_output, file_digest, side_paths
+from restyle.methods import run_inputs
 
 SUMMARY = "batch.csv"
 SUMMARY_FIELDS = ("output", "input", "style", "status", "seconds", "final_loss", "error")
@@ -113,78 +114,105 @@ def run_batch(
     ``skipped`` or ``to run``."""
     start = time.perf_counter()
     out = Path(out_dir).expanduser()
-    if not dry_run:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise ConfigError(f"cannot create the output folder '{out}': {err.strerror or err}") from None
     devices = list(devices or [])
-    check_devices(devices)
-    if jobs < 1:
-        raise ConfigError("--jobs must be at least 1")
-    if out.is_dir():
-        _check_outputs(items, quality)
-    emit = on_event or (lambda event: None)
-    digest = functools.lru_cache(maxsize=None)(file_digest)  # a style shared by many outputs is read once
-
-    results: dict[int, ItemResult] = {}
-    todo: list[tuple[int, Config]] = []
-    for i, item in enumerate(items):
-        record = None if force else runs.finished_record(item.output, item.config, item.content, item.styles,
-                                                           digest=digest)
-        if record is not None:
-            results[i] = _skipped(item, record)
-            continue
-        config = item.config.replace(device=devices[len(todo) % len(devices)]) if devices else item.config
-        todo.append((i, config))
-    configs = dict(todo)
+    _check_request(items, out, devices, jobs, quality, dry_run)
+    run = _BatchRun(items, out, quality, on_event or (lambda event: None))
+    todo = run.plan(force, devices)
     if dry_run:
         for i, _ in todo:
-            results[i] = ItemResult(items[i], "to run")
-        return BatchSummary(out, [results[i] for i in range(len(items))], time.perf_counter() - start,
+            run.results[i] = ItemResult(items[i], "to run")
+        return BatchSummary(out, [run.results[i] for i in range(len(items))], time.perf_counter() - start,
                             out / SUMMARY, "nothing (a dry run)")
     if executor is None:
         workers = min(jobs, len(todo)) or 1
         executor = ProcessExecutor(workers, threads) if workers > 1 else InProcessExecutor(threads)
     ran_with = executor.describe() if todo else "nothing to run"
-    emit(BatchStarted(len(items), len(todo), len(results), ran_with))
-
-    unreadable: list[tuple[int, dict[str, Any]]] = []
-    pixels = {i: items[i].output.suffix.lower() in (".tif", ".tiff") for i, _ in todo}
-
-    def tasks() -> Iterator[tuple[int, dict[str, Any]]]:
-        ship = not shares_files(executor)
-        for i, config in todo:
-            try:
-                yield i, runs.make_task(config, items[i].content, items[i].styles, ship=ship, pixels=pixels[i])
-            except RestyleError as err:
-                unreadable.append((i, runs.failure_outcome(err)))
-
-    saved_at = time.monotonic()
-
-    def finished(i: int, outcome: dict[str, Any]) -> None:
-        nonlocal saved_at
-        results[i] = _result(items[i], configs[i], outcome, quality)
-        emit(ItemFinished(results[i], len(results) - (len(items) - len(todo)), len(todo)))
-        if time.monotonic() - saved_at > _SAVE_EVERY:
-            write_summary(out, items, results)
-            saved_at = time.monotonic()
-
+    run.emit(BatchStarted(len(items), len(todo), len(run.results), ran_with))
     try:
         if todo:
-            for i, outcome in executor.map_unordered(runs.run_task, tasks()):
-                finished(i, outcome)
-                while unreadable:
-                    finished(*unreadable.pop(0))
-            while unreadable:
-                finished(*unreadable.pop(0))
+            run.run(executor, todo)
     finally:
-        summary_csv = write_summary(out, items, results)
-    missing = [items[i].name for i in range(len(items)) if i not in results]
+        summary_csv = write_summary(out, items, run.results)
+    missing = [items[i].name for i in range(len(items)) if i not in run.results]
     if missing:  # an executor that broke the contract: say so rather than pass for finished
         raise RuntimeError(f"the executor returned no outcome for {len(missing)} output(s): {', '.join(missing[:5])}")
-    return BatchSummary(out, [results[i] for i in range(len(items))], time.perf_counter() - start, summary_csv,
+    return BatchSummary(out, [run.results[i] for i in range(len(items))], time.perf_counter() - start, summary_csv,
                         ran_with)
+
+
+def _check_request(items: Sequence[BatchItem], out: Path, devices: Sequence[str], jobs: int, quality: int | None,
+                   dry_run: bool) -> None:
+    """Create ``out`` (not in a dry run); refuse (one line) bad devices or jobs, and outputs that do
+    not fit (:func:`_check_outputs`)."""
+    if not dry_run:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"cannot create the output folder '{out}': {err.strerror or err}") from None
+    check_devices(list(devices))
+    if jobs < 1:
+        raise ConfigError("--jobs must be at least 1")
+    if out.is_dir():
+        _check_outputs(items, quality)
+
+
+@dataclass
+class _BatchRun:
+    """A batch on its way: the results so far (by item index), the configs of the outputs to run,
+    those whose inputs could not be read to ship them, and when ``batch.csv`` was last written."""
+
+    items: Sequence[BatchItem]
+    out: Path
+    quality: int | None
+    emit: Callable[[BatchEvent], None]
+    results: dict[int, ItemResult] = field(default_factory=dict)
+    configs: dict[int, Config] = field(default_factory=dict)
+    unreadable: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    saved_at: float = 0.0
+
+    def plan(self, force: bool, devices: Sequence[str]) -> list[tuple[int, Config]]:
+        """The outputs to run, with their configs (``devices`` dealt round-robin); those an earlier
+        run finished are kept as skipped results."""
+        digest = functools.lru_cache(maxsize=None)(file_digest)  # a style shared by many outputs is read once
+        todo: list[tuple[int, Config]] = []
+        for i, item in enumerate(self.items):
+            record = None if force else runs.finished_record(item.output, item.config, item.content, item.styles,
+                                                               digest=digest)
+            if record is not None:
+                self.results[i] = _skipped(item, record)
+                continue
+            config = item.config.replace(device=devices[len(todo) % len(devices)]) if devices else item.config
+            todo.append((i, config))
+        self.configs = dict(todo)
+        return todo
+
+    def run(self, executor: Executor, todo: Sequence[tuple[int, Config]]) -> None:
+        """Run ``todo`` through ``executor``, writing each output as it comes back."""
+        self.saved_at = time.monotonic()
+        for i, outcome in executor.map_unordered(runs.run_task, self.tasks(executor, todo)):
+            self.finished(i, outcome)
+            while self.unreadable:
+                self.finished(*self.unreadable.pop(0))
+        while self.unreadable:
+            self.finished(*self.unreadable.pop(0))
+
+    def tasks(self, executor: Executor, todo: Sequence[tuple[int, Config]]) -> Iterator[tuple[int, dict[str, Any]]]:
+        ship = not shares_files(executor)
+        for i, config in todo:
+            item = self.items[i]
+            try:
+                yield i, runs.make_task(config, item.content, item.styles, ship=ship,
+                                        pixels=item.output.suffix.lower() in (".tif", ".tiff"))
+            except RestyleError as err:
+                self.unreadable.append((i, runs.failure_outcome(err)))
+
+    def finished(self, i: int, outcome: dict[str, Any]) -> None:
+        self.results[i] = _result(self.items[i], self.configs[i], outcome, self.quality)
+        to_run = len(self.configs)
+        self.emit(ItemFinished(self.results[i], len(self.results) - (len(self.items) - to_run), to_run))
+        if time.monotonic() - self.saved_at > _SAVE_EVERY:
+            write_summary(self.out, self.items, self.results)
+            self.saved_at = time.monotonic()
 
 
 def _check_outputs(items: Sequence[BatchItem], quality: int | None) -> None:
