@@ -18,13 +18,14 @@ from restyle.engine import Result
 from restyle.errors import ConfigError, OutputError
 from restyle.io.images import to_image
 from restyle.io.record import read_run_record
+from restyle.methods import MethodBase
 
 KNOWN = b"the user's own file, which restyle must leave alone\n"
 ROW = {"iteration": 0, "scale": 16, "total": 1.0, "content": 0.0, "style": 1.0, "tv": 0.0, "photo": 0.0,
        "seconds": 0.0}
 
 
-class StandInEngine:
+class StandInEngine(MethodBase):
     """A trivial :class:`restyle.methods.Method`: counts the runs it was asked for and returns a
     fixed noise image."""
 

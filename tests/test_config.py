@@ -81,7 +81,7 @@ def test_to_dict_keeps_its_fields_order_and_defaults():
         "preserve_color": None, "masks": None, "style_masks": None, "label_image": None, "photo_weight": 0.0,
         "photo_filter": False, "scales": None, "multiscale": True, "lead_stage": False, "pyramid": False,
         "device": "auto", "precision": "auto",
-        "tile": None, "max_memory": "auto", "fast_model": None, "refine": 0, "preset": None,
+        "tile": None, "max_memory": "auto", "method": None, "method_options": {}, "fast_model": None, "refine": 0, "preset": None,
     }
     assert list(Config().to_dict()) == [f.name for f in dataclasses.fields(Config)]
     saved = Config.from_options(preset="seed", size=64, masks=["m.png"]).to_dict()
@@ -140,7 +140,7 @@ def test_every_run_field_parses_its_own_default_as_typed():
              "style_loss": "gram", "safeguard": "reset", "ema": "0", "refine": "0", "tile": "off", "time_limit": "off", "fast_model": "off"}
     nullable = {n for n in run_fields() if n not in texts}
     assert nullable == {"style_blend", "weights", "lr", "preserve_color", "masks", "style_masks", "label_image",
-                        "scales", "strength"}
+                        "scales", "strength", "method"}
     texts.update({n: "none" for n in nullable})
     assert Config.from_text(texts).to_dict() == Config().to_dict()
 

@@ -29,13 +29,14 @@ from restyle.engine.tiles import TiledFeatures
 from restyle.engine.transfer import check_image_sizes
 from restyle.errors import ConfigError
 from restyle.io.images import load_image, to_image
+from restyle.methods import MethodBase
 from restyle.nn.losses import ContentLoss, StyleLoss, gram
 from restyle.nn.network import Backbone, LayerInfo, chain_info, halo
 from restyle.nn.vgg import VGGFeatures
 
 
 # ---- the method seam ------------------------------------------------------------------------------
-class Posterise:
+class Posterise(MethodBase):
     """A trivial method: the content image at the config's size, quantised to four levels."""
 
     name = "posterise"

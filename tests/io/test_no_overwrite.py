@@ -16,7 +16,8 @@ from restyle.cli import main
 from restyle.config import Config
 from restyle.errors import ConfigError, OutputError
 from restyle.io.files import same_file
-from restyle.io.record import check_output, run_inputs
+from restyle.io.record import check_output
+from restyle.methods import run_inputs
 
 FAST = ["--size", "32", "-n", "2", "--precision", "fp32", "--device", "cpu", "-q"]
 KNOWN = b"the user's own file, which restyle must leave alone\n"
@@ -41,9 +42,9 @@ def test_same_file_sees_through_links(tmp_path):
 def test_run_inputs_lists_every_input_file(tmp_path):
     config = Config(masks=["m1.png", "m2.png"], style_masks=["none", "sm2.png"], init="start.png")
     inputs = run_inputs("c.jpg", [Path("s1.jpg"), Image.new("RGB", (2, 2))], config)
-    assert [role for role, _ in inputs] == ["content image", "style image 1", "mask 1", "mask 2", "style mask 2",
-                                            "init image"]
-    assert inputs[0] == ("content image", "c.jpg") and inputs[-1][1].endswith("start.png")
+    assert [role for role, _ in inputs] == ["content image", "style image 1", "init image", "mask 1", "mask 2",
+                                            "style mask 2"]
+    assert inputs[0] == ("content image", "c.jpg") and inputs[2][1].endswith("start.png")
     labelled = run_inputs(Image.new("RGB", (2, 2)), ["s.jpg"], Config(label_image="labels.png", init="noise"))
     assert [role for role, _ in labelled] == ["style image 1", "label image"]
 

@@ -11,9 +11,11 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 from server_helpers import app_client, wait_for
 
+import restyle
 from restyle import api
 from restyle.errors import ConfigError
 from restyle.server import Settings
@@ -140,3 +142,24 @@ def test_refine_counts_against_the_iteration_cap_and_needs_a_fast_model(tmp_path
 def test_the_size_cap_applies_to_fast_jobs(tmp_path, models, photo):
     with app_client(tmp_path / "data", models=models, max_size=64) as client:
         assert "--max-size" in refused(post(client, photo, {"fast_model": "solo", "size": 128}), "size")
+
+
+def test_a_bundled_painting_names_a_fast_model_as_it_does_on_the_command_line(tmp_path, photo):
+    """``{"fast_model": "starry_night"}`` and no style part is ``restyle run photo --fast-model starry_night``."""
+    with app_client(tmp_path / "data", devices=["cpu"]) as client:
+        wait_for(lambda: client.get("/api/server").json()["workers"][0]["state"] == "idle", 120, "the worker")
+        r = post(client, photo, {"fast_model": "starry_night", "size": 32})
+        assert r.status_code == 201, r.text
+        job = r.json()
+        done = wait_for(lambda: (j := client.get(f"/api/jobs/{job['id']}").json())["status"] in FINAL and j,
+                        60, "the fast job", every=0.05)
+        assert done["status"] == "done", done["error"]
+        assert done["config"]["fast_model"] == "starry_night"
+        served = tmp_path / "served.png"
+        served.write_bytes(client.get(done["links"]["result"]).content)
+    (tmp_path / "photo.png").write_bytes(photo)
+    here = restyle.stylize(tmp_path / "photo.png", [], fast_model="starry_night", size=32)
+    from PIL import Image
+
+    with Image.open(served) as img:
+        assert (np.asarray(img.convert("RGB")) == np.asarray(here.image)).all()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from server_helpers import TINY, app_client
 
-from restyle import config
+from restyle import api, config
 from restyle.cli import main
 from restyle.server.jobs import _display_name
 from restyle.server.options import SERVER_SET, options_model
@@ -109,7 +109,8 @@ def test_the_server_describes_itself_its_options_and_its_examples(client):
 
 def test_the_api_options_are_the_cli_run_options():
     """Generated from Config: a field added there is an API option, and nothing else is."""
-    assert set(options_model().model_fields) == (set(config.run_fields()) - set(SERVER_SET)) | {"preset"}
+    own = set(api.method_options())  # the methods' own options, as restyle run's --transform
+    assert set(options_model().model_fields) == (set(config.run_fields()) - set(SERVER_SET)) | {"preset"} | own
 
 
 # ---- submitting -------------------------------------------------------------------------------

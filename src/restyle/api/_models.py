@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,8 @@ class FastModelInfo:
 
 def fast_models(folder: str | Path | None = None, *,
                 on_skip: Callable[[str], None] | None = None) -> list[FastModelInfo]:
-    """The bundled fast models, then the ``*.pt`` files in ``folder`` (not its subfolders), each
+    """The bundled fast models (and, as names of their own, the styles they hold), then the ``*.pt``
+    files in ``folder`` (not its subfolders), each
     read with :func:`restyle.methods.fastmodel.read_model`, sorted by name. A file that is not a
     readable model, or whose name an earlier entry has, is left out and ``on_skip`` gets one line
     saying why (default: a warning in the ``restyle`` log). A ``folder`` that is not a directory
@@ -57,9 +58,13 @@ def fast_models(folder: str | Path | None = None, *,
             skip(f"{err}; left out")
             continue
         record = model.record
-        found[path.stem] = FastModelInfo(
+        info = FastModelInfo(
             name=path.stem, path=path, styles=tuple(model.style_names), shape=dict(record.get("shape") or {}),
             steps=_int_or_none(record.get("steps")), photos=_int_or_none(record.get("photos")), bundled=bundled)
+        found[path.stem] = info
+        if bundled:  # a style a bundled model holds is a name too, as for --fast-model (fastmodel.resolve)
+            for style in model.style_names:
+                found.setdefault(style, replace(info, name=style, styles=(style,)))
     return list(found.values())
 
 

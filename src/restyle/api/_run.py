@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from restyle import metrics
-from restyle.config import Config, check_style_blend
+from restyle.config import Config
 from restyle.engine import Result
 from restyle.engine.events import Event, EventHandler, Progress
 from restyle.errors import ConfigError
 from restyle.io import files, images, record
-from restyle.methods import Method, method_for
+from restyle.methods import Method, method_for, option_files, run_inputs
 from restyle.metrics import Scores
 
 
@@ -45,7 +45,7 @@ def stylize(
     save_every: int = 0,
     quality: int | None = None,
     keep: Sequence[str | Path] = (),
-    method: Method | None = None,
+    method: Method | str | None = None,
     **options: Any,
 ) -> Result:
     """Stylise ``content`` with one or more ``styles``.
@@ -62,28 +62,30 @@ def stylize(
     ``save_every`` N > 0 also writes ``OUT.iterNNNN.png`` every N iterations (needs ``output``).
 
     ``keep``: more files the outputs must never overwrite (e.g. the image a run is reproduced from).
-    ``method``: the :class:`~restyle.methods.Method` that makes the image (default: the one the
-    config names, :func:`restyle.methods.method_for`).
+    ``method``: the :class:`~restyle.methods.Method` that makes the image, or a method's name (the
+    config's ``method``; default: the one the config names, :func:`restyle.methods.method_for`).
 
     Returns a :class:`Result`: ``.image`` (PIL), ``.history`` (one dict per iteration), ``.config``.
     """
     styles = style_list(styles)
+    if isinstance(method, str):  # a method's name is the config's option
+        options, method = {**options, "method": method}, None
     config = resolve_config(config, preset, options)
     if quality is not None and output is None:
         raise ConfigError("--quality needs an output (-o OUT.jpg or OUT.webp)")
-    if config.fast_model is None:  # a fast model's blend weighs the styles it holds (checked by the method)
-        check_style_blend(config.style_blend, len(styles))
+    method = method if method is not None else method_for(config)
+    method.check(config, len(styles))
+    inputs = run_inputs(content, styles, config)
     if output is not None:
-        inputs = record.run_inputs(content, styles, config) + [("image the run is reproduced from", str(p)) for p in keep]
-        record.check_output(output, inputs, history=history, plot=plot,
+        kept = [("image the run is reproduced from", str(p)) for p in keep]
+        record.check_output(output, inputs + kept, history=history, plot=plot,
                             save_every=save_every, quality=quality)
         if save_every:
             on_event = _saving_every(save_every, Path(output), on_event)
-    method = method if method is not None else method_for(config)
     result = method.run(content, styles, config, on_event=on_event, on_iteration=on_iteration)
     if output is not None:
         result.written = record.save_result(result, output, content, styles, history=history, plot=plot,
-                                            quality=quality)
+                                            quality=quality, files=option_files(config))
     return result
 
 

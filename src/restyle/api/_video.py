@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from restyle.api._run import resolve_config, style_list
 from restyle.config import Config
 from restyle.errors import ConfigError
+from restyle.methods import method_for
 
 if TYPE_CHECKING:
     from restyle.video import VideoResult, VideoScores
@@ -46,8 +47,8 @@ def stylize_video(
     :class:`VideoStarted`, per frame :class:`FrameStarted`, the engine's events, :class:`FrameFinished`,
     then :class:`VideoFinished`.
 
-    With ``fast_model`` (a trained network, :func:`stylize`'s option) ``styles`` is left out (the
-    model's, weighed by ``style_blend``), each frame is one forward pass, and the temporal consistency
+    With a one-pass method (a fast model, a trained network whose styles replace ``styles``, or
+    ``method="universal"``) each frame is one forward pass, and the temporal consistency
     is ``temporal_blend`` (default :data:`restyle.video.defaults.DEFAULT_TEMPORAL_BLEND`; 0 =
     independent frames): the weight of the previous output frame, warped by the optical flow, where
     the flow is reliable (:mod:`restyle.video.fastframes`). ``flow``: the DIS preset (default medium;
@@ -59,8 +60,9 @@ def stylize_video(
     styles = [] if styles is None else style_list(styles)
     config = resolve_config(config, preset, {"iterations": DEFAULT_ITERATIONS, **options} if config is None
                             else options)
-    if config.fast_model is not None and (temporal_weight is not None or first_iterations is not None):
-        raise ConfigError("--temporal-weight and --first-iterations are the optimiser's; with --fast-model "
+    method = method_for(config)
+    if method.one_pass and (temporal_weight is not None or first_iterations is not None):
+        raise ConfigError(f"--temporal-weight and --first-iterations are the optimiser's; with --method {method.name} "
                           "each frame is one forward pass and the temporal consistency is --temporal-blend")
     video = VideoOptions(DEFAULT_TEMPORAL_WEIGHT if temporal_weight is None else float(temporal_weight),
                          first_iterations, frames, fps, flow, crf,

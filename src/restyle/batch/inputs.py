@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from restyle.config import Config, check_style_blend, options, parse_field
+from restyle.config import Config, options, parse_field
 from restyle.errors import ConfigError
+from restyle.methods import Method, method_for
 
 #: Files a folder or a glob contributes (files named one by one are taken whatever their name).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".jfif", ".ppm", ".pgm",
@@ -310,21 +311,23 @@ def plan(inputs: Sequence[str], styles: Sequence[str], out_dir: str | Path, *, m
         raise ConfigError(f"output folder '{out_dir}' is a file")
     style_sources = expand(styles, "style", exclude=out) if styles else []
     rows = read_manifest(manifest) if manifest is not None else []
-    fast = (options or {}).get("fast_model")
+    takes = _paintings(options or {}, preset)
     if inputs:
-        if fast is not None and style_sources:
-            raise ConfigError("with --fast-model give no --styles: the model carries its styles")
-        if fast is None and not style_sources:
+        if takes == "none" and style_sources:
+            raise ConfigError(f"--method {_method(options or {}, preset).name} takes no --styles: its model carries "
+                              "its styles")
+        if takes == "required" and not style_sources:
             raise ConfigError("give --styles STYLE... (or --fast-model NAME) for the INPUT images")
         contents = expand(inputs, "input", exclude=out)
-        rows = ([Row(c, []) for c in contents] if fast is not None else
+        rows = ([Row(c, []) for c in contents] if takes == "none" else
                 [Row(c, [s]) for c in contents for s in style_sources]) + rows
     wanted: list[Row] = []
     for row in rows:
-        row_fast = row.options.get("fast_model", fast)
-        if row_fast is not None and row.styles:
-            raise ConfigError(f"{row.where or 'batch'}: a fast model carries its styles; give no styles with it")
-        if row.styles or row_fast is not None:
+        row_takes = _paintings({**(options or {}), **row.options}, row.preset or preset, row.where)
+        if row_takes == "none" and row.styles:
+            raise ConfigError(f"{row.where or 'batch'}: --method {_method(row.options, row.preset).name} takes no "
+                              "styles: its model carries them")
+        if row.styles or row_takes == "none":
             wanted.append(row)
         elif not style_sources:
             raise ConfigError(f"{row.where}: no styles, and no --styles to use for it")
@@ -345,8 +348,8 @@ def plan(inputs: Sequence[str], styles: Sequence[str], out_dir: str | Path, *, m
     items: list[BatchItem] = []
     for row, name in zip(wanted, names):
         if not name:
-            styled = ("+".join(style_names[s.path] for s in row.styles)
-                      or safe(Path(str(row.options.get("fast_model", fast))).stem))
+            styled = "+".join(style_names[s.path] for s in row.styles) or _model_label(
+                {**(options or {}), **row.options}, row.preset or preset)
             name = _with_suffix(f"{content_names[row.content.path]}__{styled}", fmt)
             stem, suffix = os.path.splitext(name)
             n = 1
@@ -359,6 +362,26 @@ def plan(inputs: Sequence[str], styles: Sequence[str], out_dir: str | Path, *, m
     return items
 
 
+def _method(options: Mapping[str, Any], preset: str | None, where: str = "") -> Method:
+    try:
+        return method_for(Config.from_values(options, preset=preset))
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}" if where else str(err)) from None
+
+
+def _paintings(options: Mapping[str, Any], preset: str | None, where: str = "") -> str:
+    """Which style images the options' method takes ("required", "none", "optional")."""
+    return _method(options, preset, where).paintings
+
+
+def _model_label(options: Mapping[str, Any], preset: str | None) -> str:
+    """An output's name part for a method without style images: its model's name, else the method's."""
+    method = _method(options, preset)
+    config = Config.from_values(options, preset=preset)
+    given = [str(getattr(config, f)) for f in method.owns if isinstance(getattr(config, f), str)]
+    return safe(Path(given[0]).stem) if given else method.name
+
+
 def _with_suffix(name: str, fmt: str) -> str:
     return name if Path(name).suffix.lower().lstrip(".") in FORMATS else f"{name}.{fmt}"
 
@@ -366,8 +389,9 @@ def _with_suffix(name: str, fmt: str) -> str:
 def _config(row: Row, options: Mapping[str, Any], preset: str | None) -> Config:
     try:
         config = Config.from_values({**options, **row.options}, preset=row.preset or preset)
-        if config.fast_model is None:  # a fast model's blend weighs its own styles (checked when it runs)
-            check_style_blend(config.style_blend, len(row.styles))
+        method = method_for(config)
+        if method.paintings != "none":  # a model's blend weighs its own styles (checked when it runs)
+            method.check(config, len(row.styles))
     except ConfigError as err:
         raise ConfigError(f"{row.where}: {err}" if row.where else str(err)) from None
     return config

@@ -44,13 +44,14 @@ def field_help(name: str, extra: str = "") -> str:
 
 
 def add_run_options(parser: argparse.ArgumentParser, exclude: Collection[str] = (),
-                    preset_choices: Mapping[str, str] | None = None) -> None:
+                    preset_choices: Mapping[str, str] | None = None, methods: bool = True) -> None:
     """Add a flag for every run option of :class:`~restyle.config.Config` (all fields but the internal
     ones and those in ``exclude``), in the fields' help groups, plus ``--preset``; ``preset_choices``
     (name -> description) are further values ``--preset`` takes (e.g. the study presets).
 
     Options the user does not give are absent from the parsed namespace (see :func:`run_options`),
-    so ``--size none`` (None: keep the content's size) differs from no ``--size``."""
+    so ``--size none`` (None: keep the content's size) differs from no ``--size``. ``methods``: also
+    the flags the methods declare (``--method`` itself is a Config field)."""
     groups: dict[str, argparse._ArgumentGroup] = {}
     for group_name in config.GROUPS:
         for name, opt in sorted(config.options().items(), key=lambda item: item[0] != "preset"):  # --preset first
@@ -63,6 +64,25 @@ def add_run_options(parser: argparse.ArgumentParser, exclude: Collection[str] = 
                 _add_preset(g, preset_choices or {})
             elif opt.internal is None:
                 _add_field(g, name, opt)
+    if methods:
+        _add_method_options(parser)
+
+
+#: Where the parsed namespace keeps a method's own option (``--transform`` -> ``method.transform``).
+METHOD_DEST = "method."
+
+
+def _add_method_options(parser: argparse.ArgumentParser) -> None:
+    """A flag for each option an installed method declares (``Config.method_options``)."""
+    from restyle import api
+
+    table = api.method_options()
+    if not table:
+        return
+    g = parser.add_argument_group("method options (--method NAME)")
+    for name, (method, opt) in table.items():
+        g.add_argument(opt.flag, dest=METHOD_DEST + name, default=argparse.SUPPRESS, type=opt.type,
+                       metavar=opt.metavar, help=f"--method {method.name}: {opt.help}".replace("%", "%%"))
 
 
 def _add_field(g: argparse._ArgumentGroup, name: str, opt: config.Option) -> None:
@@ -88,4 +108,8 @@ def _add_preset(g: argparse._ArgumentGroup, extra: Mapping[str, str]) -> None:
 
 def run_options(args: argparse.Namespace) -> dict[str, Any]:
     """The Config fields the user gave on the command line (None where they typed ``none``)."""
-    return {name: getattr(args, name) for name in config.run_fields() if hasattr(args, name)}
+    given = {name: getattr(args, name) for name in config.run_fields() if hasattr(args, name)}
+    own = {k[len(METHOD_DEST):]: v for k, v in vars(args).items() if k.startswith(METHOD_DEST)}
+    if own:
+        given["method_options"] = own
+    return given

@@ -54,8 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from restyle.config import Config
 
     options = run_options(args)
-    fast = options.get("fast_model") is not None
-    if not args.from_image and len(args.images) >= (1 if fast else 2):  # an absurd size: refused before torch
+    if not args.from_image and args.images:  # an absurd size: refused before the run loads its networks
         header = header_size(args.images[0])
         if header is not None:
             Config.from_values(options, preset=args.preset).check_request(header)
@@ -69,18 +68,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = Config.from_dict({**saved, **options})
         content = args.images[0] if args.images else record["inputs"]["content"]
         styles = args.images[1:] if len(args.images) > 1 else record["inputs"]["styles"]
-        if content is None or (not styles and not config.fast_model) or None in styles:
+        if content is None or (not styles and api.method_for(config).paintings == "required") or None in styles:
             raise ConfigError(f"'{args.from_image}' was made from in-memory images; give CONTENT and STYLE paths")
         for path in api.changed_inputs(record):
             notice(f"input '{path}' changed since the saved run; the result will differ")
     else:
-        if fast and len(args.images) != 1:
-            raise ConfigError("with --fast-model give the content image alone (the model carries its styles): "
-                              "restyle run CONTENT --fast-model NAME -o OUT.png")
-        if not fast and len(args.images) < 2:
-            raise ConfigError("give a content image and at least one style image (restyle run CONTENT STYLE -o OUT.png)")
-        content, styles = args.images[0], args.images[1:]
         config = Config.from_values(options, preset=args.preset)  # a typed `none` is a value here
+        check_images(api.method_for(config), len(args.images))
+        content, styles = args.images[0], args.images[1:]
     bar = ProgressBar(quiet=args.quiet)
     finish = FinishOnInterrupt(bar)
     try:
@@ -97,6 +92,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"final loss {last['total']:.4g}", file=sys.stderr)
         print("restyle: wrote " + ", ".join(str(p) for p in result.written.values()), file=sys.stderr)
     return 1 if result.stopped_early else 0
+
+
+def check_images(method: Any, given: int) -> None:
+    """Refuse a command line with the wrong number of images for the method, with a usage line."""
+    if method.paintings == "none" and given != 1:
+        raise ConfigError(f"with --method {method.name} give the content image alone (its styles come with its "
+                          f"model): restyle run CONTENT --method {method.name} ... -o OUT.png")
+    if method.paintings == "required" and given < 2:
+        raise ConfigError("give a content image and at least one style image (restyle run CONTENT STYLE -o OUT.png)")
+    if given < 1:
+        raise ConfigError("give a content image (restyle run CONTENT [STYLE ...] -o OUT.png)")
 
 
 class FinishOnInterrupt:

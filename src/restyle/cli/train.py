@@ -20,11 +20,12 @@ The model file carries its record (styles and their SHA-256, options, steps, pho
 --every steps. Recipe and measurements: docs/fast.md.
 """
 
-#: Run options that mean nothing to training (the optimiser's, the output's, spatial controls).
+#: Run options that mean nothing to training (the optimiser's, the output's, spatial controls, the
+#: choice of method; the methods' own options are added below).
 NOT_TRAINING = ("iterations", "stop_tolerance", "lr", "line_search", "safeguard", "ema", "init", "optimizer", "masks",
                 "style_masks", "label_image", "photo_weight", "photo_filter", "scales", "multiscale", "tile",
-                "max_memory", "fast_model", "refine", "style_blend", "preset", "fallback_vgg19",
-                "lead_stage", "pyramid", "time_limit")
+                "max_memory", "style_blend", "preset", "fallback_vgg19", "lead_stage", "pyramid", "time_limit",
+                "method")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -57,7 +58,9 @@ def add_parser(subparsers: Any) -> None:
     t.add_argument("--init-from", metavar="MODEL.pt", help="start from this model's parameters (same shape and "
                    "paintings), e.g. to fine-tune it with another --style-weight or other photos")
     t.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    add_run_options(p, exclude=NOT_TRAINING)
+    from restyle import api
+
+    add_run_options(p, exclude=(*NOT_TRAINING, *api.owned_fields()), methods=False)
     p.set_defaults(handler=cmd_train)
 
 

@@ -104,10 +104,10 @@ def cmd_video(args: argparse.Namespace) -> int:
     options = run_options(args)
     if not args.images:
         raise ConfigError("give an input video (restyle video INPUT STYLE -o OUT.mp4, or INPUT --fast-model NAME)")
-    if len(args.images) < 2 and options.get("fast_model") is None:
-        raise ConfigError("give an input video and at least one style image (restyle video INPUT STYLE -o OUT.mp4)")
     options.setdefault("iterations", DEFAULT_ITERATIONS)
     config = Config.from_values(options, preset=args.preset)
+    if len(args.images) < 2 and api.method_for(config).paintings == "required":
+        raise ConfigError("give an input video and at least one style image (restyle video INPUT STYLE -o OUT.mp4)")
     bar = FrameBar(quiet=args.quiet)
     try:
         result = api.stylize_video(

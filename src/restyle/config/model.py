@@ -112,7 +112,7 @@ class Config:
                             "off: the fixed step of earlier releases (docs/quality.md)")
     ema: float = option(0.0, flag="--ema", group="optimisation", metavar="DECAY", help="deliver the exponential "
                         "moving average of the iterates with this decay (e.g. 0.9); 0 = the last iterate")
-    init: str = option("content", flag="--init", group="image", metavar="content|noise|PATH",
+    init: str = option("content", flag="--init", group="image", metavar="content|noise|PATH", file=True,
                        help="start from the content image, noise, or an image file")
     seed: int = option(0, flag="--seed", group="optimisation", help="random seed: same seed, same image on CPU")
     # Artistic controls (Gatys et al. 2017, Luan et al. 2017; docs/controls.md)
@@ -120,12 +120,12 @@ class Config:
                                         shown="off", help="keep the content's colours: luminance (transfer on "
                                         "luminance, content chroma kept) or histogram (style images recoloured to the "
                                         "content's colour mean and covariance first)")
-    masks: list[str] | None = option(None, flag="--mask", group=GROUPS[4], metavar="MASK", repeat=True, help="one per "
+    masks: list[str] | None = option(None, flag="--mask", file=True, group=GROUPS[4], metavar="MASK", repeat=True, help="one per "
                                      "style image, in order: grayscale image, white = that style applies; pixels no "
                                      "mask covers keep content only (a black mask: that style nowhere)")
-    style_masks: list[str] | None = option(None, flag="--style-mask", group=GROUPS[4], metavar="MASK|none", repeat=True,
+    style_masks: list[str] | None = option(None, flag="--style-mask", file=True, group=GROUPS[4], metavar="MASK|none", repeat=True,
                                            help="one per style image: the part of it its style comes from (none = all)")
-    label_image: str | None = option(None, flag="--label-image", group=GROUPS[4], metavar="LABELS", help="regions by "
+    label_image: str | None = option(None, flag="--label-image", file=True, group=GROUPS[4], metavar="LABELS", help="regions by "
                                      "colour: each non-black colour, in reading order, gets the next style image; "
                                      "black regions keep content only")
     photo_weight: float = option(
@@ -165,9 +165,16 @@ class Config:
         help="tile the stages whose untiled run is estimated to need more than GB (on CUDA: GB less the context's "
         "1.2, or the free memory if less), with the largest tile that fits; a run no tile can fit is refused before "
         "it starts; auto: the RAM available (CUDA: the card's free memory), none: no limit (docs/large.md)")
+    # The method (restyle.methods): None runs the one whose own options are set, else the optimiser
+    method: str | None = option(None, flag="--method", group="model", metavar="NAME", shown="optimise (fast with "
+                                "--fast-model)", help="how to stylise: optimise (Gatys et al.), fast (a trained "
+                                "network, --fast-model), universal (any painting in one pass), or an installed "
+                                "method's name (restyle.methods entry points)")
+    method_options: dict[str, Any] = option(factory=dict, help="options of an installed method, by name",
+                                            internal="set from the flags a method declares (restyle.methods)")
     # Fast models (docs/fast.md)
     fast_model: str | None = option(None, flag="--fast-model", group=GROUPS[5], metavar="NAME|PATH", shown="off",
-                                    words={"off": None},
+                                    words={"off": None}, file=True,
                                     help="stylise with a trained feed-forward network (restyle train) in milliseconds "
                                     "instead of optimising: a .pt file, or a bundled model or painting's name; its "
                                     "styles replace style images")

@@ -83,17 +83,18 @@ class Option:
     shortcut: tuple[str, Any, str] | None = None  # (flag, value, help): a flag that sets a fixed value
     internal: str | None = None  # why the field is not a run option (None: it is one)
     words: tuple[tuple[str, Any], ...] = ()  # words the field takes for values besides its type's ("auto")
+    file: bool = False  # its value may be a file a run reads (shipped with a task to another process)
 
 
 def option(default: Any = MISSING, *, factory: Callable[[], Any] | None = None, help: str,
            flag: str | Sequence[str] = (), group: str = "", metavar: str | None = None,
            choices: Iterable[str] | None = None, shown: str | None = None, repeat: bool = False,
            shortcut: tuple[str, Any, str] | None = None, internal: str | None = None,
-           words: Mapping[str, Any] | None = None) -> Any:
+           words: Mapping[str, Any] | None = None, file: bool = False) -> Any:
     """A dataclass field whose metadata is the :class:`Option` made of the keyword arguments."""
     if group and group not in GROUPS:
         raise ValueError(f"unknown option group '{group}'")
     meta = {"option": Option(help, (flag,) if isinstance(flag, str) else tuple(flag), group, metavar,
                              tuple(choices) if choices is not None else None, shown, repeat, shortcut, internal,
-                             tuple((words or {}).items()))}
+                             tuple((words or {}).items()), file)}
     return dataclasses.field(default=default, default_factory=factory or MISSING, metadata=meta)

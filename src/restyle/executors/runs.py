@@ -42,7 +42,7 @@ def make_task(config: Config, content: str, styles: Sequence[str], *, ship: bool
     """The task for one output. ``ship``: put the input files' bytes in it (for workers that may
     not share this file system). An input that cannot be read raises the loader's one-line
     :class:`InputImageError` (``content image 'x.jpg': not found``)."""
-    from restyle.io.record import run_inputs
+    from restyle.methods import run_inputs
 
     task: Task = {"config": config.to_dict(), "content": str(content), "styles": [str(s) for s in styles],
                   "pixels": pixels}
@@ -101,19 +101,25 @@ def task_inputs(task: Task) -> Iterator[Inputs]:
         def here(p: Any) -> Any:
             return local.get(str(p), p) if isinstance(p, (str, os.PathLike)) else p
 
-        changes: dict[str, Any] = {}
-        if config.masks:
-            changes["masks"] = [here(m) for m in config.masks]
-        if config.style_masks:
-            changes["style_masks"] = [here(m) for m in config.style_masks]
-        if config.label_image is not None:
-            changes["label_image"] = here(config.label_image)
-        if config.init not in ("content", "noise"):
-            changes["init"] = here(config.init)
-        if config.fast_model is not None:  # a file is shipped; a bundled model's name stays a name
-            changes["fast_model"] = here(config.fast_model)
-        yield Inputs(config.replace(**changes) if changes else config, here(task["content"]),
-                     [here(s) for s in task["styles"]], local)
+        yield Inputs(localised(config, here), here(task["content"]), [here(s) for s in task["styles"]], local)
+
+
+def localised(config: Config, here: Callable[[Any], Any]) -> Config:
+    """``config`` with every file option's value (:attr:`restyle.config.Option.file`, and the
+    method's own file options) passed through ``here``; words and bundled names pass unchanged."""
+    from restyle.config import options
+    from restyle.methods import method_for
+
+    changes: dict[str, Any] = {}
+    for name, opt in options().items():
+        value = getattr(config, name)
+        if opt.file and value is not None:
+            changes[name] = [here(v) for v in value] if isinstance(value, list) else here(value)
+    own = {o.name for o in method_for(config).options if o.file}
+    if own & set(config.method_options):
+        changes["method_options"] = {k: here(v) if k in own else v for k, v in config.method_options.items()}
+    return config.replace(**changes) if changes else config
+
 
 
 def result_outcome(result: Any, start: float, inputs: Inputs, *, pixels: bool = False) -> Outcome:
@@ -208,8 +214,11 @@ def save_output(outcome: Outcome, config: Config, output: str | Path, content: s
     """Write the output an outcome carries (image with its run record, loss CSV, optionally the
     plot), atomically, here; the paths written."""
     from restyle.io.record import save_result
+    from restyle.methods import option_files
 
-    return save_result(returned(outcome, config), output, content, list(styles), plot=plot, quality=quality)
+    files = option_files(config)
+    return save_result(returned(outcome, config), output, content, list(styles), plot=plot, quality=quality,
+                       files=files)
 
 
 # ---- resuming ------------------------------------------------------------------------------
@@ -242,8 +251,10 @@ def finished_record(output: str | Path, config: Config, content: str, styles: Se
     from restyle.io.record import describe_input, file_digest, read_run_record, side_paths
 
     out = Path(output)
-    if not out.is_file() or (config.fast_model is None and not side_paths(out)["csv"].is_file()):
-        return None  # (a fast model's run writes no loss CSV)
+    from restyle.methods import method_for, option_files
+
+    if not out.is_file() or (method_for(config).iterative(config) and not side_paths(out)["csv"].is_file()):
+        return None  # (a one-pass method writes no loss CSV)
     try:
         record = read_run_record(out)
         saved = comparable(record["config"], ignore)
@@ -257,7 +268,7 @@ def finished_record(output: str | Path, config: Config, content: str, styles: Se
         return None
     digests = inputs.get("sha256", {})
     hasher = digest or file_digest
-    model = [describe_input(config.fast_model)] if config.fast_model and Path(config.fast_model).is_file() else []
+    model = [describe_input(p) for _, p in option_files(config) if Path(p).is_file()]
     if any(digests.get(p) != hasher(p) for p in (content_path, *style_paths, *model)):
         return None
     return record

@@ -61,12 +61,13 @@ def changed_inputs(record: Mapping[str, Any]) -> list[str]:
     return changed
 
 
-def run_record(result: RunOutput, content: Any, styles: Sequence[Any]) -> dict[str, Any]:
-    """Everything needed to reproduce the run: config, inputs (with digests), where it ran."""
+def run_record(result: RunOutput, content: Any, styles: Sequence[Any],
+               files: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+    """Everything needed to reproduce the run: config, inputs (with digests; ``files``: the other
+    input files as (role, path), :func:`restyle.methods.run_inputs`), where it ran."""
     content_path = describe_input(content)
     style_paths = [describe_input(s) for s in styles]
-    model = result.config.fast_model
-    model_path = [describe_input(model)] if model is not None and os.path.isfile(model) else []
+    model_path = [describe_input(p) for _, p in files if os.path.isfile(p)]
     return {
         "restyle": __version__,
         "config": result.config.to_dict(),
@@ -125,27 +126,12 @@ def side_paths(output: str | Path) -> dict[str, Path]:
     return {"csv": Path(f"{stem}.losses.csv"), "plot": Path(f"{stem}.losses.png"), "record": Path(f"{stem}.json")}
 
 
-def run_inputs(content: Any, styles: Sequence[Any], config: Config) -> list[tuple[str, str]]:
-    """The run's input files as (role, path): content, styles, masks, style masks, label image
-    and init image (in-memory images have no path and are left out)."""
-    found = [("content image", content), *((f"style image {i}", s) for i, s in enumerate(styles, 1))]
-    found += [(f"mask {i}", m) for i, m in enumerate(config.masks or [], 1)]
-    found += [(f"style mask {i}", m) for i, m in enumerate(config.style_masks or [], 1) if str(m).lower() != "none"]
-    if config.label_image is not None:
-        found.append(("label image", config.label_image))
-    if config.init not in ("content", "noise"):
-        found.append(("init image", config.init))
-    if config.fast_model is not None and os.path.isfile(config.fast_model):  # a file, not a bundled name
-        found.append(("fast model", config.fast_model))
-    return [(role, os.fspath(p)) for role, p in found if isinstance(p, (str, os.PathLike))]
-
-
 def check_output(output: str | Path, inputs: Sequence[tuple[str, str]], *, history: bool = True,
                  plot: bool = True, save_every: int = 0, quality: int | None = None) -> Path:
     """Check, before a run starts, that its output can be written: a supported extension (and
     *quality* fits it), a writable directory, and no file the run writes (the image, its loss
     history and plot, its sidecar record, its snapshots) is one of its *inputs* (from
-    :func:`run_inputs`). Returns the resolved output path; raises a one-line error otherwise."""
+    :func:`restyle.methods.run_inputs`). Returns the resolved output path; raises a one-line error otherwise."""
     formats.output_format(output, quality)
     target = check_output_path(output)
     for role, given in inputs:
@@ -182,11 +168,11 @@ def _named(role: str, given: str, written: str | Path) -> str:
 
 
 def save_result(result: RunOutput, output: str | Path, content: Any, styles: Sequence[Any], *, history: bool = True,
-                plot: bool = True, quality: int | None = None) -> dict[str, Path]:
+                plot: bool = True, quality: int | None = None, files: Sequence[tuple[str, str]] = ()) -> dict[str, Path]:
     """Write the image in the format its extension names, with the run record inside it (or,
     for formats with no room, in ``OUT.json`` beside it), and beside it the loss CSV and plot.
     Returns the paths written."""
-    record = run_record(result, content, styles)
+    record = run_record(result, content, styles, files)
     pixels = getattr(result, "pixels", None)
     if pixels is not None:  # 1x3xHxW float tensor on the CPU -> HxWx3 array
         pixels = pixels.detach()[0].permute(1, 2, 0).float().numpy()

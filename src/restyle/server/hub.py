@@ -96,7 +96,7 @@ class Hub:
             if len(live.curve) > MAX_POINTS:
                 live.curve = live.curve[::2]
         elif kind == "preview":
-            data = {"iteration": data["iteration"],
+            data = {"iteration": data["iteration"], "label": data.get("label", ""),
                     "image": "data:image/jpeg;base64," + base64.b64encode(data["jpeg"]).decode("ascii")}
             live.preview = data
         elif kind == "note":

@@ -40,7 +40,7 @@ SUBMIT_DOC = {"requestBody": {"required": True, "content": {"multipart/form-data
                                  "content; none with a fast model"},
         "options": {"type": "string", "description": "JSON object of run options (GET /api/options), e.g. "
                                                      '{"size": 512, "iterations": 300} or '
-                                                     '{"fast_model": "NAME", "style_blend": [0.7, 0.3]}'},
+                                                     '{"method": "universal", "size": 256}'},
     }}}}}}
 
 
@@ -62,7 +62,7 @@ def _queue_full(message: str) -> HTTPException:
                         429: {"description": "the queue holds --max-queue jobs"}})
 async def submit(request: Request, state: StateDep) -> JSONResponse:
     """Queue a job: a content image and style images, or a content image and a fast model (option
-    ``fast_model``, a name ``GET /api/models`` lists, with ``style_blend`` weighing its styles).
+    a fast model, a name ``GET /api/models`` lists, with ``style_blend`` weighing its styles).
     Header ``Idempotency-Key`` (optional): a retried submission returns the job made first."""
     settings = state.settings
     key = request.headers.get("idempotency-key")  # a retry returns the job the first made (see Store.create)
@@ -110,11 +110,13 @@ def _options(raw: Any, styles: int, state: ServerState) -> tuple[dict[str, Any],
 
 
 def _check_styles(config: Any, styles: int) -> None:
-    """422 unless the job has style images or a fast model (which carries its own styles), not both."""
-    if config.fast_model is not None and styles:
-        raise _refuse(422, f"the fast model '{config.fast_model}' carries its own styles: leave out the style "
-                      "images (or the fast model, to optimise towards them)", ["body", "style"])
-    if config.fast_model is None and not styles:
+    """422 unless the job's method gets the style images it takes: some, or none for a method whose
+    styles come with its model (a fast model)."""
+    method = api.method_for(config)
+    if method.paintings == "none" and styles:
+        raise _refuse(422, f"--method {method.name} carries its own styles: leave out the style images (or "
+                      "the model, to optimise towards them)", ["body", "style"])
+    if method.paintings == "required" and not styles:
         raise _refuse(422, "give at least one style image: a file, or the name of a bundled example "
                       "(or a fast model: GET /api/models)", ["body", "style"])
 

@@ -16,8 +16,8 @@ from typing import Any, Union
 @dataclass(frozen=True)
 class JobSpec:
     """What a worker needs to run a job: its folder, its Config's values (less ``device``), the
-    paths of its images, how often to save a checkpoint and send a preview, and the file of the
-    fast model the config names (``fast_model``: the server resolves the name; None: no fast model)."""
+    paths of its images, how often to save a checkpoint and send a preview, and the files the
+    server resolved the config's offered names to (``files``: {option: file})."""
 
     id: str
     dir: str
@@ -27,7 +27,7 @@ class JobSpec:
     checkpoint_every: int
     preview_every: int
     max_seconds: float | None = None  # stop the job (failed, its last image kept) after this long
-    fast_model: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
     finish: bool = False  # finish now was asked for (before a restart): end at the run's first row
 
 
@@ -117,9 +117,12 @@ class JobProgress:
 
 @dataclass(frozen=True)
 class JobPreview:
+    """A picture to show while the job runs; ``label`` says what it is (the page shows it)."""
+
     job_id: str
     iteration: int
     jpeg: bytes
+    label: str = ""
 
 
 @dataclass(frozen=True)

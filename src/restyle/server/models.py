@@ -122,6 +122,16 @@ class OptionField(BaseModel):
     flag: str | None = Field(description="restyle run's flag")
 
 
+class MethodInfo(BaseModel):
+    """A method a job may name (option ``method``)."""
+
+    name: str
+    summary: str
+    paintings: str = Field(description="the style images it takes: required, none (its model's) or optional")
+    one_pass: bool = Field(description="one forward pass (about a second) rather than an optimisation")
+    options: list[str] = Field(description="its own options (in fields)")
+
+
 class RunOptions(BaseModel):
     """The run options a job takes (``GET /api/options``): restyle run's, with the JSON schema of ``options``."""
 
@@ -129,6 +139,7 @@ class RunOptions(BaseModel):
 
     fields: list[OptionField]
     presets: list[str]
+    methods: list[MethodInfo] = Field(default_factory=list)
     schema_: dict[str, Any] = Field(alias="schema")
     limits: JobLimits | None = None
 
@@ -151,10 +162,10 @@ class Example(BaseModel):
 
 
 class FastModel(BaseModel):
-    """A fast model a job may name (option ``fast_model``): a trained network that paints in one
+    """A fast model a job may name (option ``--fast-model``): a trained network that paints in one
     pass, with no style images; ``style_blend`` weighs the styles it holds (``GET /api/models``)."""
 
-    name: str = Field(description="what a job's fast_model gives")
+    name: str = Field(description="the name a job's fast-model option gives")
     styles: list[str] = Field(description="the styles it holds, in the order of a job's style_blend weights")
     shape: dict[str, Any] = Field(description="the network's shape, from its record")
     steps: int | None = Field(description="training steps, from its record")

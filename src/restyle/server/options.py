@@ -5,7 +5,7 @@ A field added to Config (a number, a flag, a choice) is an API option with no ch
 exceptions are decided here: ``device`` belongs to the worker a job runs on, and free-text fields
 (``init``, ``weights``, ``masks``, ...) could name files on the server, so they take only the words
 in :data:`WORDS_ONLY`; a new free-text field is refused until it is listed there. A field in
-:data:`LISTED` takes a name from a list the server offers (``fast_model``: ``GET /api/models``).
+:func:`listed` takes a name from a list the server offers (a fast model: ``GET /api/models``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from restyle import api
 from restyle import config as config_module
 from restyle.config import Config, check_style_blend, parse_field
 from restyle.errors import ConfigError
@@ -33,8 +34,9 @@ WORDS_ONLY: dict[str, tuple[str, ...]] = {
     "masks": (), "style_masks": (), "label_image": (),
 }
 
-#: Fields that take the name of something the server offers (never a path), and where it is listed.
-LISTED: dict[str, str] = {"fast_model": "GET /api/models"}
+def listed() -> dict[str, str]:
+    """Fields that take the name of a model the server offers (never a path), and where it is listed."""
+    return {name: "GET /api/models" for name in api.listed_fields()}
 
 
 class OptionError(Exception):
@@ -89,8 +91,10 @@ def options_model() -> type[BaseModel]:
         base, nullable = _base(name)
         kind = config_module.value_kind(name)
         hint: Any
-        if name in LISTED:
+        if name in listed():
             hint = str  # checked against the server's list by parse_options
+        elif name == "method":
+            hint = Literal[tuple(api.methods())]
         elif name in WORDS_ONLY and WORDS_ONLY[name]:
             hint = Literal[WORDS_ONLY[name]]
         elif _free_text(name):
@@ -105,6 +109,9 @@ def options_model() -> type[BaseModel]:
             hint = Optional[hint]
         description = opt.help + (f" (command line: {opt.flags[0]})" if opt.flags else "")
         fields[name] = (hint, Field(description=description, **_default(dc_fields[name])))
+    for name, (method, own) in api.method_options().items():  # a method's own options, by name
+        fields[name] = (Optional[own.type] if not own.file else None.__class__, Field(  # a file: only null over HTTP
+            default=None, description=f"with method {method.name}: {own.help}"))
     fields["preset"] = (Optional[Literal[tuple(PRESETS)]], Field(
         default=None, description=config_module.options()["preset"].help + "; the other options apply over it"))
     model = create_model("Options", __config__=ConfigDict(extra="forbid"), **fields)
@@ -120,8 +127,8 @@ def parse_options(raw: str | dict[str, Any] | None, styles: int,
                   models: Mapping[str, Sequence[str]] | None = None) -> tuple[dict[str, Any], str | None, Config]:
     """Check a job's options (JSON text or a dict) for ``styles`` style images: the values the client
     gave, the preset, and the Config the job runs with. Raises :class:`OptionError` naming each bad field.
-    ``models``: the fast models on offer, by name, with the names of the styles each holds; a
-    ``fast_model`` must be one of them, and a ``style_blend`` then gives one weight per style it holds.
+    ``models``: the models on offer, by name, with the names of the styles each holds; a
+    listed field's value must be one of them, and a ``style_blend`` then gives one weight per style it holds.
 
     Text values of typed fields go through :func:`restyle.config.parse_field` (the CLI's one text
     parser): ``{"size": "none"}``, ``{"style_layers": "seed"}`` and ``{"style_blend": "0.7,0.3"}`` work."""
@@ -140,11 +147,15 @@ def parse_options(raw: str | dict[str, Any] | None, styles: int,
     for name, value in list(values.items()):
         if name in SERVER_SET:
             errors.append({"loc": _loc(name), "msg": SERVER_SET[name], "type": "server_set"})
-        elif name in LISTED:
+        elif name in listed():
             if value is not None and (not isinstance(value, str) or value not in (models or {})):
                 offered = ", ".join(models or {}) or "none"
-                errors.append({"loc": _loc(name), "type": "unknown_name", "msg": f"no fast model "
-                               f"'{str(value)[:80]}' on this server; choose one of: {offered} ({LISTED[name]})"})
+                errors.append({"loc": _loc(name), "type": "unknown_name", "msg": f"no {name.replace('_', ' ')} "
+                               f"'{str(value)[:80]}' on this server; choose one of: {offered} ({listed()[name]})"})
+        elif name == "method":
+            if value is not None and value not in api.methods():
+                errors.append({"loc": _loc(name), "type": "unknown_name", "msg": f"unknown method "
+                               f"'{str(value)[:80]}'; choose one of: {', '.join(api.methods())}"})
         elif name in api_fields() and _free_text_cached(name) and value is not None \
                 and value not in WORDS_ONLY.get(name, ()):
             words = " or ".join(WORDS_ONLY.get(name, ())) or "only null"
@@ -163,11 +174,14 @@ def parse_options(raw: str | dict[str, Any] | None, styles: int,
         raise OptionError([{"loc": ["body", "options", *e["loc"]], "msg": e["msg"], "type": e["type"]}
                            for e in err.errors(include_url=False)]) from None
     preset = given.pop("preset", None)
+    own = {k: given.pop(k) for k in list(given) if k in api.method_options() and given[k] is not None}
+    if own:
+        given["method_options"] = own
     if given.get("max_pixels", DEFAULT_MAX_PIXELS) is None or given.get("max_pixels", 0) > DEFAULT_MAX_PIXELS:
         errors.append({"loc": _loc("max_pixels"), "msg": f"at most {DEFAULT_MAX_PIXELS} on this server",
                        "type": "less_than_equal"})
     # each field alone (over the preset, with the fields its check reads): the error names its field
-    context: dict[str, Any] = {k: given[k] for k in ("model", "fast_model") if k in given}
+    context: dict[str, Any] = {k: given[k] for k in ("model", "method", *listed()) if k in given}
     for name, value in given.items():
         try:
             Config.from_values({**context, name: value}, preset=preset)
@@ -180,8 +194,9 @@ def parse_options(raw: str | dict[str, Any] | None, styles: int,
     except ConfigError as err:
         raise OptionError([{"loc": ["body", "options"], "msg": str(err), "type": "value_error"}]) from None
     try:
-        if config.fast_model is not None:
-            _check_model_blend(config.fast_model, list((models or {})[config.fast_model]), config.style_blend)
+        chosen = [getattr(config, f) for f in listed() if getattr(config, f) is not None]
+        if chosen:
+            _check_model_blend(chosen[0], list((models or {})[chosen[0]]), config.style_blend)
         else:
             check_style_blend(config.style_blend, styles)
     except ConfigError as err:
@@ -206,10 +221,19 @@ def describe() -> dict[str, Any]:
             continue  # cannot be set over HTTP
         opt = config_module.options()[name]
         _, nullable = _base(name)
-        choices = WORDS_ONLY.get(name) or opt.choices
+        choices = WORDS_ONLY.get(name) or opt.choices or (tuple(api.methods()) if name == "method" else None)
         f = dataclasses_fields()[name]
         value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         out.append({"name": name, "kind": config_module.value_kind(name), "nullable": nullable,
                     "default": config_module.shown_default(name), "value": value, "metavar": opt.metavar, "choices": list(choices) if choices else None,
                     "help": opt.help, "group": opt.group, "flag": opt.flags[0] if opt.flags else None})
-    return {"fields": out, "presets": list(PRESETS), "schema": options_model().model_json_schema()}
+    methods = [{"name": m.name, "summary": m.summary, "paintings": m.paintings, "one_pass": m.one_pass,
+                "options": [o.name for o in m.options]} for m in api.methods().values()]
+    for name, (method, own) in api.method_options().items():
+        if not own.file:
+            shown = None if own.default is None else str(own.default)
+            out.append({"name": name, "kind": own.type.__name__, "nullable": True, "default": shown,
+                        "value": own.default, "metavar": own.metavar, "choices": None, "help": own.help,
+                        "group": f"method {method.name}", "flag": own.flag})
+    return {"fields": out, "presets": list(PRESETS), "methods": methods,
+            "schema": options_model().model_json_schema()}

@@ -203,13 +203,15 @@ class WorkerPool:
             job = self.store.claim_next(w.device)
             if job is None:
                 return
-            fast = job.config.get("fast_model")
-            model = self._model_path(fast) if fast else None
-            if fast and model is None:  # a model no longer on offer (the server restarted without it)
-                self.store.finish(job.id, "failed", error=f"fast model '{fast}' is no longer offered by this server")
+            names = {f: job.config[f] for f in api.listed_fields() if job.config.get(f)}
+            files = {f: self._model_path(n) for f, n in names.items()}
+            gone = [n for f, n in names.items() if files[f] is None]
+            if gone:  # a model no longer on offer (the server restarted without it)
+                self.store.finish(job.id, "failed", error=f"model '{gone[0]}' is no longer offered by this server")
                 self._status(job.id)
                 continue
-            spec = JobSpec(id=job.id, dir=str(self.store.job_dir(job.id)), config=job.config, fast_model=model,
+            spec = JobSpec(id=job.id, dir=str(self.store.job_dir(job.id)), config=job.config,
+                           files={f: p for f, p in files.items() if p is not None},
                            content=str(self.store.input_path(job.inputs.content)),
                            styles=tuple(str(self.store.input_path(s)) for s in job.inputs.styles),
                            checkpoint_every=self.settings.checkpoint_every,
@@ -248,8 +250,8 @@ class WorkerPool:
             case JobProgress(progress=progress):
                 w.progress = progress
                 self.hub.publish(job_id, "progress", progress)
-            case JobPreview(iteration=iteration, jpeg=jpeg):
-                self.hub.publish(job_id, "preview", {"iteration": iteration, "jpeg": jpeg})
+            case JobPreview(iteration=iteration, jpeg=jpeg, label=label):
+                self.hub.publish(job_id, "preview", {"iteration": iteration, "jpeg": jpeg, "label": label})
             case JobNote(note=note):
                 self.hub.publish(job_id, "note", {"note": note})
             case JobCheckpoint(progress=progress):

@@ -47,7 +47,7 @@ class ServerState:
         devices = resolve_devices(settings)
         state_box: list[ServerState] = []
         pool = WorkerPool(settings, store, hub, devices, lambda job_id: state_box[0].publish_status(job_id),
-                          model_path=lambda name: str(models[name].path) if name in models else None)
+                          model_path=lambda name: offered_file(models, name))
         state = cls(settings, store, hub, pool, examples, devices, models=models)
         state_box.append(state)
         pool.start()
@@ -128,3 +128,11 @@ def _iso(t: float) -> str:
 
 def _iso_or_none(t: float | None) -> str | None:
     return _iso(t) if t is not None else None
+
+
+def offered_file(models: dict[str, Any], name: str) -> str | None:
+    """What a job's worker is given for a model name on offer: a bundled name as it is (the worker
+    resolves it as ``--fast-model`` does), a ``--models DIR`` model as its file; None: not offered."""
+    if name not in models:
+        return None
+    return name if models[name].bundled else str(models[name].path)

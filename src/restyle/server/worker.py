@@ -137,8 +137,8 @@ class JobRunner:
             self.send(JobFailed(job_id, str(cap)))
         except RestyleError as err:
             message = str(err)
-            if job.fast_model is not None:  # the model's name, not the server's file
-                message = message.replace(job.fast_model, str(job.config.get("fast_model")))
+            for option, file in job.files.items():  # the model's name, not the server's file
+                message = message.replace(file, str(job.config.get(option)))
             self.send(JobFailed(job_id, message))
         except Exception as err:  # noqa: BLE001 - reported as the job's error (MemoryError too); the worker goes on
             message = out_of_memory(err, flags=False) or f"internal error: {type(err).__name__}: {' '.join(str(err).split())}"
@@ -155,15 +155,16 @@ class JobRunner:
     def _run(self, job: JobSpec, folder: Path) -> RunSummary:
         api, job_id = self.api, job.id
         values = dict(job.config, device=self.device)
-        name, fast = values.get("fast_model"), job.fast_model
-        if fast is not None:  # the file the server resolved the model's name to
-            values["fast_model"] = fast
+        values.update(job.files)  # the files the server resolved the offered names to
 
         def shown(text: str) -> str:  # what clients see names the model, not the server's file
-            return text.replace(fast, str(name)) if fast is not None else text
+            for option, file in job.files.items():
+                text = text.replace(file, str(job.config.get(option)))
+            return text
 
-        # a fast job starts afresh (a forward pass, and a --refine within the iteration cap)
-        offset, before, saved = resume_point(folder, values) if fast is None else (0, [], {})
+        # a one-pass job starts afresh (a forward pass, and a --refine within the iteration cap)
+        one_pass = api.method_for(api.Config.from_values(values)).one_pass
+        offset, before, saved = (0, [], {}) if one_pass else resume_point(folder, values)
         if offset:  # the rest of the last stage, from the saved image: one stage at its size
             # (the iterations that were left; under the automatic stop, stopping when finished again)
             left = None if values.get("iterations") is None else saved["total"] - 1 - offset
@@ -215,7 +216,7 @@ class JobRunner:
                     self._preview(job_id, event.image, i, total, every or max(1, total // 40), state)
                     # checkpoints in the last stage only: an earlier stage's image is of another size
                     last_stage = state["last_scale"] in (None, event.scale)
-                    if last_stage and fast is None and i and i % job.checkpoint_every == 0 and i < total - 1:
+                    if last_stage and not one_pass and i and i % job.checkpoint_every == 0 and i < total - 1:
                         # the rows planned (Started's), not this row's estimate: a time limit shortens that one
                         _save_checkpoint(folder, api.encode_image(event.image), i, state["total"], state["last_scale"])
                         self.send(JobCheckpoint(job_id, progress))
@@ -233,6 +234,8 @@ class JobRunner:
                 f.write(json.dumps(shifted) + "\n")
 
         config = Config.from_dict(values)
+        if not offset and not one_pass:
+            state["image"] = self._universal_preview(job_id, job, config)  # the result if the cap comes first
         result = api.stylize(job.content, list(job.styles), config, output=folder / "result.png", on_event=on_event,
                              on_iteration=on_iteration, plot=False)
         if offset:  # the CSV the run wrote has its own rows only: write the whole job's
@@ -256,7 +259,21 @@ class JobRunner:
         if i == 0 or last or (i % every == 0 and now - state["preview"] >= 0.25):
             state["preview"] = now
             data = self.api.encode_image(image, longest=640, format="jpeg", quality=80)
-            self.send(JobPreview(job_id, i, data))
+            self.send(JobPreview(job_id, i, data, f"iteration {i + 1} of {total}"))
+
+    def _universal_preview(self, job_id: str, job: JobSpec, config: Any) -> Any:
+        """The universal method's picture of the job (about a second), shown until the optimiser's
+        first; skipped where that method cannot run it (no decoder installed, a mask it refuses)."""
+        api = self.api
+        preview = config.replace(method="universal", method_options={}, iterations=None)
+        try:
+            result = api.stylize(job.content, list(job.styles), preview)
+        except RestyleError as err:
+            logging.getLogger("restyle.server").info("job %s: no universal preview (%s)", job_id, err)
+            return None
+        data = api.encode_image(result.image, longest=640, format="jpeg", quality=80)
+        self.send(JobPreview(job_id, -1, data, "universal preview (about a second); the optimiser's pictures follow"))
+        return result.pixels
 
 
 def resume_point(folder: Path, values: dict[str, Any]) -> tuple[int, list[dict[str, float]], dict[str, Any]]:

@@ -1,5 +1,5 @@
-"""Stylising a video with a fast model (``--fast-model``): each frame is one forward pass of the
-trained network, and the temporal consistency is a blend instead of an optimisation term:
+"""Stylising a video with a one-pass method (a fast model, the universal method): each frame is one
+forward pass, and the temporal consistency is a blend instead of an optimisation term:
 
     out_t = k · warp(out_t−1) + (1 − k) · net(frame_t),    k = a · m
 
@@ -20,7 +20,7 @@ frames an uninterrupted run makes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,22 +29,7 @@ from PIL import Image
 from restyle.config import Config
 from restyle.errors import ConfigError
 from restyle.methods import method_for
-from restyle.methods.fastmodel import check_blend, load_model, resolve
 from restyle.video import flow
-
-
-def check_styles(styles: Any) -> None:
-    """A fast model carries its own styles: style images beside it are a one-line error."""
-    if len(styles):
-        raise ConfigError("a fast model carries its own styles: give the input video alone "
-                          "(or leave out --fast-model to optimise towards style images)")
-
-
-def model_file(config: Config) -> str:
-    """The file ``config.fast_model`` names (checked: it exists and is a model; the blend fits it)."""
-    assert config.fast_model is not None
-    check_blend(load_model(config.fast_model), config.style_blend)
-    return str(resolve(config.fast_model)[0].resolve())
 
 
 def blend_frames(net_out: np.ndarray, previous_out: np.ndarray, link: flow.Pair, weight: float) -> np.ndarray:
@@ -58,24 +43,26 @@ def blend_frames(net_out: np.ndarray, previous_out: np.ndarray, link: flow.Pair,
 
 
 class FastFrameRunner:
-    """One frame of a fast-model video: the network's output (through :func:`restyle.methods.method_for`,
-    so the colour controls and ``--refine`` apply as for a photo), blended with the previous output
-    frame warped to it. Same interface as the optimiser's frame runner in :mod:`.stylize`."""
+    """One frame of a one-pass method's video: the method's output (through
+    :func:`restyle.methods.method_for`, so the colour controls apply as for a photo), blended with
+    the previous output frame warped to it. Same interface as the optimiser's frame runner in
+    :mod:`.stylize`."""
 
-    def __init__(self, config: Config, blend: float, preset: str, emit: Callable[[Any], None]):
+    def __init__(self, config: Config, blend: float, preset: str, emit: Callable[[Any], None],
+                 styles: Sequence[Any] = ()):
         if not 0 <= blend <= 1:
             raise ConfigError(f"--temporal-blend must be in [0, 1], got {blend}")
-        self.config, self.blend, self.emit = config, blend, emit
+        self.config, self.blend, self.emit, self.styles = config, blend, emit, list(styles)
         self.method = method_for(config)
         self.estimator = flow.FlowEstimator(preset) if blend > 0 else None
         self.frame_seconds: list[float] = []
 
-    def iterations(self, pos: int) -> int:
-        return self.config.refine
+    def iterations(self, pos: int) -> int | None:
+        return None if self.method.iterative(self.config) else 0
 
     def __call__(self, pos: int, frame: Image.Image,
                  previous: tuple[np.ndarray, np.ndarray] | None) -> tuple[Image.Image, float]:
-        result = self.method.run(frame, [], self.config, on_event=self.emit)
+        result = self.method.run(frame, self.styles, self.config, on_event=self.emit)
         if self.estimator is None or previous is None:
             return result.image, result.final_loss
         link = flow.pair(self.estimator, previous[0], _array(frame))

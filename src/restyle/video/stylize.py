@@ -8,7 +8,7 @@ term, :class:`~restyle.engine.objective.TemporalConsistency`: ``temporal_weight`
 of ``mask · (x − warped)²``, the mask 1 where the flow is reliable. ``temporal_weight`` 0 gives
 independent frames (each from ``--init``, no flow). The first frame gets ``first_iterations``.
 
-With a fast model (``Config.fast_model``) each frame is one forward pass of the network, blended
+With a one-pass method (a fast model, the universal method) each frame is one forward pass, blended
 with the previous output frame warped where the flow is reliable (:mod:`.fastframes`); the events,
 the work folder, the resuming and the outputs are the same.
 """
@@ -32,7 +32,7 @@ from restyle.config import Config
 from restyle.engine.objective import TemporalConsistency
 from restyle.errors import ConfigError, OutputError, notice
 from restyle.io import files, images
-from restyle.methods import method_for
+from restyle.methods import check_request, method_for, option_files
 from restyle.nn import controls
 from restyle.video import fastframes, flow, sink, source
 from restyle.video.defaults import (  # noqa: F401  (re-exported)
@@ -73,11 +73,11 @@ class VideoOptions:
             raise ConfigError(f"unknown --flow '{self.flow}'; choose one of: {', '.join(flow.PRESETS)}")
         source.parse_range(self.frames)
 
-    def flow_preset(self, config: Config) -> str:
-        """The DIS preset: the one given, else the default for the method."""
+    def flow_preset(self, one_pass: bool) -> str:
+        """The DIS preset: the one given, else the default for a one-pass method or the optimiser."""
         if self.flow is not None:
             return self.flow
-        return DEFAULT_FAST_FLOW_PRESET if config.fast_model is not None else flow.DEFAULT_PRESET
+        return DEFAULT_FAST_FLOW_PRESET if one_pass else flow.DEFAULT_PRESET
 
     def blend(self) -> float:
         """A fast model's temporal blend: the one given, else :data:`DEFAULT_TEMPORAL_BLEND`."""
@@ -125,8 +125,9 @@ def stylize_video(input: str | os.PathLike[str], styles: Sequence[str | os.PathL
                   work_dir: str | os.PathLike[str] | None = None, keep_frames: bool = False,
                   on_event: Callable[[Any], None] | None = None) -> VideoResult:
     """Stylise the video ``input`` with ``styles`` into ``output`` (a video file, a ``.gif``, or
-    ``DIR/`` for PNG frames); with ``config.fast_model``, ``styles`` must be empty (the model's
-    styles, weighed by ``config.style_blend``) and each frame is a forward pass. Finished frames go
+    ``DIR/`` for PNG frames); with a one-pass method (a fast model, the universal method) each
+    frame is a forward pass (a fast model takes no ``styles``: its own, weighed by
+    ``config.style_blend``). Finished frames go
     to ``work_dir`` (default ``OUTPUT.work/``; for ``DIR/`` the folder itself), which a rerun of
     the same call continues from; it is deleted after the output is written unless ``keep_frames``.
     ``on_event`` receives the events of
@@ -134,15 +135,11 @@ def stylize_video(input: str | os.PathLike[str], styles: Sequence[str | os.PathL
     start = time.perf_counter()
     emit = on_event or (lambda event: None)
     options.validate()
-    fast = config.fast_model is not None
-    if fast:
-        fastframes.check_styles(styles)
-        model = fastframes.model_file(config)
-    elif options.temporal_blend is not None:
-        raise ConfigError("--temporal-blend is the fast model's temporal consistency: it needs --fast-model "
-                          "(the optimiser's is --temporal-weight)")
-    elif not styles:
-        raise ConfigError("give at least one style image")
+    method = check_request(config, len(styles))
+    fast = method.one_pass
+    if not fast and options.temporal_blend is not None:
+        raise ConfigError(f"--temporal-blend is the one-pass methods' temporal consistency (--fast-model, --method "
+                          f"universal); --method {method.name}'s is --temporal-weight")
     info = source.probe(input, folder_fps=Fraction(options.fps).limit_denominator(1001) if options.fps else None)
     kind, target = sink.check_output(output, info)
     indices, rate = source.select(info, options.frames, options.fps)
@@ -152,16 +149,15 @@ def stylize_video(input: str | os.PathLike[str], styles: Sequence[str | os.PathL
     folder = WorkFolder(target if kind == "folder" else Path(work_dir or f"{target}.work").expanduser().resolve())
     if kind != "folder" and files.same_file(folder.path, info.path):
         raise OutputError(f"the work folder '{folder.path}' is the input; give another --work-dir")
-    record = _record(info, styles, config, options, indices, rate, size)
-    if fast:
-        record["inputs"]["model"] = model
-        record["inputs"]["sha256"][model] = file_digest(model)
+    record = _record(info, styles, config, options, indices, rate, size, fast)
+    for _, path in option_files(config):
+        record["inputs"]["sha256"][path] = file_digest(path)
     folder.open({k: record[k] for k in ("restyle", "config", "video", "inputs")})
     done = folder.finished(len(indices))
     emit(VideoStarted(len(indices), done, float(rate), size[0], size[1], str(folder.path)))
 
     run: _FrameRunner | fastframes.FastFrameRunner = (
-        fastframes.FastFrameRunner(config, options.blend(), options.flow_preset(config), emit) if fast
+        fastframes.FastFrameRunner(config, options.blend(), options.flow_preset(fast), emit, style_images) if fast
         else _FrameRunner(config, options, style_images, emit))
     previous: tuple[np.ndarray, np.ndarray] | None = None  # (input, stylised) of the frame before
     for pos, img in source.read_frames(info, indices, start=max(0, done - 1)):
@@ -207,7 +203,7 @@ class _FrameRunner:
         self.auto = self.temporal and later.iterations is None
         self.method = method_for(config)
         self.luminance = config.preserve_color == "luminance"
-        self.estimator = flow.FlowEstimator(options.flow_preset(config)) if self.temporal else None
+        self.estimator = flow.FlowEstimator(options.flow_preset(False)) if self.temporal else None
         self.frame_seconds: list[float] = []
         self._seconds: dict[int, list[float]] = {0: [], 1: []}  # frame seconds: the first frame, later ones
 
@@ -299,13 +295,13 @@ def _write(kind: str, target: Path, folder: WorkFolder, frame_files: list[Path],
 
 
 def _record(info: source.VideoInfo, styles: Sequence[Any], config: Config, options: VideoOptions,
-            indices: list[int], rate: Fraction, size: tuple[int, int]) -> dict[str, Any]:
+            indices: list[int], rate: Fraction, size: tuple[int, int], one_pass: bool) -> dict[str, Any]:
     style_paths = [str(Path(s).expanduser().resolve()) for s in styles]
-    if config.fast_model is not None:  # the network's run: no iterations, the optimiser's weight unused
-        video = {**asdict(options), "flow": options.flow_preset(config), "temporal_weight": None,
+    if one_pass:  # a forward pass per frame: no iterations, the optimiser's weight unused
+        video = {**asdict(options), "flow": options.flow_preset(one_pass), "temporal_weight": None,
                  "first_iterations": None, "temporal_blend": options.blend()}
     else:
-        video = {**asdict(options), "flow": options.flow_preset(config),
+        video = {**asdict(options), "flow": options.flow_preset(one_pass),
                  "first_iterations": options.first(config) if options.temporal_weight > 0 else config.iterations}
         del video["temporal_blend"]  # the record of an optimised video as before: its work folders carry on
     return {

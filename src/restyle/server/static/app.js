@@ -281,6 +281,7 @@ function follow(job) {
   state.curve = [];
   history.replaceState(null, "", `#job=${job.id}`);
   $("preview").hidden = true;
+  $("preview-label").hidden = true;
   $("placeholder").hidden = false;
   $("placeholder").textContent = job.config.fast_model ? "Painting…" : "Waiting for the first preview…";
   show(job);
@@ -322,11 +323,12 @@ function handle(block, ticket) {
     show(d.job);
     if (d.live) {
       state.curve = d.live.curve || [];
-      if (d.live.preview) setPreview(d.live.preview.image);
+      if (d.live.preview) setPreview(d.live.preview.image, d.live.preview.label);
       if (d.live.progress) progress(d.live.progress);
     }
     if (FINAL.has(d.job.status)) finished(d.job);
   } else if (kind === "started") {
+    serverState();
     state.curve = d.curve || [];
     state.job.status = "running";
     $("status-line").textContent = d.resumed_from ? `Resumed from iteration ${d.resumed_from}…` : "Started…";
@@ -334,17 +336,19 @@ function handle(block, ticket) {
     state.curve.push([d.iteration, d.losses.total, d.losses.content, d.losses.style]);
     progress(d);
   } else if (kind === "preview") {
-    setPreview(d.image);
+    setPreview(d.image, d.label);
   } else if (kind === "status") {
     show(d.job);
     if (FINAL.has(d.status)) { finished(d.job); refreshGallery(); serverState(); }
   }
 }
 
-function setPreview(src) {
+function setPreview(src, label) {
   $("preview").src = src;
   $("preview").hidden = false;
   $("placeholder").hidden = true;
+  $("preview-label").textContent = label || "";
+  $("preview-label").hidden = !label;
 }
 
 function show(job) {
