@@ -65,7 +65,7 @@ def main() -> None:
             cell = f"{photo.stem}__{painting.stem}"
             uni_path, stl_path = args.out / f"{cell}.universal.png", args.out / f"{cell}.stl.png"
 
-            def universal():  # type: ignore[no-untyped-def]
+            def universal(photo: Path = photo, painting: Path = painting):  # type: ignore[no-untyped-def]
                 return restyle.stylize(photo, [painting], size=args.size, method="universal",
                                        method_options=own, strength=args.strength)
 
@@ -73,7 +73,7 @@ def main() -> None:
             result, t_uni = timed(universal)
             result.image.save(uni_path)
             stl.stylize_with(str(photo), str(painting))
-            img, t_stl = timed(lambda: stl.stylize_with(str(photo), str(painting)))
+            img, t_stl = timed(lambda p=photo, q=painting: stl.stylize_with(str(p), str(q)))
             img.save(stl_path)
             row = {"photo": photo.name, "painting": painting.name, "universal": {"seconds": t_uni},
                    "stl": {"seconds": t_stl}}
@@ -86,7 +86,7 @@ def main() -> None:
             if len(rows) < args.optimiser:
                 opt_path = args.out / f"{cell}.optimiser.png"
                 if not opt_path.exists():
-                    res, t_opt = timed(lambda: restyle.stylize(photo, [painting], size=args.size))
+                    res, t_opt = timed(lambda p=photo, q=painting: restyle.stylize(p, [q], size=args.size))
                     res.image.save(opt_path)
                     row["optimiser"] = {"seconds": t_opt}
             rows.append(row)
