@@ -39,11 +39,33 @@ def out_of_memory(err: BaseException, *, flags: bool = True) -> str | None:
     the options as the command line names them (``--size``); False: as the HTTP API names them, where the
     server, not the client, picks the device."""
     if isinstance(err, MemoryError):
-        return f"out of memory; try a smaller {'--size' if flags else 'size'}"
+        return memory_message(flags=flags)
     if type(err).__name__ == "OutOfMemoryError":
-        advice = "a smaller --size, --precision bf16, or --device cpu" if flags else "a smaller size or precision bf16"
-        return f"out of GPU memory; try {advice}"
+        return memory_message(gpu=True, flags=flags)
     return None
+
+
+def memory_message(*, gpu: bool = False, flags: bool = True, also: tuple[str, ...] = ()) -> str:
+    """The one wording of "out of memory" and what to try: ``gpu`` when the GPU's memory ran out, ``flags`` as in
+    :func:`out_of_memory`, ``also``: further advice where the caller knows more (``"fewer tasks per node"``)."""
+    size = "a smaller --size" if flags else "a smaller size"
+    advice = [size, "--precision bf16" if flags else "precision bf16"] if gpu else [size]
+    if gpu and flags:
+        advice.append("--device cpu")
+    advice.extend(also)
+    tried = advice[0] if len(advice) == 1 else (" or ".join(advice) if len(advice) == 2
+                                                else ", ".join(advice[:-1]) + ", or " + advice[-1])
+    return f"out of {'GPU ' if gpu else ''}memory; try {tried}"
+
+
+#: The signal a worker dies of when the kernel's OOM killer ends it (SIGKILL; ``signal`` lacks it on Windows).
+SIGKILL = 9
+
+
+def killed_hint(signum: int | None) -> str:
+    """What a worker that died of ``signum`` most likely ran into, for its death's one line: "out of memory?"
+    after SIGKILL (most often the kernel's OOM killer), else nothing."""
+    return "out of memory?" if signum == SIGKILL else ""
 
 
 def notice(message: str) -> None:

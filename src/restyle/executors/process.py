@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator
 
-from restyle.errors import ConfigError
+from restyle.errors import ConfigError, killed_hint
 from restyle.executors.base import K, Outcome, Task, TaskFn, call, default_threads, error_outcome, init_worker
 
 
@@ -74,7 +74,8 @@ class _Worker:
         self.process.join(timeout=5)
         code = self.process.exitcode
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-        hint = ": out of memory?" if code == -9 else ""  # SIGKILL: most often the kernel's OOM killer
+        hint = killed_hint(-code if code is not None else None)
+        hint = f": {hint}" if hint else ""
         return {"error": f"worker process died while running this task ({how}{hint})"}
 
     @property

@@ -26,7 +26,7 @@ import logging
 import re
 from typing import Any, Iterable, Iterator, Mapping
 
-from restyle.errors import ConfigError
+from restyle.errors import ConfigError, memory_message
 from restyle.executors.base import K, Outcome, Task, TaskFn, call, init_worker, one_line, set_threads
 
 #: Bytes values at least this long are put in the object store once and shared by the tasks.
@@ -196,7 +196,7 @@ class RayExecutor:
         ex = self.ray.exceptions
         if isinstance(err, ex.OutOfMemoryError):
             return {"error": f"Ray's memory monitor killed the worker running this task ({self.max_retries} "
-                             "retries included): out of memory; try a smaller --size or fewer tasks per node"}
+                             f"retries included): {memory_message(also=('fewer tasks per node',))}"}
         if isinstance(err, (ex.WorkerCrashedError, ex.NodeDiedError, ex.LocalRayletDiedError, ex.ObjectLostError)):
             return {"error": f"the Ray worker running this task died ({self.max_retries} retries included): "
                              f"{_gist(err)}"}

@@ -21,6 +21,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from restyle import api
+from restyle.errors import killed_hint
 from restyle.server import worker
 from restyle.server.hub import Hub
 from restyle.server.messages import (
@@ -308,5 +309,6 @@ class WorkerPool:
 def _death(code: int | None) -> str:
     if code is not None and code < 0:
         name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
-        return f"was killed ({name}{'; out of memory?' if -code == signal.SIGKILL else ''})"
+        hint = killed_hint(-code)
+        return f"was killed ({name}{'; ' + hint if hint else ''})"
     return f"exited (code {code})"
