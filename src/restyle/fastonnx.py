@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
+from restyle.blend import blend_weights
 from restyle.errors import ConfigError, InputImageError
 
 FORMAT = "restyle-fast-onnx"
@@ -112,12 +113,7 @@ class OnnxModel:
         record's blend (a style the exported name selected), else equal weights."""
         n = len(self.styles)
         chosen = blend if blend is not None else self.record.get("blend") or [1.0] * n
-        weights = [float(w) for w in chosen]
-        if len(weights) != n:
-            raise ConfigError(f"the blend has {len(weights)} weight(s) but the ONNX model holds {n} style(s) "
-                              f"({', '.join(self.styles)})")
-        if any(not (w >= 0) for w in weights) or sum(weights) <= 0:
-            raise ConfigError("blend weights must be >= 0 and not all 0")
+        weights = blend_weights(chosen, self.styles, what="the blend", holder="the ONNX model")
         return np.asarray(weights, dtype=np.float32) / np.float32(sum(weights))
 
     def forward(self, pixels: np.ndarray, blend: Sequence[float] | None = None) -> np.ndarray:

@@ -108,9 +108,9 @@ def test_fastonnx_runs_where_torch_cannot_be_imported(models):
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    # the package's own __init__ (restyle, _lazy, _version), then restyle.errors alone
-    assert run.stdout.strip() == ("(30, 21) ['restyle', 'restyle._lazy', 'restyle._version', 'restyle.errors', "
-                                  "'restyle.fastonnx']")
+    # the package's own __init__ (restyle, _lazy, _version), then restyle.errors and the blend rule alone
+    assert run.stdout.strip() == ("(30, 21) ['restyle', 'restyle._lazy', 'restyle._version', 'restyle.blend', "
+                                  "'restyle.errors', 'restyle.fastonnx']")
 
 
 def test_a_missing_onnxruntime_or_onnx_names_the_extra(models, monkeypatch):

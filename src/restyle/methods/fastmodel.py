@@ -29,6 +29,7 @@ import torch
 from PIL import Image
 
 from restyle._version import __version__
+from restyle.blend import blend_weights
 from restyle.errors import ConfigError
 from restyle.nn.transformer import NetShape, TransformerNet
 
@@ -158,10 +159,6 @@ def check_blend(model: FastModel, blend: list[float] | None) -> torch.Tensor:
     """The blend (one weight per style the model holds, normalised to sum 1) as a tensor."""
     n = len(model.style_names)
     weights = blend if blend is not None else model.blend if model.blend is not None else [1.0] * n
-    if len(weights) != n:
-        names = ", ".join(model.style_names)
-        raise ConfigError(f"--blend has {len(weights)} weight(s) but the fast model holds {n} style(s) ({names})")
-    if any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise ConfigError("--blend weights must be >= 0 and not all 0")
+    weights = blend_weights(weights, model.style_names)
     total = sum(weights)
     return torch.tensor([w / total for w in weights], dtype=torch.float32)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from restyle import api
 from restyle import config as config_module
+from restyle.blend import blend_weights
 from restyle.config import Config, check_style_blend, parse_field
 from restyle.errors import ConfigError
 from restyle.spec import DEFAULT_MAX_PIXELS, PRESETS
@@ -207,9 +208,8 @@ def parse_options(raw: str | dict[str, Any] | None, styles: int,
 
 def _check_model_blend(model: str, held: list[str], blend: Sequence[float] | None) -> None:
     """Refuse a blend that does not give one weight per style the fast model holds (None: always fits)."""
-    if blend is not None and len(blend) != len(held):
-        raise ConfigError(f"has {len(blend)} weight(s) but the fast model '{model}' holds {len(held)} style(s) "
-                          f"({', '.join(held)}): give one weight each")
+    if blend is not None:
+        blend_weights(blend, held, what="--style-blend", holder=f"the fast model '{model}'")
 
 
 def describe() -> dict[str, Any]:
