@@ -24,7 +24,7 @@ from restyle.server.messages import (
     JobFailed,
     JobNote,
     JobPreview,
-    JobProgress,
+    JobProgressed,
     JobSpec,
     JobStarted,
     Ready,
@@ -42,7 +42,7 @@ SPEC = JobSpec(id="abc123", dir="/data/jobs/abc123", config={"size": 32, "style_
 EVERY_MESSAGE = [
     RunJob(SPEC), CancelJob("abc123"), FinishJob("abc123"), Stop(), Ready(pid=42, device="cpu"),
     JobStarted("abc123", {"total": 3, "stages": [32], "resumed_from": 6, "curve": [[0, 1.0, 0.5, 0.5]]}),
-    JobProgress("abc123", {"iteration": 1, "total": 3, "losses": {"total": 1.0}}),
+    JobProgressed("abc123", {"iteration": 1, "total": 3, "losses": {"total": 1.0}}),
     JobPreview("abc123", 1, b"\xff\xd8jpeg"), JobCheckpoint("abc123", {"iteration": 2}), JobNote("abc123", "a note"),
     JobDone("abc123", RunSummary(iterations=2, seconds=1.5, final_loss=0.25, notes=("a note",), resumed_from=None)),
     JobFailed("abc123", "content image 'x': not found"), JobCancelled("abc123"),

@@ -2,8 +2,17 @@
 targets (:mod:`.targets`), the optimisation loop (:mod:`.loop`) and the run that strings them
 together stage by stage (:mod:`.transfer`), with typed progress events (:mod:`.events`).
 
-It emits progress and knows nothing about terminals, HTTP or clusters."""
+It emits progress and knows nothing about terminals, HTTP or clusters. Its names load on first use, so a
+module that only needs :mod:`.events` (the method declarations, the command line's parsers) loads no torch."""
 
-from restyle.engine.transfer import Result, StyleTransfer
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from restyle._lazy import lazy_getattr
+
+if TYPE_CHECKING:
+    from restyle.engine.transfer import Result, StyleTransfer
 
 __all__ = ["Result", "StyleTransfer"]
+__getattr__ = lazy_getattr(__name__, {"Result": "restyle.engine.transfer", "StyleTransfer": "restyle.engine.transfer"})

@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
-import torch
+if TYPE_CHECKING:  # a tensor only in annotations: the method declarations import this module and load no torch
+    import torch
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,8 @@ class FinishNow(Exception):  # noqa: N818 - a request, not an error
 
 Event = Union[Started, Progress, Finished]
 EventHandler = Callable[[Event], None]
+#: ``on_iteration(row, image)``: a history row (the losses at one iteration) and the image they are of.
+IterationHandler = Callable[[dict[str, float], "torch.Tensor"], None]
 
 
 def as_dict(event: Event) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from restyle.config import Config
-from restyle.engine.events import FinishNow
+from restyle.engine.events import FinishNow, IterationHandler
 from restyle.engine.stopping import Plateau
 from restyle.io.history import LOSS_FIELDS
 from restyle.nn import optim
@@ -39,8 +39,6 @@ HISTORY_BYTES = 2 * 2**30
 
 #: ``losses(x) -> (total, content, style, tv, photo)``, differentiable w.r.t. ``x``.
 LossFn = Callable[[torch.Tensor], Sequence[torch.Tensor]]
-#: ``on_row(row, image)``: a history row and the image whose losses it holds.
-RowHandler = Callable[[dict[str, float], torch.Tensor], None]
 
 
 @dataclass(frozen=True)
@@ -148,7 +146,7 @@ class _Recorder:
     offset: int
     scale: int
     last_good: torch.Tensor
-    on_row: RowHandler | None
+    on_row: IterationHandler | None
     rows: list[dict[str, float]] = field(default_factory=list)
     pending: list[_Pending] = field(default_factory=list)
     request: str | None = None  # a handler raised FinishNow: its words
@@ -313,7 +311,7 @@ def optimise(
     offset: int = 0,
     final: bool = True,
     start: float | None = None,
-    on_row: RowHandler | None = None,
+    on_row: IterationHandler | None = None,
     stop: Plateau | None = None,
 ) -> StageRun:
     """``iterations`` steps from ``x0`` (or fewer: ``stop`` ends the stage once it is reached,

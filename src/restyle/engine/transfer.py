@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,7 @@ from restyle.backbone import cached_backbone
 from restyle.config import Config
 from restyle.engine import budget, stopping
 from restyle.engine.backend import backend_flags, resolve_device, resolve_precision, weights_dtype
-from restyle.engine.events import EventHandler, Finished, FinishNow, Progress, Started
+from restyle.engine.events import EventHandler, Finished, FinishNow, IterationHandler, Progress, Started
 from restyle.engine.loop import SYNC_EVERY_CUDA, OptimizerSettings, StageRun, optimise
 from restyle.engine.objective import Features, Losses, Objective, Photorealism
 from restyle.engine.stopping import LEAD_MIN, LEAD_SIDE, Plateau, Schedule, lead_size
@@ -29,8 +29,6 @@ from restyle.io.history import LOSS_FIELDS
 from restyle.nn import controls, network
 from restyle.nn.network import Backbone
 from restyle.spec import MULTISCALE_MIN
-
-IterationHandler = Callable[[dict[str, float], torch.Tensor], None]
 
 
 @dataclass

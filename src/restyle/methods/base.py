@@ -6,11 +6,12 @@ it these questions; none of them names a method's fields."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from restyle.config import Config, check_style_blend
+from restyle.engine.events import IterationHandler
 from restyle.errors import ConfigError
 
 if TYPE_CHECKING:  # the declarations load no torch: the command line's parsers read them
@@ -19,8 +20,6 @@ if TYPE_CHECKING:  # the declarations load no torch: the command line's parsers 
 
     from restyle.engine import Result
     from restyle.engine.events import EventHandler
-
-IterationHandler = Callable[[dict[str, float], "torch.Tensor"], None]
 
 #: What a method takes besides the photo: style images ("required"), none (its styles are a model's),
 #: or either ("optional").

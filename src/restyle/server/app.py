@@ -20,7 +20,7 @@ from restyle.server.deps import StateDep, authorised
 from restyle.server.hub import Hub
 from restyle.server.jobs import router as jobs_router
 from restyle.server.limits import UploadCap
-from restyle.server.models import Example, FastModel, JobCounts, JobLimits, RunOptions, ServerInfo, WorkerInfo
+from restyle.server.models import Example, FastModelListing, JobCounts, JobLimits, RunOptions, ServerInfo, WorkerInfo
 from restyle.server.settings import Settings
 from restyle.server.state import ServerState
 
@@ -85,10 +85,10 @@ def create_app(settings: Settings, on_ready: Callable[[list[str]], None] | None 
                         headers={"Cache-Control": "max-age=86400"})
 
     @app.get("/api/models", dependencies=[Depends(authorised)], tags=["models"])
-    def fast_models(state: StateDep) -> list[FastModel]:
+    def fast_models(state: StateDep) -> list[FastModelListing]:
         """The fast models a job may name instead of giving style images: the bundled ones, then those
         in ``restyle serve --models DIR`` (found when the server started), each with its styles."""
-        return [FastModel(name=m.name, styles=list(m.styles), shape=m.shape, steps=m.steps, photos=m.photos,
+        return [FastModelListing(name=m.name, styles=list(m.styles), shape=m.shape, steps=m.steps, photos=m.photos,
                           bundled=m.bundled) for m in state.models.values()]
 
     page_headers = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache",

@@ -2,7 +2,7 @@
 kind, that cross the pipes pickled; each receiver dispatches on their type.
 
 Commands (pool to worker): :class:`RunJob`, :class:`CancelJob`, :class:`FinishJob`, :class:`Stop`.
-Events (worker to pool): :class:`Ready` once, then per job :class:`JobStarted`, :class:`JobProgress`,
+Events (worker to pool): :class:`Ready` once, then per job :class:`JobStarted`, :class:`JobProgressed`,
 :class:`JobPreview`, :class:`JobCheckpoint` and :class:`JobNote`, and at its end one of :class:`JobDone`, :class:`JobFailed`
 or :class:`JobCancelled`. Nothing here imports torch or FastAPI (a worker imports this module).
 """
@@ -108,7 +108,7 @@ class JobStarted:
 
 
 @dataclass(frozen=True)
-class JobProgress:
+class JobProgressed:
     """One iteration: ``progress`` is the ``progress`` event the pages get."""
 
     job_id: str
@@ -156,5 +156,5 @@ class JobCancelled:
     job_id: str
 
 
-JobEvent = Union[JobStarted, JobProgress, JobPreview, JobCheckpoint, JobNote, JobDone, JobFailed, JobCancelled]
-Event = Union[Ready, JobEvent]
+JobEvent = Union[JobStarted, JobProgressed, JobPreview, JobCheckpoint, JobNote, JobDone, JobFailed, JobCancelled]
+WorkerEvent = Union[Ready, JobEvent]

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from restyle.server.records import ImageInput, JobInputs, JobStatus
 
-__all__ = ["FastModel", "ImageInput", "Job", "JobCounts", "JobInputs", "JobLinks", "JobList", "JobProgress", "OptionField",
+__all__ = ["FastModelListing", "ImageInput", "Job", "JobCounts", "JobInputs", "JobLinks", "JobList", "JobProgress", "OptionField",
            "RunOptions", "Example", "ServerInfo", "WorkerInfo"]
 
 
@@ -161,7 +161,7 @@ class Example(BaseModel):
     thumbnail: str
 
 
-class FastModel(BaseModel):
+class FastModelListing(BaseModel):
     """A fast model a job may name (option ``--fast-model``): a trained network that paints in one
     pass, with no style images; ``style_blend`` weighs the styles it holds (``GET /api/models``)."""
 

@@ -27,7 +27,6 @@ from restyle.server.hub import Hub
 from restyle.server.messages import (
     CancelJob,
     Command,
-    Event,
     FinishJob,
     JobCancelled,
     JobCheckpoint,
@@ -35,11 +34,12 @@ from restyle.server.messages import (
     JobFailed,
     JobNote,
     JobPreview,
-    JobProgress,
+    JobProgressed,
     JobSpec,
     JobStarted,
     Ready,
     RunJob,
+    WorkerEvent,
 )
 from restyle.server.records import JobStatus
 from restyle.server.settings import Settings
@@ -236,7 +236,7 @@ class WorkerPool:
                 if not w.process.is_alive():
                     self._died(w)
 
-    def _handle(self, w: Worker, message: Event) -> None:
+    def _handle(self, w: Worker, message: WorkerEvent) -> None:
         if isinstance(message, Ready):
             w.ready = True
             return
@@ -248,7 +248,7 @@ class WorkerPool:
                 if message.resumed_from is not None:
                     self.store.update(job_id, resumed_from=message.resumed_from)
                 self.hub.publish(job_id, "started", event)
-            case JobProgress(progress=progress):
+            case JobProgressed(progress=progress):
                 w.progress = progress
                 self.hub.publish(job_id, "progress", progress)
             case JobPreview(iteration=iteration, jpeg=jpeg, label=label):

@@ -2,7 +2,7 @@
 
 It talks to the server over two one-way pipes, in the dataclasses of :mod:`restyle.server.messages`.
 Commands in: :class:`RunJob`, :class:`CancelJob`, :class:`FinishJob`, :class:`Stop`. Events out:
-:class:`Ready`, then per job :class:`JobStarted`, :class:`JobProgress`, :class:`JobPreview`,
+:class:`Ready`, then per job :class:`JobStarted`, :class:`JobProgressed`, :class:`JobPreview`,
 :class:`JobCheckpoint` and :class:`JobNote`, and one of :class:`JobDone`, :class:`JobFailed`, :class:`JobCancelled`. When the
 server goes away (its end of the command pipe closes, as when it is killed) the worker exits at once.
 
@@ -35,7 +35,6 @@ from restyle.config import Config
 from restyle.errors import RestyleError, out_of_memory
 from restyle.server.messages import (
     CancelJob,
-    Event,
     FinishJob,
     JobCancelled,
     JobCheckpoint,
@@ -43,16 +42,17 @@ from restyle.server.messages import (
     JobFailed,
     JobNote,
     JobPreview,
-    JobProgress,
+    JobProgressed,
     JobSpec,
     JobStarted,
     Ready,
     RunJob,
     RunSummary,
     Stop,
+    WorkerEvent,
 )
 
-Send = Callable[[Event], None]
+Send = Callable[[WorkerEvent], None]
 
 
 class Cancelled(Exception):
@@ -75,7 +75,7 @@ def main(commands: Connection, events: Connection, device: str, threads: int | N
     cancelled: set[str] = set()
     finishing: set[str] = set()  # jobs asked to end now with the picture so far
 
-    def send(message: Event) -> None:
+    def send(message: WorkerEvent) -> None:
         try:
             events.send(message)
         except (OSError, ValueError):  # the server is gone
@@ -211,7 +211,7 @@ class JobRunner:
                 i, total = event.iteration + offset, event.total + offset
                 progress = {**api.event_dict(event), "iteration": i, "total": total, "seconds": event.seconds + seconds0,
                             "fraction": min(1.0, (i + 1) / max(1, total))}
-                self.send(JobProgress(job_id, progress))
+                self.send(JobProgressed(job_id, progress))
                 if event.image is not None:
                     self._preview(job_id, event.image, i, total, every or max(1, total // 40), state)
                     # checkpoints in the last stage only: an earlier stage's image is of another size
