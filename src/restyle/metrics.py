@@ -39,15 +39,14 @@ import torch
 
 from restyle.errors import ConfigError
 from restyle.io import images
+from restyle.nn.controls import LUMA, luminance  # noqa: F401  (re-exported, as the metrics' luminance)
 from restyle.nn.imagestats import (  # noqa: F401  (re-exported: the metrics on prepared data)
     HIST_BINS,
-    LUMA,
     SSIM_C1,
     SSIM_C2,
     SSIM_SIGMA,
     SSIM_WINDOW,
     histograms,
-    luminance,
     ssim_tensors,
     tv_tensor,
     wasserstein_hist,

@@ -40,6 +40,7 @@ _EXPORTS = {
     "check_image": "restyle.api._web",
     "encode_image": "restyle.api._web",
     "example_images": "restyle.api._web",
+    "header_size": "restyle.io.files",
     "loss_history_csv": "restyle.api._web",
     "BatchEvent": "restyle.batch",
     "BatchItem": "restyle.batch",
@@ -98,8 +99,8 @@ __all__ = [
     "train_fast_model", "TrainEvent", "TrainStarted", "TrainProgress", "TrainSample", "TrainFinished",
     "export_fast_model",
     # network front-ends
-    "available_cpus", "available_devices", "check_image", "encode_image", "example_images", "loss_history_csv",
-    "FastModelInfo", "fast_models",
+    "available_cpus", "available_devices", "check_image", "encode_image", "example_images", "header_size",
+    "loss_history_csv", "FastModelInfo", "fast_models",
 ]
 
 __getattr__ = lazy_getattr(__name__, _EXPORTS)

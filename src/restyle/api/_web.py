@@ -14,7 +14,8 @@ from PIL import Image
 
 from restyle.errors import ConfigError, InputImageError
 from restyle.executors.base import cpu_count
-from restyle.io import files, images
+from restyle.io import images
+from restyle.io.files import header_size
 from restyle.io.history import history_csv
 
 
@@ -43,15 +44,6 @@ def check_image(path: str | Path, role: str = "image", *, name: str | None = Non
         error = InputImageError(message)
         error.problem = problem  # type: ignore[attr-defined]
         raise error from None
-
-
-def header_size(path: str | Path) -> tuple[int, int] | None:
-    """The (width, height) an image file's header declares, or None when it has no readable header."""
-    try:
-        with files._pillow_pixel_limit(None), Image.open(path) as img:  # a bomb's header too; nothing is decoded
-            return img.size
-    except Exception:  # noqa: BLE001 - any failure to read a header means "no size"
-        return None
 
 
 def example_images() -> dict[str, Path]:

@@ -51,14 +51,14 @@ def add_parser(subparsers: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from restyle import api
     from restyle.config import Config
 
     options = run_options(args)
     if not args.from_image and args.images:  # an absurd size: refused before the run loads its networks
-        header = header_size(args.images[0])
+        header = api.header_size(args.images[0])
         if header is not None:
             Config.from_values(options, preset=args.preset).check_request(header)
-    from restyle import api
 
     if args.from_image:
         record = api.read_run_record(args.from_image)
@@ -190,15 +190,3 @@ class ProgressBar:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-
-
-def header_size(path: str) -> tuple[int, int] | None:
-    """The (width, height) an image file's header declares (nothing is decoded), or None when it
-    has none readable: the loader then says what is wrong with the file."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            return img.size
-    except Exception:  # noqa: BLE001 - any failure to read a header means "no size" here
-        return None

@@ -179,6 +179,16 @@ def save_png(img: Image.Image, path: str | os.PathLike, *,
     return target
 
 
+def header_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """The (width, height) an image file's header declares (a bomb's too: nothing is decoded), or None when
+    it has none readable: the loader then says what is wrong with the file."""
+    try:
+        with _pillow_pixel_limit(None), Image.open(path) as img:
+            return img.size
+    except Exception:  # noqa: BLE001 - any failure to read a header means "no size"
+        return None
+
+
 def read_png_text(path: str | os.PathLike) -> dict[str, str]:
     """The text chunks (tEXt, zTXt, iTXt) of the PNG file at *path*."""
     label = f"PNG file '{os.fspath(path)}'"

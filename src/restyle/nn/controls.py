@@ -21,9 +21,11 @@ from restyle.spec import MULTISCALE_MIN
 # ---------------------------------------------------------------------------------------------
 # Colour: luminance-only transfer (YIQ) and colour-histogram matching
 
+#: Rec. 601 luma weights: YIQ's Y, the luminance of the colour modes and of the SSIM metric.
+LUMA = (0.299, 0.587, 0.114)
 #: RGB -> YIQ (NTSC), the colour space Gatys et al. 2017 use for luminance-only transfer.
 YIQ = torch.tensor([
-    [0.299, 0.587, 0.114],
+    LUMA,
     [0.595716, -0.274453, -0.321263],
     [0.211456, -0.522591, 0.311135],
 ], dtype=torch.float64)
@@ -43,7 +45,7 @@ def yiq_to_rgb(x: torch.Tensor) -> torch.Tensor:
 
 
 def luminance(x: torch.Tensor) -> torch.Tensor:
-    """The Y (luma) channel, ``B x 1 x H x W``."""
+    """The Y (Rec. 601 luma) channel, ``B x 1 x H x W``, of RGB ``B x 3 x H x W`` in [0, 1]."""
     return rgb_to_yiq(x)[:, :1]
 
 

@@ -1,5 +1,5 @@
 """Image statistics the evaluator (:mod:`restyle.metrics`) computes on prepared images: SSIM of
-the luminance, colour histograms and their 1-Wasserstein distance, total variation. Plain
+the luminance (:func:`restyle.nn.controls.luminance`), colour histograms and their 1-Wasserstein distance, total variation. Plain
 tensor and NumPy functions, no network."""
 
 from __future__ import annotations
@@ -15,14 +15,6 @@ SSIM_C1 = 0.01**2
 SSIM_C2 = 0.03**2
 #: Bins per channel of the colour histograms (of 256 levels: 4 levels per bin).
 HIST_BINS = 64
-#: Rec. 601 luma weights for the SSIM's luminance channel.
-LUMA = (0.299, 0.587, 0.114)
-
-
-def luminance(x: torch.Tensor) -> torch.Tensor:
-    """Rec. 601 luma (1x1xHxW) of an RGB 1x3xHxW tensor in [0, 1]."""
-    w = torch.tensor(LUMA, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x * w).sum(dim=1, keepdim=True)
 
 
 def _gaussian_window(size: int, sigma: float) -> torch.Tensor:
