@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from restyle.config import Config
-from restyle.config.options import strength_to_style_weight
+from restyle.config.choices import strength_to_style_weight
 from restyle.engine.transfer import StyleTransfer
 from restyle.errors import ConfigError
 from restyle.metrics import Evaluator

@@ -11,8 +11,10 @@ options live here once: :func:`is_device` (the device spelling) and :func:`check
 
 from __future__ import annotations
 
-from restyle.config.model import Config, check_style_blend
-from restyle.config.options import (
+from functools import partial
+
+from restyle.config import fields
+from restyle.config.choices import (
     COLOR_MODES,
     DEFAULT_PHOTO_WEIGHT,
     DEVICES,
@@ -26,8 +28,20 @@ from restyle.config.options import (
     option,
     parse_layers,
 )
-from restyle.config.text import field_type, options, parse_field, run_fields, shown_default, value_kind
+from restyle.config.model import Config, check_style_blend
 from restyle.spec import GATYS_CONTENT, GATYS_STYLE, LAYER_SETS, PRESETS
+
+#: :mod:`restyle.config.fields` bound to :class:`Config`: ``options()`` (each field's :class:`Option`, in field
+#: order), ``run_fields()`` (the fields users set as run options), ``shown_default(name)`` (the default as help shows
+#: it), ``field_type(name)`` (``"size"`` -> ``(int, True)``: the type without None, whether None is allowed),
+#: ``value_kind(name)`` ("bool", "int", "float", "str", "list" or "layers") and ``parse_field(name, text, *, label,
+#: item)``, the one parser of the text a user types for a field.
+options = partial(fields.options, Config)
+run_fields = partial(fields.run_fields, Config)
+shown_default = partial(fields.shown_default, Config)
+field_type = partial(fields.field_type, Config)
+value_kind = partial(fields.value_kind, Config)
+parse_field = partial(fields.parse_field, Config)
 
 __all__ = [
     "COLOR_MODES", "DEFAULT_PHOTO_WEIGHT", "DEVICES", "GATYS_CONTENT", "GATYS_STYLE", "GROUPS", "INITS", "LAYER_SETS",

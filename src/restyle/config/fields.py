@@ -3,7 +3,7 @@
 types for a field (command line, ``--sweep``, a form): :func:`parse_field`.
 
 Each function takes the dataclass, so :mod:`restyle.config.model` parses text without importing
-:mod:`restyle.config.text`, which binds these functions to Config.
+:mod:`restyle.config`, which binds these functions to Config (``restyle.config.options()``, ...).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import typing
 from dataclasses import MISSING
 from typing import Any
 
-from restyle.config.options import Option, parse_layers
+from restyle.config.choices import Option, parse_layers
 from restyle.errors import ConfigError
 
 
@@ -44,9 +44,14 @@ def field_name(cls: type, name: str) -> str:
     return key
 
 
-@functools.cache
 def field_type(cls: type, name: str) -> tuple[Any, bool]:
-    """(the type of field ``name`` without None, whether None is allowed): ``int | None`` -> ``(int, True)``."""
+    """(the type of the field ``name`` names (``"size"``, ``"--size"``) without None, whether None is allowed):
+    ``int | None`` -> ``(int, True)``."""
+    return _field_type(cls, field_name(cls, name))
+
+
+@functools.cache
+def _field_type(cls: type, name: str) -> tuple[Any, bool]:
     hint = typing.get_type_hints(cls)[name]
     args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
     return next(a for a in args if a is not type(None)), type(None) in args
@@ -54,7 +59,7 @@ def field_type(cls: type, name: str) -> tuple[Any, bool]:
 
 def value_kind(cls: type, name: str) -> str:
     """What field ``name`` holds: "bool", "int", "float", "str", "list" (of items) or "layers" (a layer dict)."""
-    base, _ = field_type(cls, field_name(cls, name))
+    base, _ = _field_type(cls, field_name(cls, name))
     origin = typing.get_origin(base)
     return "layers" if origin is dict else "list" if origin is list else base.__name__
 
@@ -102,7 +107,7 @@ def parse_field(cls: type, name: str, text: str, *, label: str | None = None, it
     if opt.internal is not None:
         raise ConfigError(f"'{key}' is not a run option ({opt.internal})")
     label = label or opt.flags[0]
-    base, nullable = field_type(cls, key)
+    base, nullable = _field_type(cls, key)
     raw = text.strip()
     words = dict(opt.words)
     if not item and raw.lower() in words:  # a value the field names by a word (auto)

@@ -9,8 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from restyle.config.fields import field_name, parse_field
-from restyle.config.options import (
+from restyle.config.choices import (
     COLOR_MODES,
     DEFAULT_PHOTO_WEIGHT,
     GROUPS,
@@ -24,6 +23,7 @@ from restyle.config.options import (
     parse_layers,
     strength_to_style_weight,
 )
+from restyle.config.fields import field_name, parse_field
 from restyle.errors import ConfigError
 from restyle.spec import (
     ARCHS,
