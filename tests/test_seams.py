@@ -24,9 +24,9 @@ from restyle.engine import Result
 from restyle.engine.budget import activation_values, estimate_bytes
 from restyle.engine.events import Finished, Progress, Started
 from restyle.engine.objective import Features, LayerTerms, Objective, TotalVariation
+from restyle.engine.targets import check_image_sizes
 from restyle.engine.tiled import TiledObjective
 from restyle.engine.tiles import TiledFeatures
-from restyle.engine.transfer import check_image_sizes
 from restyle.errors import ConfigError
 from restyle.io.images import load_image, to_image
 from restyle.methods import MethodBase

@@ -15,7 +15,7 @@ import restyle
 from restyle import cli
 from restyle.cli.options import run_options
 from restyle.config import Config
-from restyle.engine import StyleTransfer
+from restyle.engine import StyleTransfer, stopping
 from restyle.errors import ConfigError
 from restyle.io import images
 from restyle.io.history import HISTORY_FIELDS, history_csv
@@ -221,18 +221,18 @@ def test_guided_filter_keeps_what_the_guide_explains() -> None:
 
 
 def test_stage_sizes() -> None:
-    assert controls.stage_sizes(2048, multiscale=True) == [256, 512, 1024, 2048]
-    assert controls.stage_sizes(700, multiscale=True) == [350, 700]
-    assert controls.stage_sizes(300, multiscale=True) == [300]
-    assert controls.stage_sizes(999, scales=[100, 200]) == [100, 200]
-    assert controls.stage_sizes(512) == [512]
+    assert stopping.stage_sizes(2048, multiscale=True) == [256, 512, 1024, 2048]
+    assert stopping.stage_sizes(700, multiscale=True) == [350, 700]
+    assert stopping.stage_sizes(300, multiscale=True) == [300]
+    assert stopping.stage_sizes(999, scales=[100, 200]) == [100, 200]
+    assert stopping.stage_sizes(512) == [512]
 
 
 def test_each_finer_stage_runs_half_the_iterations_of_the_one_before() -> None:
-    assert controls.stage_iterations(300, 4) == [300, 150, 75, 38]
-    assert controls.stage_iterations(3, 3) == [3, 2, 1]
-    assert controls.stage_iterations(0, 2) == [0, 0]
-    assert controls.stage_iterations(300, 1) == [300]
+    assert stopping.stage_iterations(300, 4) == [300, 150, 75, 38]
+    assert stopping.stage_iterations(3, 3) == [3, 2, 1]
+    assert stopping.stage_iterations(0, 2) == [0, 0]
+    assert stopping.stage_iterations(300, 1) == [300]
 
 
 def test_multiscale_output_size_and_history(content: Path, style: Path) -> None:
@@ -246,8 +246,8 @@ def test_multiscale_output_size_and_history(content: Path, style: Path) -> None:
 
 
 def test_coarse_to_fine_is_the_default_from_512_px(content: Path, style: Path) -> None:
-    assert Config().multiscale and controls.stage_sizes(512, multiscale=True) == [256, 512]
-    assert controls.stage_sizes(511, multiscale=True) == [511]
+    assert Config().multiscale and stopping.stage_sizes(512, multiscale=True) == [256, 512]
+    assert stopping.stage_sizes(511, multiscale=True) == [511]
     st = StyleTransfer(Config(size=512, iterations=2, **FAST))
     assert st.stage_sizes(None) == [256, 512]
     assert StyleTransfer(Config(size=512, multiscale=False, **FAST)).stage_sizes(None) == [512]

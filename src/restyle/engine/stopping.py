@@ -1,4 +1,5 @@
-"""When a stage is finished: the automatic stop (the default when ``--iterations`` is not given).
+"""A run's stages (:func:`stage_sizes`, :func:`stage_iterations`, :class:`Schedule`) and when a stage is finished: the
+automatic stop (the default when ``--iterations`` is not given).
 
 A stage stops when its loss has improved by less than ``tolerance`` (relative) over the last
 ``window`` steps, and never before ``min_steps``; a coarse-to-fine run's stages each have their own
@@ -20,8 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from restyle.nn import controls
-from restyle.spec import layer_block
+from restyle.spec import MULTISCALE_MIN, layer_block
 
 
 def percent(fraction: float) -> str:
@@ -236,6 +236,26 @@ def stage_rules(stages: int, tolerance: float = RULE.tolerance, first: str = "ph
     return [coarse] + [fine] * (stages - 1)
 
 
+def stage_sizes(final: int, scales: Sequence[int] | None = None, multiscale: bool = False) -> list[int]:
+    """The longest side of each optimisation stage: ``scales`` when given, else (``multiscale``)
+    ``final`` halved while the half is still >= 256 px, else just ``final``."""
+    if scales:
+        return [int(s) for s in scales]
+    sizes = [int(final)]
+    if multiscale:
+        while sizes[0] // 2 >= MULTISCALE_MIN:
+            sizes.insert(0, sizes[0] // 2)
+    return sizes
+
+
+def stage_iterations(iterations: int, stages: int) -> list[int]:
+    """Steps of each of ``stages`` coarse-to-fine stages: ``iterations`` for the first, each later
+    stage half the one before, rounded up (300 at 2048 px: 300, 150, 75, 38). The coarse stage
+    sets the composition; a finer one starts from its upsampled result and costs 4x as much a
+    step (the measurements behind the rule: docs/quality.md)."""
+    return [-(-int(iterations) // 2**k) for k in range(stages)]
+
+
 class Schedule:
     """A run's stages: their longest sides, step caps and stop rules (``iterations`` None: the
     automatic stop), and the estimate of the rows and seconds left as the rows come in."""
@@ -254,7 +274,7 @@ class Schedule:
         self.pyramid = pyramid and self.auto and not warm and not self.lead
         first = AUTO_CAP if iterations is None else int(iterations)
         #: Steps of each stage: the first ``iterations`` (or the cap), each later half the one before.
-        self.caps = controls.stage_iterations(first, len(self.sizes))
+        self.caps = stage_iterations(first, len(self.sizes))
         #: Each stage's stop rule (None with ``iterations``: every stage runs its cap).
         kind = "warm" if warm else "pyramid" if self.pyramid else "photo"
         self.rules: list[Plateau | None] = (list(stage_rules(len(self.sizes), tolerance, kind, self.lead))

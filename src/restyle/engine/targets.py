@@ -26,9 +26,9 @@ from restyle.engine.objective import Features, LayerTerms, Objective, Photoreali
 from restyle.engine.tiles import TiledFeatures
 from restyle.errors import ConfigError
 from restyle.io import images
-from restyle.nn import controls
+from restyle.nn import controls, network
 from restyle.nn.losses import ContentLoss, GuidedStyleLoss, StyleLoss, gram, masked_gram
-from restyle.nn.network import LayerInfo
+from restyle.nn.network import Backbone, LayerInfo
 from restyle.nn.w2 import W2StyleLoss, mean_cov
 
 
@@ -226,3 +226,15 @@ def as_tensor(img: Any) -> torch.Tensor:
     if isinstance(img, torch.Tensor):
         return (img if img.ndim == 4 else img[None]).float()
     return images.to_tensor(img)
+
+
+def check_image_sizes(backbone: Backbone, layers: Sequence[str], content_img: Any, style_imgs: Sequence[Any]) -> None:
+    """Refuse (one line) a stage whose content or style image is too small for the layers: a side
+    shorter than the deepest layer's stride has no feature position there."""
+    deepest = network.deepest(backbone, layers)
+    need = deepest.stride
+    for what, img in [("content image", content_img), *(("style image", s) for s in style_imgs)]:
+        if min(img.size) < need:
+            raise ConfigError(f"the {what} is {img.size[0]}x{img.size[1]} px at this size: {deepest.name} has a "
+                              f"stride of {need} px, so its shorter side needs at least {need} "
+                              f"px; use a larger --size (or --scales, --style-scale)")

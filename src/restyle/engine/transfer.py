@@ -20,37 +20,16 @@ from restyle.engine.backend import backend_flags, resolve_device, resolve_precis
 from restyle.engine.events import EventHandler, Finished, FinishNow, IterationHandler, Progress, Started
 from restyle.engine.loop import SYNC_EVERY_CUDA, OptimizerSettings, StageRun, optimise
 from restyle.engine.objective import Features, Losses, Objective, Photorealism
+from restyle.engine.result import Result
 from restyle.engine.stopping import LEAD_MIN, LEAD_SIDE, Plateau, Schedule, lead_size
-from restyle.engine.targets import MaskImages, as_tensor, build_targets
+from restyle.engine.targets import MaskImages, as_tensor, build_targets, check_image_sizes
 from restyle.engine.tiles import TiledFeatures
-from restyle.errors import ConfigError, WeightsError, notice
+from restyle.errors import WeightsError, notice
 from restyle.io import images
 from restyle.io.history import LOSS_FIELDS
-from restyle.nn import controls, network
+from restyle.nn import controls
 from restyle.nn.network import Backbone
 from restyle.spec import MULTISCALE_MIN
-
-
-@dataclass
-class Result:
-    """What a run produces: the image, its per-iteration loss history, and how it was made."""
-
-    image: Any  # PIL.Image.Image
-    history: list[dict[str, float]]
-    config: Config
-    notes: list[str] = field(default_factory=list)
-    stopped_early: str | None = None  # why the run stopped before its last iteration, if it failed
-    device: str = "cpu"
-    precision: str = "fp32"
-    written: dict[str, Any] = field(default_factory=dict)  # files written for it (api.stylize with output=)
-    #: The output before 8-bit rounding: 1x3xHxW float32 in [0, 1] on the CPU (for 16-bit outputs).
-    pixels: torch.Tensor | None = None
-    #: Why the run stopped: the automatic stop's rule, or the iterations asked for.
-    stop_reason: str = ""
-
-    @property
-    def final_loss(self) -> float:
-        return self.history[-1]["total"] if self.history else float("nan")
 
 
 class StyleTransfer:
@@ -120,7 +99,7 @@ class StyleTransfer:
         if c.scales is None and not c.multiscale:
             return [c.size]
         final = c.size if c.size is not None else max(content_src.size)
-        return [*controls.stage_sizes(final, c.scales, c.multiscale)]
+        return [*stopping.stage_sizes(final, c.scales, c.multiscale)]
 
     def may_lead(self, content_src: Any, style_srcs: Sequence[Any], stages: Sequence[int], from_photo: bool) -> bool:
         """Whether the options and inputs allow the lead stage ``--lead-stage`` asks for: the default
@@ -410,18 +389,6 @@ class _RowHandler:
             self.on_iteration(row, image)
         if asked is not None:
             raise asked
-
-
-def check_image_sizes(backbone: Backbone, layers: Sequence[str], content_img: Any, style_imgs: Sequence[Any]) -> None:
-    """Refuse (one line) a stage whose content or style image is too small for the layers: a side
-    shorter than the deepest layer's stride has no feature position there."""
-    deepest = network.deepest(backbone, layers)
-    need = deepest.stride
-    for what, img in [("content image", content_img), *(("style image", s) for s in style_imgs)]:
-        if min(img.size) < need:
-            raise ConfigError(f"the {what} is {img.size[0]}x{img.size[1]} px at this size: {deepest.name} has a "
-                              f"stride of {need} px, so its shorter side needs at least {need} "
-                              f"px; use a larger --size (or --scales, --style-scale)")
 
 
 def _hw(t: torch.Tensor) -> tuple[int, int]:

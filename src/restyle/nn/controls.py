@@ -8,7 +8,7 @@ The matting Laplacian of photo mode lives in :mod:`restyle.nn.matting`. See ``do
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,7 +16,6 @@ import torch.nn.functional as F
 
 from restyle.config import COLOR_MODES, DEFAULT_PHOTO_WEIGHT  # noqa: F401  (re-exported)
 from restyle.errors import ConfigError
-from restyle.spec import MULTISCALE_MIN
 
 # ---------------------------------------------------------------------------------------------
 # Colour: luminance-only transfer (YIQ) and colour-histogram matching
@@ -178,27 +177,7 @@ def layer_mask(mask: torch.Tensor, stride: int) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# Coarse-to-fine scales
-
-
-def stage_sizes(final: int, scales: Sequence[int] | None = None, multiscale: bool = False) -> list[int]:
-    """The longest side of each optimisation stage: ``scales`` when given, else (``multiscale``)
-    ``final`` halved while the half is still >= 256 px, else just ``final``."""
-    if scales:
-        return [int(s) for s in scales]
-    sizes = [int(final)]
-    if multiscale:
-        while sizes[0] // 2 >= MULTISCALE_MIN:
-            sizes.insert(0, sizes[0] // 2)
-    return sizes
-
-
-def stage_iterations(iterations: int, stages: int) -> list[int]:
-    """Steps of each of ``stages`` coarse-to-fine stages: ``iterations`` for the first, each later
-    stage half the one before, rounded up (300 at 2048 px: 300, 150, 75, 38). The coarse stage
-    sets the composition; a finer one starts from its upsampled result and costs 4x as much a
-    step (the measurements behind the rule: docs/quality.md)."""
-    return [-(-int(iterations) // 2**k) for k in range(stages)]
+# Coarse-to-fine: the next stage's start (the stages' sizes and steps: restyle.engine.stopping)
 
 
 def upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

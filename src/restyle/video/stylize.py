@@ -29,6 +29,7 @@ import torch
 
 from restyle._version import __version__
 from restyle.config import Config
+from restyle.engine import stopping
 from restyle.engine.objective import TemporalConsistency
 from restyle.errors import ConfigError, OutputError, notice
 from restyle.io import files, images
@@ -248,7 +249,7 @@ class _FrameRunner:
         of one; on astronaut x *The Scream* 3% fewer, its style distance 12% lower). Nothing to do
         where the first frame runs one stage."""
         first = self.configs[0]  # with --scales the later frames run those stages themselves
-        sizes = controls.stage_sizes(config.size or max(frame.size), None, first.multiscale)
+        sizes = stopping.stage_sizes(config.size or max(frame.size), None, first.multiscale)
         if first.scales is not None or len(sizes) < 2:
             return start
         limit = None if config.time_limit is None else config.time_limit / 2  # half the frame's, at most
