@@ -23,7 +23,7 @@ from restyle.batch.inputs import BatchItem
 from restyle.config import Config
 from restyle.errors import ConfigError, RestyleError
 from restyle.executors import runs
-from restyle.executors.base import Executor, InProcessExecutor, check_devices, shares_files
+from restyle.executors.base import Executor, InProcessExecutor, Outcome, Task, check_devices, shares_files
 from restyle.executors.process import ProcessExecutor
 from restyle.io.files import atomic_write_text
 from restyle.io.history import read_history
@@ -167,7 +167,7 @@ class _BatchRun:
     emit: Callable[[BatchEvent], None]
     results: dict[int, ItemResult] = field(default_factory=dict)
     configs: dict[int, Config] = field(default_factory=dict)
-    unreadable: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    unreadable: list[tuple[int, Outcome]] = field(default_factory=list)
     saved_at: float = 0.0
 
     def plan(self, force: bool, devices: Sequence[str]) -> list[tuple[int, Config]]:
@@ -196,7 +196,7 @@ class _BatchRun:
         while self.unreadable:
             self.finished(*self.unreadable.pop(0))
 
-    def tasks(self, executor: Executor, todo: Sequence[tuple[int, Config]]) -> Iterator[tuple[int, dict[str, Any]]]:
+    def tasks(self, executor: Executor, todo: Sequence[tuple[int, Config]]) -> Iterator[tuple[int, Task]]:
         ship = not shares_files(executor)
         for i, config in todo:
             item = self.items[i]
@@ -206,7 +206,7 @@ class _BatchRun:
             except RestyleError as err:
                 self.unreadable.append((i, runs.failure_outcome(err)))
 
-    def finished(self, i: int, outcome: dict[str, Any]) -> None:
+    def finished(self, i: int, outcome: Outcome) -> None:
         self.results[i] = _result(self.items[i], self.configs[i], outcome, self.quality)
         to_run = len(self.configs)
         self.emit(ItemFinished(self.results[i], len(self.results) - (len(self.items) - to_run), to_run))
@@ -238,7 +238,7 @@ def _skipped(item: BatchItem, record: dict[str, Any]) -> ItemResult:
     return ItemResult(item, "skipped", seconds, float(loss) if isinstance(loss, (int, float)) else None)
 
 
-def _result(item: BatchItem, config: Config, outcome: dict[str, Any], quality: int | None) -> ItemResult:
+def _result(item: BatchItem, config: Config, outcome: Outcome, quality: int | None) -> ItemResult:
     """The result of an output whose outcome came back: written here, or failed."""
     if outcome.get("error"):
         return ItemResult(item, "failed", outcome.get("seconds"), error=outcome["error"])

@@ -5,7 +5,7 @@ finishes. The contract every backend keeps:
 
 - ``fn`` is a module-level function (picklable by reference) taking one task and returning its
   outcome; tasks and outcomes are plain picklable dicts (paths, numbers, config dicts, bytes,
-  arrays);
+  arrays), typed by their keys: :class:`Task` and :class:`Outcome`;
 - ``tasks`` are ``(key, task)`` pairs, read lazily (a backend takes the next task only when it
   has room for it, so a batch of thousands never sits in memory at once); every key comes back
   exactly once, with its outcome, in the order the tasks finish;
@@ -23,15 +23,62 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable, Hashable, Iterable, Iterator, Protocol, Sequence, TypeVar, runtime_checkable
+from typing import (
+    Any,
+    Callable,
+    Hashable,
+    Iterable,
+    Iterator,
+    Protocol,
+    Required,
+    Sequence,
+    TypedDict,
+    TypeVar,
+    runtime_checkable,
+)
 
 from restyle.config import is_device
 from restyle.errors import ConfigError, RestyleError
 
 log = logging.getLogger("restyle")
 
-Task = dict[str, Any]
-Outcome = dict[str, Any]
+
+
+class Task(TypedDict, total=False):
+    """One output's run as it crosses to a worker (:func:`restyle.executors.runs.make_task`): a plain dict, so
+    every backend pickles it (Ray puts its large ``files`` values in the object store)."""
+
+    config: Required[dict[str, Any]]  # Config.to_dict()
+    content: Required[str]  # the paths as the user gave them
+    styles: Required[list[str]]
+    pixels: bool  # send back the float pixels (16-bit TIFF outputs)
+    files: dict[str, bytes]  # every input file's bytes by its path, for workers that may not see this machine's files
+    eval_size: int  # a study's cell: the evaluator's size and device (restyle.study.runner.run_cell)
+    eval_device: str
+
+
+class Outcome(TypedDict, total=False):
+    """What a task gives back. ``error``: "" when it ran; else the one line that says why not, and the
+    outcome has no other key (a task function's exception, a worker that died, an outcome that could not
+    be sent back: every backend's failure reads so). A run's output (:func:`restyle.executors.runs.result_outcome`)
+    comes with the rest."""
+
+    error: Required[str]
+    image: Any  # H x W x 3 uint8 array
+    pixels: Any  # H x W x 3 float32 array, or None
+    history: list[dict[str, float]]
+    model: str  # the backbone it ran on
+    notes: list[str]
+    device: str
+    precision: str
+    stopped_early: str | None
+    stop_reason: str
+    seconds: float  # wall time on the worker
+    pid: int
+    backbone_loads: int  # backbones the worker process has built so far
+    metrics: dict[str, float]  # a study's cell: its scores, and the model again (run_cell)
+    model_used: str
+
 TaskFn = Callable[[Task], Outcome]
 K = TypeVar("K", bound=Hashable)
 

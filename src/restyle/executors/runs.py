@@ -1,7 +1,7 @@
 """The style-transfer task that batches and studies hand to an executor, and the check that an
 output is already done (resuming).
 
-A task (:func:`make_task`) is a plain dict: ``config`` (a Config dict), ``content`` and ``styles``
+A task (:func:`make_task`) is a plain dict, typed by :class:`~restyle.executors.base.Task`: ``config`` (a Config dict), ``content`` and ``styles``
 (paths as the user gave them), ``pixels`` (send back the float pixels, for 16-bit TIFF outputs)
 and, when the executor's workers may not see this machine's files, ``files``: every input file
 of the run (content, styles, masks, style masks, label image, init image) as bytes, keyed by its
@@ -9,7 +9,7 @@ path. A worker (:func:`run_task`) writes those to a private temporary folder, ru
 reports paths and messages under their original names, so an error reads exactly as ``restyle
 run`` would print it.
 
-The outcome carries the output back: ``image`` (HxWx3 uint8), ``pixels`` (HxWx3 float32 or None),
+The outcome (:class:`~restyle.executors.base.Outcome`) carries the output back: ``image`` (HxWx3 uint8), ``pixels`` (HxWx3 float32 or None),
 ``history``, ``model``, ``notes``, ``device``, ``precision``, ``stopped_early``, ``seconds`` (wall
 time on the worker), ``pid`` and ``backbone_loads`` (backbones this worker process has built so
 far), and ``error`` (empty); or only ``error``. The caller writes the files (:func:`save_output`)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from restyle.errors import ConfigError, RestyleError
 from restyle.executors import runs
-from restyle.executors.base import Executor, InProcessExecutor, default_threads, shares_files
+from restyle.executors.base import Executor, InProcessExecutor, Outcome, Task, default_threads, shares_files
 from restyle.executors.base import check_devices as _check_devices
 from restyle.executors.process import ProcessExecutor
 from restyle.io.history import read_history
@@ -57,7 +57,7 @@ def finished_record(cell: Cell, png: Path) -> dict[str, Any] | None:
 # Running
 
 
-def run_cell(task: dict[str, Any]) -> dict[str, Any]:
+def run_cell(task: Task) -> Outcome:
     """Run one cell and score it (in the calling or a worker process): the task function of a
     study's executor. ``task``: a :func:`restyle.executors.runs.make_task` task (config, content,
     styles: [style], and the files' bytes for executors that share no file system) with the
@@ -162,7 +162,7 @@ class _StudyRun:
     say: Callable[[str], None]
     results: dict[int, CellResult] = field(default_factory=dict)
     configs: dict[int, Config] = field(default_factory=dict)
-    unreadable: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    unreadable: list[tuple[int, Outcome]] = field(default_factory=list)
 
     def png(self, i: int) -> Path:
         return self.out / "cells" / f"{self.cells[i].name}.png"
@@ -194,7 +194,7 @@ class _StudyRun:
         while self.unreadable:
             self.finished(*self.unreadable.pop(0))
 
-    def tasks(self, executor: Executor, todo: Sequence[tuple[int, Config]]) -> Iterator[tuple[int, dict[str, Any]]]:
+    def tasks(self, executor: Executor, todo: Sequence[tuple[int, Config]]) -> Iterator[tuple[int, Task]]:
         ship = not shares_files(executor)
         for i, config in todo:
             try:
@@ -204,7 +204,7 @@ class _StudyRun:
                 continue
             yield i, {**task, "eval_size": self.evaluator.size, "eval_device": str(self.evaluator.device)}
 
-    def finished(self, i: int, outcome: dict[str, Any]) -> None:
+    def finished(self, i: int, outcome: Outcome) -> None:
         cell, png, n = self.cells[i], self.png(i), len(self.cells)
         if not outcome.get("error"):
             try:
