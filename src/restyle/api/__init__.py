@@ -54,6 +54,7 @@ _EXPORTS = {
     "EventHandler": "restyle.engine.events",
     "Finished": "restyle.engine.events",
     "FinishNow": "restyle.engine.events",
+    "finished_on_request": "restyle.engine.stopping",
     "Progress": "restyle.engine.events",
     "Started": "restyle.engine.events",
     "Method": "restyle.methods",
@@ -85,7 +86,7 @@ __all__ = [
     "Config", "Result", "stylize", "score", "Scores", "read_run_record", "changed_inputs", "describe_evaluator",
     "format_scores",
     # events
-    "Event", "EventHandler", "Started", "Progress", "Finished", "FinishNow", "event_dict",
+    "Event", "EventHandler", "Started", "Progress", "Finished", "FinishNow", "finished_on_request", "event_dict",
     # seams
     "Method", "MethodOption", "method_for", "method_name", "method_options", "methods", "owned_fields", "listed_fields", "Backbone", "LayerInfo",
     # studies

@@ -360,9 +360,17 @@ def time_limited(rows: int, left: float | None, eta: float | None, done: int,
 def requested_reason(history: list[dict[str, float]], size: int | None, last: int | None, output: int,
                      why: str = "") -> str:
     """Why a run that an event handler finished (FinishNow) stopped, in words."""
-    reason = f"finished on request at iteration {int(history[-1]['iteration']) if history else 0}"
-    if size != last:
-        reason += f" (in the {int(history[-1]['scale'])} px stage; its image upsampled to {output} px)"
+    iteration = int(history[-1]["iteration"]) if history else 0
+    return finished_on_request(iteration, why, (int(history[-1]["scale"]), output) if size != last else None)
+
+
+def finished_on_request(iteration: int, why: str = "", stage: tuple[int, int] | None = None) -> str:
+    """The words of a request's stop at ``iteration`` (numbered as the caller numbers it: a resumed server job
+    words its own, from the job's first row), with the request's ``why`` and, when the request came in a
+    coarser stage, ``stage``: (that stage's size, the output's)."""
+    reason = f"finished on request at iteration {iteration}"
+    if stage is not None:
+        reason += f" (in the {stage[0]} px stage; its image upsampled to {stage[1]} px)"
     return reason + (f": {why}" if why else "")
 
 

@@ -21,12 +21,12 @@ import logging
 import math
 import os
 import queue
-import re
 import signal
 import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -154,54 +154,35 @@ class JobRunner:
 
     def _run(self, job: JobSpec, folder: Path) -> RunSummary:
         api, job_id = self.api, job.id
-        values = dict(job.config, device=self.device)
-        values.update(job.files)  # the files the server resolved the offered names to
 
         def shown(text: str) -> str:  # what clients see names the model, not the server's file
             for option, file in job.files.items():
                 text = text.replace(file, str(job.config.get(option)))
             return text
 
-        # a one-pass job starts afresh (a forward pass, and a --refine within the iteration cap)
-        one_pass = api.method_for(api.Config.from_values(values)).one_pass
-        offset, before, saved = (0, [], {}) if one_pass else resume_point(folder, values)
-        if offset:  # the rest of the last stage, from the saved image: one stage at its size
-            # (the iterations that were left; under the automatic stop, stopping when finished again)
-            left = None if values.get("iterations") is None else saved["total"] - 1 - offset
-            values.update(init=str(folder / "checkpoint.png"), iterations=left)
-            if saved.get("scale") is not None:
-                values.update(size=saved["scale"], scales=None, multiscale=False)
-        limit = values.get("time_limit") if offset else None
-        if limit is not None:  # the job's --time-limit counts its earlier attempts' seconds: this handler keeps it
-            values["time_limit"] = None
+        at = _attempt(job, folder, self.device, api)
+        offset, before, every = at.offset, at.before, job.preview_every
         rows_file = folder / "rows.jsonl"
         rows_file.write_text("".join(json.dumps(r) + "\n" for r in before))
-        seconds0 = before[-1]["seconds"] if before else 0.0
-        every = job.preview_every
-        # the size of the job's last stage (None: one stage), kept across attempts: a resumed
-        # coarse-to-fine job runs one stage, and its checkpoints must still say which size that is
-        state: dict[str, Any] = {"preview": -1.0, "total": 0, "last_scale": saved.get("scale")}
-        rows: list[dict[str, float]] = []
-
         started = time.monotonic()
 
         def on_event(event: Any) -> None:
             if job_id in self.cancelled:
                 raise Cancelled
             if isinstance(event, api.Progress) and event.image is not None:
-                state["image"] = event.image
+                at.image = event.image
             if job.max_seconds is not None and time.monotonic() - started > job.max_seconds:
                 kept = ""
-                if state.get("image") is not None:  # the last image, as the job's result
-                    _write_bytes(folder / "result.png", api.encode_image(state["image"]))
+                if at.image is not None:  # the last image, as the job's result
+                    _write_bytes(folder / "result.png", api.encode_image(at.image))
                     kept = "; its last image is kept as the result"
                 raise TimeCap(f"stopped after {job.max_seconds:g} s, this server's cap (--max-job-seconds){kept}")
             if isinstance(event, api.Finished):
-                state["seconds"] = event.seconds
+                at.seconds = event.seconds
             if isinstance(event, api.Started):
-                state["total"] = total = event.total + offset
+                at.total = total = event.total + offset
                 if len(event.stages) > 1:
-                    state["last_scale"] = event.stages[-1]
+                    at.last_scale = event.stages[-1]
                 curve = [[r["iteration"], r["total"], r["content"], r["style"]] for r in before]
                 started_event = {**api.event_dict(event), "model": shown(event.model),
                                  "notes": [shown(n) for n in event.notes]}
@@ -209,55 +190,64 @@ class JobRunner:
                                               "curve": curve[:: max(1, len(curve) // 500)]}))
             elif isinstance(event, api.Progress):
                 i, total = event.iteration + offset, event.total + offset
-                progress = {**api.event_dict(event), "iteration": i, "total": total, "seconds": event.seconds + seconds0,
+                progress = {**api.event_dict(event), "iteration": i, "total": total, "seconds": event.seconds + at.seconds0,
                             "fraction": min(1.0, (i + 1) / max(1, total))}
                 self.send(JobProgressed(job_id, progress))
                 if event.image is not None:
-                    self._preview(job_id, event.image, i, total, every or max(1, total // 40), state)
+                    self._preview(job_id, event.image, i, total, every or max(1, total // 40), at)
                     # checkpoints in the last stage only: an earlier stage's image is of another size
-                    last_stage = state["last_scale"] in (None, event.scale)
-                    if last_stage and not one_pass and i and i % job.checkpoint_every == 0 and i < total - 1:
+                    last_stage = at.last_scale in (None, event.scale)
+                    if last_stage and not at.one_pass and i and i % job.checkpoint_every == 0 and i < total - 1:
                         # the rows planned (Started's), not this row's estimate: a time limit shortens that one
-                        _save_checkpoint(folder, api.encode_image(event.image), i, state["total"], state["last_scale"])
+                        _save_checkpoint(folder, api.encode_image(event.image), i, at.total, at.last_scale)
                         self.send(JobCheckpoint(job_id, progress))
                 if job_id in self.finishing:  # "Finish now": this row's picture is the result
+                    at.request = ""
                     raise api.FinishNow
-                if limit is not None and event.seconds + seconds0 >= limit:
-                    raise api.FinishNow.at_time_limit(limit)
+                if at.limit is not None and event.seconds + at.seconds0 >= at.limit:
+                    asked = api.FinishNow.at_time_limit(at.limit)
+                    at.request = asked.why
+                    raise asked
 
         def on_iteration(row: dict[str, float], image: Any) -> None:
             shifted = {k: float(v) for k, v in row.items()}
             shifted["iteration"] += offset
-            shifted["seconds"] += seconds0
-            rows.append(shifted)
+            shifted["seconds"] += at.seconds0
+            at.rows.append(shifted)
             with open(rows_file, "a") as f:
                 f.write(json.dumps(shifted) + "\n")
 
-        config = Config.from_dict(values)
-        if not offset and not one_pass:
-            state["image"] = self._universal_preview(job_id, job, config)  # the result if the cap comes first
+        config = Config.from_dict(at.values)
+        if not offset and not at.one_pass:
+            at.image = self._universal_preview(job_id, job, config)  # the result if the cap comes first
         result = api.stylize(job.content, list(job.styles), config, output=folder / "result.png", on_event=on_event,
                              on_iteration=on_iteration, plot=False)
-        if offset:  # the CSV the run wrote has its own rows only: write the whole job's
-            _write_text(folder / "result.losses.csv", api.loss_history_csv(before + rows))
+        return self._summary(at, result, folder, shown)
+
+    def _summary(self, at: _Attempt, result: Any, folder: Path, shown: Callable[[str], str]) -> RunSummary:
+        """The job's summary of its finished run (and, for a resumed job, its whole loss CSV)."""
+        api = self.api
+        if at.offset:  # the CSV the run wrote has its own rows only: write the whole job's
+            _write_text(folder / "result.losses.csv", api.loss_history_csv(at.before + at.rows))
         (folder / "thumb.jpg").write_bytes(api.encode_image(result.image, longest=320, format="jpeg"))
-        last = (before + rows)[-1] if (before or rows) else {}
+        last = (at.before + at.rows)[-1] if (at.before or at.rows) else {}
         final_loss = result.final_loss if math.isfinite(result.final_loss) else None  # a fast model: no loss
         reason = getattr(result, "stop_reason", "") or ""
-        if offset and reason.startswith("finished on request") and last:  # in the job's numbering, not the attempt's
-            reason = re.sub(r"at iteration \d+", f"at iteration {int(last['iteration'])}", reason, count=1)
+        if at.offset and at.request is not None and not result.stopped_early and last:
+            # this handler's request, in the job's numbering (not the attempt's); a resumed job runs one stage
+            reason = api.finished_on_request(int(last["iteration"]), at.request)
         return RunSummary(iterations=int(last.get("iteration", 0)), final_loss=final_loss,
-                          seconds=float(last.get("seconds", state.get("seconds", 0.0))),
+                          seconds=float(last.get("seconds", at.seconds)),
                           stopped_early=result.stopped_early, width=result.image.size[0], height=result.image.size[1],
                           notes=tuple(shown(n) for n in result.notes),
-                          resumed_from=offset or None, device=result.device, precision=result.precision,
+                          resumed_from=at.offset or None, device=result.device, precision=result.precision,
                           stop_reason=reason)
 
-    def _preview(self, job_id: str, image: Any, i: int, total: int, every: int, state: dict[str, Any]) -> None:
+    def _preview(self, job_id: str, image: Any, i: int, total: int, every: int, at: _Attempt) -> None:
         now = time.monotonic()
         last = i == total - 1
-        if i == 0 or last or (i % every == 0 and now - state["preview"] >= 0.25):
-            state["preview"] = now
+        if i == 0 or last or (i % every == 0 and now - at.preview >= 0.25):
+            at.preview = now
             data = self.api.encode_image(image, longest=640, format="jpeg", quality=80)
             self.send(JobPreview(job_id, i, data, f"iteration {i + 1} of {total}"))
 
@@ -274,6 +264,50 @@ class JobRunner:
         data = api.encode_image(result.image, longest=640, format="jpeg", quality=80)
         self.send(JobPreview(job_id, -1, data, "universal preview (about a second); the optimiser's pictures follow"))
         return result.pixels
+
+
+@dataclass
+class _Attempt:
+    """One attempt at a job: where it starts (a resumed job: from its checkpoint) and what its event
+    handlers keep between events, in the job's numbering of iterations."""
+
+    values: dict[str, Any]  # the run's options
+    one_pass: bool  # a one-pass method's job: it starts afresh (a forward pass, a --refine within the cap)
+    offset: int = 0  # the job's iteration this attempt starts from (0: from the start)
+    before: list[dict[str, float]] = field(default_factory=list)  # the job's loss rows before it
+    rows: list[dict[str, float]] = field(default_factory=list)  # this attempt's rows, shifted into the job's numbering
+    limit: float | None = None  # the job's --time-limit, which this handler keeps for a resumed job
+    #: the size of the job's last stage (None: one stage), kept across attempts: a resumed coarse-to-fine
+    #: job runs one stage, and its checkpoints must still say which size that is
+    last_scale: int | None = None
+    total: int = 0  # the job's planned rows (Started's)
+    preview: float = -1.0  # when the last preview went out (time.monotonic)
+    image: Any = None  # the last picture: the result if the server's time cap comes first
+    seconds: float = 0.0  # the run's seconds, as Finished gives them
+    request: str | None = None  # this handler asked the run to finish now (FinishNow): its words ("" for none)
+
+    @property
+    def seconds0(self) -> float:
+        """The seconds the job's earlier attempts ran."""
+        return self.before[-1]["seconds"] if self.before else 0.0
+
+
+def _attempt(job: JobSpec, folder: Path, device: str, api: Any) -> _Attempt:
+    """This attempt at ``job``: afresh, or the rest of its last stage from the saved image (one stage at
+    its size: the iterations that were left; under the automatic stop, stopping when finished again)."""
+    values = dict(job.config, device=device)
+    values.update(job.files)  # the files the server resolved the offered names to
+    one_pass = api.method_for(api.Config.from_values(values)).one_pass
+    offset, before, saved = (0, [], {}) if one_pass else resume_point(folder, values)
+    if offset:
+        left = None if values.get("iterations") is None else saved["total"] - 1 - offset
+        values.update(init=str(folder / "checkpoint.png"), iterations=left)
+        if saved.get("scale") is not None:
+            values.update(size=saved["scale"], scales=None, multiscale=False)
+    limit = values.get("time_limit") if offset else None
+    if limit is not None:  # the job's --time-limit counts its earlier attempts' seconds: this handler keeps it
+        values["time_limit"] = None
+    return _Attempt(values, one_pass, offset, before, limit=limit, last_scale=saved.get("scale"))
 
 
 def resume_point(folder: Path, values: dict[str, Any]) -> tuple[int, list[dict[str, float]], dict[str, Any]]:
