@@ -1,6 +1,7 @@
 """Time to a first picture on the page: ``restyle serve`` on 127.0.0.1, one job with the page's
 defaults (512 px, stop when finished) posted as "Paint it" posts it, its server-sent events read
-until the end. Reports the seconds from the POST to the job's start, to the first preview, to the
+until the end. Reports the seconds from the POST to the job's start, to the first preview (the
+universal method's, labelled, where its decoder is installed), to the
 first preview after the start image (the first with the painting's marks in it), to each further
 preview, and to the finished result, and the time left the page showed at 10-90% of the run
 against the time that was left; keeps the previews (JPEG) and a strip of the ones shown at
@@ -120,7 +121,7 @@ def main() -> None:
             proc.wait(timeout=30)
     previews = [e for e in seen if e["kind"] == "preview"]
     first = {k: next((float(e["t"]) for e in seen if e["kind"] == k), None) for k in ("started", "progress")}
-    later = next((p for p in previews if int(p["iteration"]) > 0), None)
+    later = next((p for p in previews if int(p["iteration"]) > 0), None)  # (-1: the universal preview)
     end = seen[-1]
     # the time left the page showed (the engine's estimate), against the time that was left
     progress = [e for e in seen if e["kind"] == "progress" and e.get("eta") is not None]
@@ -134,6 +135,8 @@ def main() -> None:
     summary = {"photo": args.photo, "painting": args.painting, "options": options, "server_ready_s": round(ready, 2),
                "started_s": first["started"], "first_progress_s": first["progress"],
                "first_preview_s": float(previews[0]["t"]) if previews else None,
+               "universal_preview_s": next((float(p["t"]) for p in previews if int(p["iteration"]) < 0), None),
+               "first_label": previews[0].get("label") if previews else None,
                "first_painted_preview_s": float(later["t"]) if later else None,
                "first_painted_iteration": later["iteration"] if later else None,
                "previews": [[round(float(p["t"]), 2), p["iteration"]] for p in previews],

@@ -60,8 +60,21 @@ def max_rise(history: list[dict[str, float]]) -> float:
     return rise
 
 
+def universal_start(content: Path, style: Path, size: int, start: str) -> tuple[Any, float]:
+    """The universal method's picture (``start``: ``universal`` or ``universal:STRENGTH``) as the
+    optimiser's start, with the photo's fine detail restored by the guided filter, and its seconds."""
+    import restyle
+    from restyle.io.images import to_tensor
+
+    _, _, strength = start.partition(":")
+    t0 = time.perf_counter()
+    result = restyle.stylize(content, [style], size=size, method="universal", photo_filter=True,
+                             strength=float(strength) if strength else None)
+    return to_tensor(result.image), time.perf_counter() - t0
+
+
 def run_cell(photo: str, painting: str, size: int, overrides: dict[str, Any], every: int, out_png: Path,
-             evaluator: Any, save_at: int | None = None, photo_dir: Path = PANEL) -> dict[str, Any]:
+             evaluator: Any, save_at: int | None = None, photo_dir: Path = PANEL, start: str = "") -> dict[str, Any]:
     from restyle.config import Config
     from restyle.engine.transfer import StyleTransfer
 
@@ -69,25 +82,26 @@ def run_cell(photo: str, painting: str, size: int, overrides: dict[str, Any], ev
     snaps: list[tuple[int, float, Any]] = []
     config = Config(size=size, device="cpu", seed=0, **overrides)
     st = StyleTransfer(config)
+    init, offset = universal_start(content, style, size, start) if start else (None, 0.0)
 
     def keep(row: dict[str, float], image: Any) -> None:
         i = int(row["iteration"])
         cpu[i] = time.process_time() - cpu0
         if i % every == 0:
-            snaps.append((i, row["seconds"], image.detach().float().cpu().clone()))
+            snaps.append((i, row["seconds"] + offset, image.detach().float().cpu().clone()))
             if i == save_at:
                 to_image(snaps[-1][2]).save(out_png.with_suffix(f".at{i}.png"))
         else:
-            last[:] = [(i, row["seconds"], image)]
+            last[:] = [(i, row["seconds"] + offset, image)]
 
     from restyle.io.images import to_image
 
     last: list[tuple[int, float, Any]] = []
     cpu: dict[int, float] = {}
     cpu0 = time.process_time()
-    start = time.perf_counter()
-    result = st.run(str(content), [str(style)], on_iteration=keep)
-    seconds = time.perf_counter() - start
+    start_t = time.perf_counter()
+    result = st.run(str(content), [str(style)], on_iteration=keep, init_image=init)
+    seconds = time.perf_counter() - start_t + offset
     cpu_seconds = time.process_time() - cpu0
     if last and (not snaps or snaps[-1][0] != last[0][0]):
         i, s, image = last[0]
@@ -126,7 +140,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     out_dir = Path(args.out)
     (out_dir / "cells").mkdir(parents=True, exist_ok=True)
     done = {r["cell"] for r in results(out_dir)}
-    evaluator = Evaluator()
+    evaluator = Evaluator(args.eval_size) if args.eval_size else Evaluator()
     photos = PHOTOS if args.photos == "all" else tuple(args.photos.split(","))
     paintings = PAINTINGS if args.paintings == "all" else tuple(args.paintings.split(","))
     for size in [int(s) for s in args.sizes.split(",")]:
@@ -144,9 +158,10 @@ def cmd_run(args: argparse.Namespace) -> None:
                     if name in done:
                         continue
                     rec = run_cell(photo, painting, size, overrides, args.every, out_dir / "cells" / f"{name}.png",
-                                   evaluator, args.save_at, Path(args.photo_dir))
+                                   evaluator, args.save_at, Path(args.photo_dir), args.start)
                     rec.update(cell=name, config=label, size=size, photo=photo, painting=painting,
-                               overrides=overrides, src=args.src, photo_dir=str(args.photo_dir))
+                               overrides=overrides, src=args.src, photo_dir=str(args.photo_dir), start=args.start,
+                               eval_size=evaluator.size)
                     with open(out_dir / "results.jsonl", "a") as f:
                         f.write(json.dumps(rec) + "\n")
                     print(f"{name}: {rec['seconds']:.1f}s {rec['steps']} steps content {rec['content_distance']:.3f} "
@@ -327,6 +342,10 @@ def main() -> None:
     r.add_argument("--every", type=int, default=10)
     r.add_argument("--save-at", type=int, default=None, help="also keep the image of this iteration")
     r.add_argument("--threads", type=int, default=2)
+    r.add_argument("--start", default="", help="universal[:STRENGTH]: start the optimiser from the universal "
+                   "method's picture (its seconds counted)")
+    r.add_argument("--eval-size", type=int, default=None, help="the evaluator's size (default 256; the "
+                   "output's own size sees what a 512 px stage adds)")
     r.add_argument("--src", default=str(ROOT / "src"))
     r.add_argument("-o", "--out", default=str(ROOT / "bench" / "out" / "ttq"))
     r.set_defaults(func=cmd_run)

@@ -17,8 +17,8 @@ from PIL import Image
 from restyle import api
 from restyle.errors import RestyleError
 from restyle.nn import wct
-from restyle.nn.decoder import Decoder, DecoderShape
-from restyle.train.decoder import DecoderRecipe, load_decoder, save_decoder, train_decoder
+from restyle.nn.decoder import CASCADE, Decoder, DecoderShape
+from restyle.train.decoder import DecoderRecipe, load_decoder, save_decoder, save_decoders, train_decoder
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "src" / "restyle" / "examples"
 TINY = DecoderShape(widths=(16, 8, 8), convs=(1, 1, 2))
@@ -79,11 +79,14 @@ def test_a_resumed_decoder_training_ends_where_an_unbroken_one_does(tmp_path: Pa
 
 @pytest.fixture(scope="module")
 def decoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained tiny decoder file: the method's plumbing, not its look, is under test here."""
+    """An untrained two-level cascade (block4_conv1, then block1_conv1) of tiny decoders: the
+    method's plumbing, not its look, is under test here."""
     torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("decoder") / "tiny.pt"
-    save_decoder(path, Decoder(TINY), {"steps": 0})
-    return path
+    folder = tmp_path_factory.mktemp("decoder")
+    save_decoder(folder / "fine.pt", Decoder(CASCADE["block1_conv1"]), {"steps": 0})
+    save_decoder(folder / "coarse.pt", Decoder(TINY), {"steps": 0})
+    save_decoders(folder / "tiny.pt", [folder / "fine.pt", folder / "coarse.pt"])
+    return folder / "tiny.pt"
 
 
 def test_the_command_line_runs_any_painting_through_the_universal_method(decoder: Path, tmp_path: Path):
@@ -103,7 +106,7 @@ def test_the_api_blends_paintings_and_keeps_the_size_asked_for(decoder: Path):
                          method="universal", method_options={"decoder": str(decoder), "transform": "adain"},
                          size=33, style_blend=[0.7, 0.3])
     assert max(result.image.size) == 33 and result.history == []
-    assert "universal (adain" in result.notes[0]
+    assert "universal (adain, 2 level(s)" in result.notes[0]
 
 
 def test_an_unknown_transform_is_one_line(decoder: Path):

@@ -139,3 +139,36 @@ def test_finish_now_makes_the_picture_shown_the_result(server, browser, tmp_path
     assert record["stop_reason"].startswith("finished on request at iteration ")
     assert record["config"]["iterations"] == 1000 and errors == []
     page.close()
+
+
+def test_a_new_painting_shows_a_labelled_universal_preview_before_the_optimisers_first(server, browser, tmp_path):
+    """Any painting, never seen by the server: the first picture is the universal method's, labelled
+    as such, and the optimiser's pictures (labelled with their iteration) follow it."""
+    import numpy as np
+    from PIL import Image
+
+    photo = small_copy("coffee.jpg", 128, tmp_path / "cup.png")
+    rng = np.random.default_rng(7)  # a painting no one has: strokes of random colour
+    strokes = np.kron(rng.integers(0, 256, (16, 16, 3)), np.ones((8, 8, 1))).astype(np.uint8)
+    Image.fromarray(strokes).save(tmp_path / "new painting.png")
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    page.goto(server.url + "/")
+    page.fill("#token-input", TOKEN)
+    page.click("#token-form button[type=submit]")
+    page.wait_for_selector("body[data-ready]")
+    page.set_input_files("#content-file", str(photo))
+    page.set_input_files("#style-file", str(tmp_path / "new painting.png"))
+    page.eval_on_selector("#size", "s => s.add(new Option('64 px', '64', true, true))")
+    page.uncheck("#auto-stop")
+    page.eval_on_selector("#iterations", "e => { e.value = 20; e.dispatchEvent(new Event('input')) }")
+    page.evaluate("""() => {
+        window.labels = [];
+        new MutationObserver(() => window.labels.push(document.getElementById('preview-label').textContent))
+            .observe(document.getElementById('preview-label'), {childList: true, characterData: true, subtree: true});
+    }""")
+    page.click("#submit")
+    page.wait_for_selector("#download:not([hidden])", timeout=180_000)
+    labels = [label for label in page.evaluate("window.labels") if label]
+    assert labels and labels[0].startswith("universal preview"), labels
+    assert any(label.startswith("iteration") for label in labels[1:]), labels
+    page.close()

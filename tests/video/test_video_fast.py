@@ -118,9 +118,9 @@ def test_a_blend_of_the_wrong_length_is_a_one_line_error(clip, model, tmp_path, 
 
 def test_options_of_the_other_method_are_refused(clip, painting, model, tmp_path, capsys):
     out = tmp_path / "out.mp4"
-    refused(capsys, tmp_path, clip, painting, "-o", out, "--temporal-blend", "0.5", *EACH, says="needs --fast-model")
+    refused(capsys, tmp_path, clip, painting, "-o", out, "--temporal-blend", "0.5", *EACH, says="is the one-pass methods' temporal consistency")
     refused(capsys, tmp_path, clip, "-o", out, "--fast-model", model, "--temporal-weight", "10", *EACH,
-            says="with --fast-model each frame is one forward pass")
+            says="with --method fast each frame is one forward pass")
     refused(capsys, tmp_path, clip, "-o", out, "--fast-model", model, "--temporal-blend", "1.5", *EACH,
             says="--temporal-blend must be in [0, 1]")
     refused(capsys, tmp_path, clip, "-o", out, *EACH, says="at least one style image")

@@ -36,6 +36,8 @@ class UniversalTransfer(MethodBase):
                      "(channel means and deviations, Huang & Belongie)", default="wct", metavar="wct|adain"),
         MethodOption("decoder", "a decoder file (python -m restyle.train.decoder) instead of the bundled one",
                      file=True, metavar="PATH"),
+        MethodOption("levels", "how many of the decoder file's levels to run, deepest first (default: all; "
+                     "fewer: faster, coarser strokes)", type=int, metavar="N"),
     )
 
     def check(self, config: Config, paintings: int) -> None:
@@ -43,6 +45,9 @@ class UniversalTransfer(MethodBase):
         transform = config.method_options.get("transform", "wct")
         if transform not in TRANSFORMS:
             raise ConfigError(f"unknown --transform '{transform}'; choose one of: {', '.join(TRANSFORMS)}")
+        levels = config.method_options.get("levels")
+        if levels is not None and (not isinstance(levels, int) or levels < 1):
+            raise ConfigError(f"--levels must be a whole number >= 1, got {levels}")
         from restyle.methods.universalrun import decoder_path
 
         decoder_path(config.method_options.get("decoder"))

@@ -1,13 +1,16 @@
-"""How the universal method runs (:class:`~restyle.methods.universal.UniversalTransfer`): any painting in one pass, no training per painting (Li et al. 2017,
-"Universal Style Transfer via Feature Transforms"). VGG19 encodes the photo and each painting to
-``block4_conv1``; a feature transform (:mod:`restyle.nn.wct`) gives the photo's features the
-paintings' statistics (blended by ``--style-blend``, limited to regions by ``--mask`` or
-``--label-image``, mixed with the photo's own by ``--strength``); a decoder trained only on
-photographs (:mod:`restyle.train.decoder`) turns them back into an image."""
+"""How the universal method runs (:class:`~restyle.methods.universal.UniversalTransfer`): Li et
+al.'s cascade, coarse to fine. At each level (``block4_conv1``, then 3, 2, 1) VGG19 encodes the
+picture so far, a feature transform (:mod:`restyle.nn.wct`) gives its features the paintings'
+statistics at that layer (blended by ``--style-blend``, limited to regions by ``--mask`` or
+``--label-image``, mixed with the picture's own by ``--strength``), and that level's decoder, trained
+only on photographs (:mod:`restyle.train.decoder`), turns them back into an image. The deep level
+moves the composition's colours and large marks; the shallow ones add the fine strokes."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
@@ -50,17 +53,21 @@ def decoder_path(name: str | None) -> Path:
 
 
 @functools.lru_cache(maxsize=2)
-def load_decoder(path: Path, device: torch.device) -> Decoder:
+def load_decoders(path: Path, device: torch.device) -> tuple[Decoder, ...]:
+    """The decoders in a file (:func:`restyle.train.decoder.save_decoders`), deepest first."""
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-        dec = Decoder(DecoderShape.from_dict(data["shape"]))
-        dec.load_state_dict({k: v.float() for k, v in data["state"].items()})
+        levels = data["levels"] if "levels" in data else [data]
+        decoders = []
+        for level in levels:
+            dec = Decoder(DecoderShape.from_dict(level["shape"]))
+            dec.load_state_dict({k: v.float() for k, v in level["state"].items()})
+            decoders.append(dec.eval().requires_grad_(False).to(device))
     except (OSError, RuntimeError, KeyError, TypeError, ValueError) as err:
         raise ConfigError(f"'{path}' is not a restyle decoder ({type(err).__name__})") from None
-    dec = dec.eval().requires_grad_(False).to(device)
     if device.type == "cpu":
-        dec = dec.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    return dec
+        decoders = [d.to(memory_format=torch.channels_last) for d in decoders]  # type: ignore[call-overload]
+    return tuple(sorted(decoders, key=lambda d: -d.shape.downsamplings))
 
 
 def run_universal(method: MethodBase, content: Any, styles: Sequence[Any], config: Config, *,
@@ -71,7 +78,8 @@ def run_universal(method: MethodBase, content: Any, styles: Sequence[Any], confi
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     precision = precision if precision in ("bf16", "fp32") else "fp32"
-    dec = load_decoder(decoder_path(config.method_options.get("decoder")), device)
+    decoders = load_decoders(decoder_path(config.method_options.get("decoder")), device)
+    decoders = decoders[: int(config.method_options.get("levels") or len(decoders))]
     enc = cached_backbone("vgg19", None, "max", device, weights_dtype(precision))
     img = content_image(content, config)
     x = images.to_tensor(img).to(device)
@@ -85,26 +93,55 @@ def run_universal(method: MethodBase, content: Any, styles: Sequence[Any], confi
     transform = str(config.method_options.get("transform", "wct"))
     strength = FULL if config.strength is None else config.strength
     names = [Path(s).stem if isinstance(s, (str, Path)) else f"style {i}" for i, s in enumerate(styles, 1)]
-    notes = [f"universal ({transform}, strength {strength:g}): {describe(names, weights)}"]
+    notes = [f"universal ({transform}, {len(decoders)} level(s), strength {strength:g}): {describe(names, weights)}"]
 
     def forward() -> torch.Tensor:
         with torch.inference_mode():
-            layer = dec.shape.layer
-            fc = encode(enc, x, layer, device, precision)
-            moments = [wct.Moments(encode(enc, images.to_tensor(p).to(device), layer, device, precision))
+            moments = [painting_moments(enc, p, [d.shape.layer for d in decoders], device, precision)
                        for p in paintings]
-            if regions is None:
-                f = wct.transfer(fc, moments, weights, strength, transform)
-            else:
-                f = regional(fc, moments, regions, strength, transform)
-            out = decode(dec, f, x.shape[-2:], device, precision)
+            out = x
+            for dec in decoders:  # coarse to fine: each level starts from the picture the one before made
+                layer = dec.shape.layer
+                fc = encode(enc, out, layer, device, precision)
+                level = [m[layer] for m in moments]
+                if regions is None:
+                    f = wct.transfer(fc, level, weights, strength, transform)
+                else:
+                    f = regional(fc, level, regions, strength, transform)
+                out = decode(dec, f, x.shape[-2:], device, precision)
             return colour_controls(out, x, config.preserve_color, config.photo_filter)
 
     return one_pass(method.name, img, config, on_event, str(device), precision, notes, forward)
 
 
+#: A painting's statistics by (its pixels' digest, size, layers, device, precision): a video's frames
+#: and a batch's photos reuse them instead of encoding the painting again.
+MOMENTS: OrderedDict[tuple[str, ...], dict[str, wct.Moments]] = OrderedDict()
+MOMENTS_KEPT = 8
+
+
+def painting_moments(enc: nn.Module, painting: Any, layers: Sequence[str], device: torch.device,
+                     precision: str) -> dict[str, wct.Moments]:
+    """The painting's statistics at each of ``layers``, from one pass of the encoder."""
+    key = (hashlib.sha1(painting.tobytes()).hexdigest(), str(painting.size), ",".join(layers), str(device), precision)
+    if key in MOMENTS:
+        MOMENTS.move_to_end(key)
+        return MOMENTS[key]
+    feats = encode_all(enc, images.to_tensor(painting).to(device), layers, device, precision)
+    moments = {n: wct.Moments(f) for n, f in feats.items()}
+    MOMENTS[key] = moments
+    if len(MOMENTS) > MOMENTS_KEPT:
+        MOMENTS.popitem(last=False)
+    return moments
+
+
 def encode(enc: nn.Module, x: torch.Tensor, layer: str, device: torch.device, precision: str) -> torch.Tensor:
-    """``x``'s features at ``layer`` (reflection-padded to a multiple of 8 so the decoder returns its size)."""
+    """``x``'s features at ``layer`` (reflection-padded to a multiple of 8 so every decoder returns its size)."""
+    return encode_all(enc, x, [layer], device, precision)[layer]
+
+
+def encode_all(enc: nn.Module, x: torch.Tensor, layers: Sequence[str], device: torch.device,
+               precision: str) -> dict[str, torch.Tensor]:
     h, w = x.shape[-2:]
     ph, pw = (-h) % 8, (-w) % 8
     if ph or pw:
@@ -112,7 +149,7 @@ def encode(enc: nn.Module, x: torch.Tensor, layer: str, device: torch.device, pr
     if device.type == "cpu":
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast(device, precision):
-        return enc(x, [layer])[layer].float()
+        return {n: f.float() for n, f in enc(x, layers).items()}
 
 
 def decode(dec: Decoder, f: torch.Tensor, size: Sequence[int], device: torch.device, precision: str) -> torch.Tensor:

@@ -52,6 +52,16 @@ class DecoderShape:
         return int(self.layer[5]) - 1
 
 
+#: The decoders of the cascade, coarse to fine (Li et al.'s levels but relu5_1): each layer's shape.
+#: The deeper the layer, the larger its features (block1_conv1: mean 15 on the bundled cat; block4_conv1: 393).
+CASCADE: dict[str, DecoderShape] = {
+    "block4_conv1": DecoderShape("block4_conv1", (256, 128, 32), (2, 2, 3), 1 / 512),
+    "block3_conv1": DecoderShape("block3_conv1", (128, 32), (1, 2), 1 / 128),
+    "block2_conv1": DecoderShape("block2_conv1", (32,), (2,), 1 / 64),
+    "block1_conv1": DecoderShape("block1_conv1", (), (), 1 / 32),
+}
+
+
 class Conv(nn.Module):
     def __init__(self, cin: int, cout: int, relu: bool = True):
         super().__init__()

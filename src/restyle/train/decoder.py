@@ -5,12 +5,14 @@ seen. A checkpoint is written every ``every`` steps; a run resumes from it and e
 unbroken run does (the crops' random stream is restored with it). The decoder file records the
 recipe, the steps and the seconds spent.
 
-``python -m restyle.train.decoder OUT.pt --photos DIR [--steps N]``
+``python -m restyle.train.decoder OUT.pt --photos DIR [--layer block4_conv1] [--steps N]``, then
+``python -m restyle.train.decoder bundle universal.pt block4_conv1.pt block3_conv1.pt ...``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import time
@@ -22,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from restyle.backbone import bf16_cpu_ok, cached_backbone
-from restyle.nn.decoder import Decoder, DecoderShape
+from restyle.nn.decoder import CASCADE, Decoder, DecoderShape
 from restyle.nn.vgg import VGGFeatures
 from restyle.train.photos import load_photos
 
@@ -50,6 +52,17 @@ def save_decoder(path: Path, dec: Decoder, record: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save({"format": "restyle-decoder-1", "shape": dec.shape.as_dict(), "state": state, "record": record}, tmp)
     os.replace(tmp, path)
+
+
+def save_decoders(out: Path, parts: list[Path]) -> dict[str, Any]:
+    """One file of several levels' decoders (what the universal method loads), each with its record."""
+    levels = [torch.load(p, map_location="cpu", weights_only=True) for p in parts]
+    levels.sort(key=lambda d: -DecoderShape.from_dict(d["shape"]).downsamplings)
+    record = {lv["shape"]["layer"]: lv["record"] for lv in levels}
+    tmp = out.with_name(out.name + ".tmp")
+    torch.save({"format": "restyle-decoders-1", "levels": levels, "record": record}, tmp)
+    os.replace(tmp, out)
+    return record
 
 
 def load_decoder(path: str | Path) -> tuple[Decoder, dict[str, Any]]:
@@ -123,19 +136,24 @@ def train_decoder(out: Path, photos: Path, recipe: DecoderRecipe, shape: Decoder
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description="train the universal method's decoder on photos")
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bundle"]:  # bundle OUT.pt LEVEL.pt ...: the levels in one file
+        print(json.dumps(save_decoders(Path(argv[1]), [Path(a) for a in argv[2:]]), indent=1))
+        return
+    p = argparse.ArgumentParser(description="train the universal method's decoder on photos (or: bundle OUT.pt "
+                                "LEVEL.pt ... to put trained levels in one file)")
     p.add_argument("out", type=Path)
     p.add_argument("--photos", type=Path, required=True)
     p.add_argument("--steps", type=int, default=DecoderRecipe.steps)
     p.add_argument("--batch", type=int, default=DecoderRecipe.batch)
     p.add_argument("--crop", type=int, default=DecoderRecipe.crop)
     p.add_argument("--every", type=int, default=DecoderRecipe.every)
-    p.add_argument("--widths", default="256,128,32")
-    p.add_argument("--convs", default="2,2,3")
+    p.add_argument("--layer", default="block4_conv1", choices=list(CASCADE))
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)
-    shape = DecoderShape(widths=tuple(int(w) for w in a.widths.split(",")),
-                         convs=tuple(int(c) for c in a.convs.split(",")))
+    shape = CASCADE[a.layer]
     recipe = DecoderRecipe(steps=a.steps, batch=a.batch, crop=a.crop, every=a.every)
     train_decoder(a.out, a.photos, recipe, shape, a.threads, log=lambda s: print(s, flush=True))
 
