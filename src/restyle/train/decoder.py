@@ -150,11 +150,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch", type=int, default=DecoderRecipe.batch)
     p.add_argument("--crop", type=int, default=DecoderRecipe.crop)
     p.add_argument("--every", type=int, default=DecoderRecipe.every)
+    p.add_argument("--lr", type=float, default=DecoderRecipe.lr)
     p.add_argument("--layer", default="block4_conv1", choices=list(CASCADE))
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)
     shape = CASCADE[a.layer]
-    recipe = DecoderRecipe(steps=a.steps, batch=a.batch, crop=a.crop, every=a.every)
+    recipe = DecoderRecipe(steps=a.steps, batch=a.batch, crop=a.crop, every=a.every, lr=a.lr)
     train_decoder(a.out, a.photos, recipe, shape, a.threads, log=lambda s: print(s, flush=True))
 
 
