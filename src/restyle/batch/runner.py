@@ -23,7 +23,7 @@ from restyle.batch.inputs import BatchItem
 from restyle.config import Config
 from restyle.errors import ConfigError, RestyleError
 from restyle.executors import runs
-from restyle.executors.base import Executor, InProcessExecutor, Outcome, Task, check_devices, shares_files
+from restyle.executors.base import Executor, InProcessExecutor, Outcome, Task, check_devices, report_all, shares_files
 from restyle.executors.process import ProcessExecutor
 from restyle.io.files import atomic_write_text
 from restyle.io.history import read_history
@@ -189,12 +189,7 @@ class _BatchRun:
     def run(self, executor: Executor, todo: Sequence[tuple[int, Config]]) -> None:
         """Run ``todo`` through ``executor``, writing each output as it comes back."""
         self.saved_at = time.monotonic()
-        for i, outcome in executor.map_unordered(runs.run_task, self.tasks(executor, todo)):
-            self.finished(i, outcome)
-            while self.unreadable:
-                self.finished(*self.unreadable.pop(0))
-        while self.unreadable:
-            self.finished(*self.unreadable.pop(0))
+        report_all(executor, runs.run_task, self.tasks(executor, todo), self.finished, self.unreadable)
 
     def tasks(self, executor: Executor, todo: Sequence[tuple[int, Config]]) -> Iterator[tuple[int, Task]]:
         ship = not shares_files(executor)

@@ -96,6 +96,19 @@ class Executor(Protocol):
         ...
 
 
+def report_all(executor: Executor, fn: TaskFn, tasks: Iterable[tuple[int, Task]],
+               finished: Callable[[int, Outcome], None], unreadable: list[tuple[int, Outcome]]) -> None:
+    """Run ``tasks`` through ``executor``, handing each outcome to ``finished`` as it comes back,
+    and the ``unreadable`` ones (tasks whose inputs could not be read, filled in while ``tasks`` is
+    consumed) between them and at the end."""
+    for i, outcome in executor.map_unordered(fn, tasks):
+        finished(i, outcome)
+        while unreadable:
+            finished(*unreadable.pop(0))
+    while unreadable:
+        finished(*unreadable.pop(0))
+
+
 def shares_files(executor: Any) -> bool:
     """Whether ``executor``'s workers see this machine's files (its ``shares_files``, default True).
     When they may not, tasks carry their inputs as bytes (:func:`restyle.executors.runs.make_task`)."""

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from restyle.errors import ConfigError, RestyleError
 from restyle.executors import runs
-from restyle.executors.base import Executor, InProcessExecutor, Outcome, Task, default_threads, shares_files
+from restyle.executors.base import Executor, InProcessExecutor, Outcome, Task, default_threads, report_all, shares_files
 from restyle.executors.base import check_devices as _check_devices
 from restyle.executors.process import ProcessExecutor
 from restyle.io.history import read_history
@@ -187,12 +187,7 @@ class _StudyRun:
 
     def run(self, executor: Executor, todo: Sequence[tuple[int, Config]]) -> None:
         """Run ``todo`` through ``executor``, recording each outcome as it comes back."""
-        for i, outcome in executor.map_unordered(run_cell, self.tasks(executor, todo)):
-            self.finished(i, outcome)
-            while self.unreadable:
-                self.finished(*self.unreadable.pop(0))
-        while self.unreadable:
-            self.finished(*self.unreadable.pop(0))
+        report_all(executor, run_cell, self.tasks(executor, todo), self.finished, self.unreadable)
 
     def tasks(self, executor: Executor, todo: Sequence[tuple[int, Config]]) -> Iterator[tuple[int, Task]]:
         ship = not shares_files(executor)
