@@ -151,3 +151,20 @@ def test_init_from_a_model_of_another_shape_is_refused(photos, style, tmp_path):
     train([style], photos, tmp_path / "a.pt", 1, every=0)
     with pytest.raises(ConfigError, match="has shape"):
         train([style], photos, tmp_path / "b.pt", 1, every=0, width=6, init_from=tmp_path / "a.pt")
+
+
+def test_without_photos_training_reads_the_built_corpus_less_its_held_out_photos(photos, style, tmp_path,
+                                                                                   monkeypatch, capsys):
+    corpus = tmp_path / "corpus"
+    monkeypatch.setenv("RESTYLE_CORPUS", str(corpus))
+    assert main(["train", str(style), "-o", str(tmp_path / "m.pt"), "--steps", "1"]) == 2
+    assert "no --photos given and no photo corpus" in capsys.readouterr().err
+    corpus.mkdir()
+    for p in sorted(Path(photos).rglob("*.*")):
+        if p.is_file():
+            (corpus / p.name).write_bytes(p.read_bytes())
+    (corpus / "READY").write_text("3\n")
+    model = restyle.train_fast_model(style, None, tmp_path / "m.pt", steps=1, batch=1, size=32, every=0,
+                                     held_out=0)
+    readable = [p for p in corpus.iterdir() if p.suffix in (".jpg", ".png")]
+    assert model.record["photos"] + model.record["skipped"] == len(readable)

@@ -16,12 +16,13 @@ from restyle.train import TrainEvent, TrainOptions, train
 TRAIN_DEFAULTS: dict[str, Any] = {"size": 256, "style_scale": 2.0}
 
 
-def train_fast_model(styles: Any, photos: str | Path, output: str | Path, *, config: Config | None = None,
+def train_fast_model(styles: Any, photos: str | Path | None, output: str | Path, *, config: Config | None = None,
                      width: int = 12, blocks: int = 4, kernel: int = 5, steps: int = 2000, batch: int = 4,
                      lr: float = 1e-3, every: int = 200, held_out: int = 4, resume: bool = False,
                      init_from: str | Path | None = None,
                      on_event: Callable[[TrainEvent], None] | None = None, **options: Any) -> FastModel:
     """Train a fast model for one or more ``styles`` (image paths) on the photos under ``photos``
+    (None: the photo corpus ``scripts/corpus.sh`` builds, less its held-out photos)
     and write it to ``output`` (``.pt``), with a checkpoint (``NAME.ckpt.pt``) and a sample sheet of
     ``held_out`` photos it never trains on (``NAME.samples/``) every ``every`` steps.
 
@@ -38,5 +39,10 @@ def train_fast_model(styles: Any, photos: str | Path, output: str | Path, *, con
     elif options:
         config = config.replace(**options)
     opts = TrainOptions(steps=steps, batch=batch, lr=lr, every=every, held_out=held_out, seed=config.seed)
+    exclude: list[Path] = []
+    if photos is None:
+        from restyle.train.corpus import training_folder
+
+        photos, exclude = training_folder()
     return train(style_list, photos, output, config, NetShape(width, blocks, kernel, len(style_list)), opts,
-                 resume=resume, init_from=init_from, on_event=on_event)
+                 resume=resume, init_from=init_from, on_event=on_event, exclude=exclude)

@@ -37,7 +37,8 @@ def add_parser(subparsers: Any) -> None:
                     "paintings' size relative to it (default 2).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("styles", nargs="+", metavar="STYLE", help="painting(s); several make one multi-style model")
-    p.add_argument("--photos", required=True, metavar="DIR", help="folder of photos (searched recursively; "
+    p.add_argument("--photos", metavar="DIR", help="default: the photo corpus (bash scripts/corpus.sh builds it) "
+                   "less its held-out photos; else a folder of photos (searched recursively; "
                    "unreadable files are skipped and counted)")
     p.add_argument("-o", "--output", required=True, metavar="NAME.pt", help="the model file")
     t = p.add_argument_group("training")

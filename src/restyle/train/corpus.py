@@ -177,6 +177,18 @@ def build(dest: Path | None = None, manifest: Path = MANIFEST, log: Callable[[st
     return [dest / e.file for e in kept]
 
 
+def training_folder() -> tuple[Path, list[Path]]:
+    """The built corpus as ``restyle train`` reads it by default: its folder and the files to leave
+    out (the held-out and judge photos). A corpus not built is a one-line error."""
+    from restyle.errors import ConfigError
+
+    dest = default_corpus_dir()
+    if not (dest / "READY").exists():
+        raise ConfigError(f"no --photos given and no photo corpus in {dest}: build it with bash scripts/corpus.sh "
+                          "(or give --photos DIR)")
+    return dest, photos("holdout", dest) + photos("judge", dest)
+
+
 def photos(split: str = "train", dest: Path | None = None) -> list[Path]:
     """The stored files of one split (``train``, ``holdout`` or ``judge``) that exist in ``dest``."""
     if split not in SPLITS:

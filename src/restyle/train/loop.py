@@ -122,8 +122,8 @@ class _Training:
 
 def train(styles: Sequence[str | Path], photos: str | Path, output: str | Path, config: Config,
           shape: NetShape, options: TrainOptions, *, resume: bool = False, init_from: str | Path | None = None,
-          on_event: Callable[[TrainEvent], None] | None = None) -> FastModel:
-    """Train a network for ``styles`` on the photos under ``photos`` and write it to ``output``.
+          on_event: Callable[[TrainEvent], None] | None = None, exclude: Sequence[str | Path] = ()) -> FastModel:
+    """Train a network for ``styles`` on the photos under ``photos`` (less ``exclude``) and write it to ``output``.
     ``resume`` continues from ``output``'s checkpoint (same styles, shape and options);
     ``init_from`` starts from another model's parameters (same shape and number of styles), e.g.
     to fine-tune a model with other weights or photos."""
@@ -141,7 +141,7 @@ def train(styles: Sequence[str | Path], photos: str | Path, output: str | Path, 
     }
     begin = _start(output, shape, record, resume, init_from)
     photo_set = load_photos(photos, held_out=options.held_out, longest=options.photo_side,
-                            max_pixels=config.max_pixels, exclude=styles)
+                            max_pixels=config.max_pixels, exclude=[*styles, *exclude])
     run = _setup(config, shape, options, style_imgs, photo_set, begin, crop, record, output, emit)
     record.update(photos=len(photo_set.train), held_out=photo_set.held_names, skipped=len(photo_set.skipped))
     emit(TrainStarted(options.steps, begin.step, len(photo_set.train), len(photo_set.held), len(photo_set.skipped),
