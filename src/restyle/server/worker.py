@@ -55,6 +55,10 @@ from restyle.server.messages import (
 Send = Callable[[WorkerEvent], None]
 
 
+#: The universal preview's longest side: a preview, shown at most 640 px wide, with 0.56 of a 512 px
+#: picture's pixels; its time to the page is measured by bench/preview.py.
+PREVIEW_SIDE = 384
+
 class Cancelled(Exception):
     """Raised from the event handler to stop a job that was cancelled."""
 
@@ -252,10 +256,13 @@ class JobRunner:
             self.send(JobPreview(job_id, i, data, f"iteration {i + 1} of {total}"))
 
     def _universal_preview(self, job_id: str, job: JobSpec, config: Any) -> Any:
-        """The universal method's picture of the job (about a second), shown until the optimiser's
-        first; skipped where that method cannot run it (no decoder installed, a mask it refuses)."""
+        """The universal method's picture of the job at up to :data:`PREVIEW_SIDE` px (about a
+        second), shown until the optimiser's first; skipped where that method cannot run it (no
+        decoder installed, a mask it refuses). Its pixels, for a job stopped before the optimiser's
+        first picture."""
         api = self.api
-        preview = config.replace(method="universal", method_options={}, iterations=None)
+        size = None if config.size is None else min(config.size, PREVIEW_SIDE)
+        preview = config.replace(method="universal", method_options={}, iterations=None, size=size, scales=None)
         try:
             result = api.stylize(job.content, list(job.styles), preview)
         except RestyleError as err:
@@ -263,7 +270,7 @@ class JobRunner:
             return None
         data = api.encode_image(result.image, longest=640, format="jpeg", quality=80)
         self.send(JobPreview(job_id, -1, data, "universal preview (about a second); the optimiser's pictures follow"))
-        return result.pixels
+        return result.pixels if size == config.size else None
 
 
 @dataclass
