@@ -76,7 +76,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory):
 
 def forget() -> None:
     """Drop what this process has read of the installed methods (the registry, the API's schema)."""
-    from restyle.server import options
+    from restyle.server import job_options as options
 
     registry.methods.cache_clear()
     options.options_model.cache_clear()

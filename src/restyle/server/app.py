@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from restyle._version import __version__
-from restyle.server import options as job_options
+from restyle.server import job_options
 from restyle.server.deps import StateDep, authorised
 from restyle.server.hub import Hub
 from restyle.server.jobs import router as jobs_router

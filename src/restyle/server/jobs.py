@@ -18,9 +18,9 @@ from starlette.datastructures import UploadFile
 from restyle import api
 from restyle.errors import InputImageError
 from restyle.server.deps import StateDep
+from restyle.server.job_options import OptionError, parse_options
 from restyle.server.limits import BodyTooLarge
 from restyle.server.models import Job, JobCounts, JobList
-from restyle.server.options import OptionError, parse_options
 from restyle.server.records import FINAL, ImageInput, JobInputs
 from restyle.server.state import ServerState
 from restyle.server.store import QueueFull
