@@ -147,7 +147,8 @@ def test_a_new_painting_shows_a_labelled_universal_preview_before_the_optimisers
     import numpy as np
     from PIL import Image
 
-    photo = small_copy("coffee.jpg", 128, tmp_path / "cup.png")
+    size = 384 if UPDATE else 64
+    photo = small_copy("coffee.jpg", 2 * size, tmp_path / "cup.png")
     rng = np.random.default_rng(7)  # a painting no one has: strokes of random colour
     strokes = np.kron(rng.integers(0, 256, (16, 16, 3)), np.ones((8, 8, 1))).astype(np.uint8)
     Image.fromarray(strokes).save(tmp_path / "new painting.png")
@@ -158,7 +159,7 @@ def test_a_new_painting_shows_a_labelled_universal_preview_before_the_optimisers
     page.wait_for_selector("body[data-ready]")
     page.set_input_files("#content-file", str(photo))
     page.set_input_files("#style-file", str(tmp_path / "new painting.png"))
-    page.eval_on_selector("#size", "s => s.add(new Option('64 px', '64', true, true))")
+    page.eval_on_selector("#size", f"s => s.add(new Option('{size} px', '{size}', true, true))")
     page.uncheck("#auto-stop")
     page.eval_on_selector("#iterations", "e => { e.value = 20; e.dispatchEvent(new Event('input')) }")
     page.evaluate("""() => {
@@ -167,6 +168,8 @@ def test_a_new_painting_shows_a_labelled_universal_preview_before_the_optimisers
             .observe(document.getElementById('preview-label'), {childList: true, characterData: true, subtree: true});
     }""")
     page.click("#submit")
+    sync_api.expect(page.locator("#preview-label")).to_contain_text("universal preview", timeout=120_000)
+    page.screenshot(path=str(SCREENSHOT.with_name("server-universal.png") if UPDATE else tmp_path / "universal.png"))
     page.wait_for_selector("#download:not([hidden])", timeout=180_000)
     labels = [label for label in page.evaluate("window.labels") if label]
     assert labels and labels[0].startswith("universal preview"), labels

@@ -262,14 +262,16 @@ class JobRunner:
         first picture."""
         api = self.api
         size = None if config.size is None else min(config.size, PREVIEW_SIDE)
-        preview = config.replace(method="universal", method_options={}, iterations=None, size=size, scales=None)
+        # the full transfer: the page's strength is the optimiser's (its 0.5 is the default style weight)
+        preview = config.replace(method="universal", method_options={}, iterations=None, size=size, scales=None,
+                                 strength=None)
         try:
             result = api.stylize(job.content, list(job.styles), preview)
         except RestyleError as err:
             logging.getLogger("restyle.server").info("job %s: no universal preview (%s)", job_id, err)
             return None
         data = api.encode_image(result.image, longest=640, format="jpeg", quality=80)
-        self.send(JobPreview(job_id, -1, data, "universal preview (about a second); the optimiser's pictures follow"))
+        self.send(JobPreview(job_id, -1, data, "universal preview; the optimiser's pictures follow"))
         return result.pixels if size == config.size else None
 
 
