@@ -46,7 +46,8 @@ def test_a_fast_video_writes_every_frame_with_the_model_in_its_record(clip, mode
     assert len(frames) == FRAMES and all(f.shape == (SIZE[1], SIZE[0], 3) for f in frames)
     record = json.loads((tmp_path / "frames" / "restyle-video.json").read_text())
     assert record["config"]["fast_model"] == str(model) and record["inputs"]["styles"] == []
-    assert record["inputs"]["model"] == str(model.resolve()) and str(model.resolve()) in record["inputs"]["sha256"]
+    assert record["inputs"]["files"]["fast model"] == str(model.resolve())
+    assert str(model.resolve()) in record["inputs"]["sha256"]
     assert record["video"]["temporal_blend"] == DEFAULT_TEMPORAL_BLEND and record["video"]["flow"] == "ultrafast"
 
     code, _, err = run(capsys, "video", clip, "-o", tmp_path / "out.mp4", "--fast-model", model, *EACH)

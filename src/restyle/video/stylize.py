@@ -151,8 +151,10 @@ def stylize_video(input: str | os.PathLike[str], styles: Sequence[str | os.PathL
     if kind != "folder" and files.same_file(folder.path, info.path):
         raise OutputError(f"the work folder '{folder.path}' is the input; give another --work-dir")
     record = _record(info, styles, config, options, indices, rate, size, fast)
-    for _, path in option_files(config):
-        record["inputs"]["sha256"][path] = file_digest(path)
+    named = {role: str(Path(path).expanduser().resolve()) for role, path in option_files(config)}
+    if named:  # the files the options name (a fast model's, a mask), with their digests
+        record["inputs"]["files"] = named
+        record["inputs"]["sha256"].update({path: file_digest(path) for path in named.values()})
     folder.open({k: record[k] for k in ("restyle", "config", "video", "inputs")})
     done = folder.finished(len(indices))
     emit(VideoStarted(len(indices), done, float(rate), size[0], size[1], str(folder.path)))
