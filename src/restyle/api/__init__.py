@@ -23,6 +23,7 @@ _EXPORTS = {
     "export_fast_model": "restyle.api._export",
     "FastModelInfo": "restyle.api._models",
     "fast_models": "restyle.api._models",
+    "model_names": "restyle.api._models",
     "changed_inputs": "restyle.api._run",
     "describe_evaluator": "restyle.api._run",
     "format_scores": "restyle.api._run",
@@ -101,7 +102,7 @@ __all__ = [
     "export_fast_model",
     # network front-ends
     "available_cpus", "available_devices", "check_image", "encode_image", "example_images", "header_size",
-    "loss_history_csv", "FastModelInfo", "fast_models",
+    "loss_history_csv", "FastModelInfo", "fast_models", "model_names",
 ]
 
 __getattr__ = lazy_getattr(__name__, _EXPORTS)
@@ -117,7 +118,7 @@ def event_dict(event: Event) -> dict[str, Any]:
 if TYPE_CHECKING:
     from restyle.api._batch import plan_batch, ray_executor, run_batch
     from restyle.api._export import export_fast_model
-    from restyle.api._models import FastModelInfo, fast_models
+    from restyle.api._models import FastModelInfo, fast_models, model_names
     from restyle.api._run import (
         changed_inputs,
         describe_evaluator,

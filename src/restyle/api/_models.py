@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,7 @@ class FastModelInfo:
 
 def fast_models(folder: str | Path | None = None, *,
                 on_skip: Callable[[str], None] | None = None) -> list[FastModelInfo]:
-    """The bundled fast models (and, as names of their own, the styles they hold), then the ``*.pt``
-    files in ``folder`` (not its subfolders), each
+    """The bundled fast models, then the ``*.pt`` files in ``folder`` (not its subfolders), each
     read with :func:`restyle.methods.fastmodel.read_model`, sorted by name. A file that is not a
     readable model, or whose name an earlier entry has, is left out and ``on_skip`` gets one line
     saying why (default: a warning in the ``restyle`` log). A ``folder`` that is not a directory
@@ -62,10 +61,19 @@ def fast_models(folder: str | Path | None = None, *,
             name=path.stem, path=path, styles=tuple(model.style_names), shape=dict(record.get("shape") or {}),
             steps=_int_or_none(record.get("steps")), photos=_int_or_none(record.get("photos")), bundled=bundled)
         found[path.stem] = info
-        if bundled:  # a style a bundled model holds is a name too, as for --fast-model (fastmodel.resolve)
-            for style in model.style_names:
-                found.setdefault(style, replace(info, name=style, styles=(style,)))
     return list(found.values())
+
+
+def model_names(models: list[FastModelInfo]) -> dict[str, FastModelInfo]:
+    """Every name a job may give for ``models``: each model's, and (as ``--fast-model`` takes them,
+    :func:`restyle.methods.fastmodel.resolve`) each style a bundled model holds, unless a model has
+    that name."""
+    names = {m.name: m for m in models}
+    for m in models:
+        if m.bundled:
+            for style in m.styles:
+                names.setdefault(style, m)
+    return names
 
 
 def _int_or_none(value: Any) -> int | None:

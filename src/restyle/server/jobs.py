@@ -104,7 +104,7 @@ async def submit(request: Request, state: StateDep) -> JSONResponse:
 def _options(raw: Any, styles: int, state: ServerState) -> tuple[dict[str, Any], str | None, Any]:
     """The job's options checked (422 naming each bad field), a fast model against those on offer."""
     try:
-        return parse_options(raw, styles, {name: m.styles for name, m in state.models.items()})
+        return parse_options(raw, styles, {name: m.styles for name, m in state.names.items()})
     except OptionError as err:
         raise HTTPException(422, err.errors) from None
 

@@ -34,6 +34,8 @@ class ServerState:
     devices: list[str]
     #: The fast models on offer (bundled, then ``--models DIR``'s), by the name a job gives.
     models: dict[str, api.FastModelInfo] = field(default_factory=dict)
+    #: Every name a job may give: the models', and the styles of the bundled ones (as --fast-model).
+    names: dict[str, api.FastModelInfo] = field(default_factory=dict)
     _thumb_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -42,13 +44,14 @@ class ServerState:
         models (a file that is not one is left out with a line in the log), start the workers."""
         examples = api.example_images()
         models = {m.name: m for m in api.fast_models(settings.models, on_skip=log.warning)}
+        names = api.model_names(list(models.values()))
         store = Store(settings.data, examples)
         store.recover()
         devices = resolve_devices(settings)
         state_box: list[ServerState] = []
         pool = WorkerPool(settings, store, hub, devices, lambda job_id: state_box[0].publish_status(job_id),
-                          model_path=lambda name: offered_file(models, name))
-        state = cls(settings, store, hub, pool, examples, devices, models=models)
+                          model_path=lambda name: offered_file(names, name))
+        state = cls(settings, store, hub, pool, examples, devices, models=models, names=names)
         state_box.append(state)
         pool.start()
         return state
