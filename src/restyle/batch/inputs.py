@@ -311,11 +311,11 @@ def plan(inputs: Sequence[str], styles: Sequence[str], out_dir: str | Path, *, m
         raise ConfigError(f"output folder '{out_dir}' is a file")
     style_sources = expand(styles, "style", exclude=out) if styles else []
     rows = read_manifest(manifest) if manifest is not None else []
-    takes = _paintings(options or {}, preset)
+    common = _method(options or {}, preset)
+    takes = common.paintings
     if inputs:
         if takes == "none" and style_sources:
-            raise ConfigError(f"--method {_method(options or {}, preset).name} takes no --styles: its model carries "
-                              "its styles")
+            raise ConfigError(f"--method {common.name} takes no --styles: its model carries its styles")
         if takes == "required" and not style_sources:
             raise ConfigError("give --styles STYLE... (or --fast-model NAME) for the INPUT images")
         contents = expand(inputs, "input", exclude=out)
@@ -323,11 +323,11 @@ def plan(inputs: Sequence[str], styles: Sequence[str], out_dir: str | Path, *, m
                 [Row(c, [s]) for c in contents for s in style_sources]) + rows
     wanted: list[Row] = []
     for row in rows:
-        row_takes = _paintings({**(options or {}), **row.options}, row.preset or preset, row.where)
-        if row_takes == "none" and row.styles:
-            raise ConfigError(f"{row.where or 'batch'}: --method {_method(row.options, row.preset).name} takes no "
-                              "styles: its model carries them")
-        if row.styles or row_takes == "none":
+        row_method = _method({**(options or {}), **row.options}, row.preset or preset, row.where)
+        if row_method.paintings == "none" and row.styles:
+            raise ConfigError(f"{row.where or 'batch'}: --method {row_method.name} takes no styles: its model "
+                              "carries them")
+        if row.styles or row_method.paintings == "none":
             wanted.append(row)
         elif not style_sources:
             raise ConfigError(f"{row.where}: no styles, and no --styles to use for it")
@@ -363,21 +363,17 @@ def plan(inputs: Sequence[str], styles: Sequence[str], out_dir: str | Path, *, m
 
 
 def _method(options: Mapping[str, Any], preset: str | None, where: str = "") -> Method:
+    """The method the options run (a bad option: a one-line error naming ``where``)."""
     try:
         return method_for(Config.from_values(options, preset=preset))
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}" if where else str(err)) from None
 
 
-def _paintings(options: Mapping[str, Any], preset: str | None, where: str = "") -> str:
-    """Which style images the options' method takes ("required", "none", "optional")."""
-    return _method(options, preset, where).paintings
-
-
 def _model_label(options: Mapping[str, Any], preset: str | None) -> str:
     """An output's name part for a method without style images: its model's name, else the method's."""
-    method = _method(options, preset)
     config = Config.from_values(options, preset=preset)
+    method = method_for(config)
     given = [str(getattr(config, f)) for f in method.owns if isinstance(getattr(config, f), str)]
     return safe(Path(given[0]).stem) if given else method.name
 

@@ -268,8 +268,8 @@ def finished_record(output: str | Path, config: Config, content: str, styles: Se
         return None
     digests = inputs.get("sha256", {})
     hasher = digest or file_digest
-    model = [describe_input(p) for _, p in option_files(config) if Path(p).is_file()]
-    if any(digests.get(p) != hasher(p) for p in (content_path, *style_paths, *model)):
+    named = [describe_input(p) for _, p in option_files(config) if Path(p).is_file()]
+    if any(digests.get(p) != hasher(p) for p in (content_path, *style_paths, *named)):
         return None
     return record
 

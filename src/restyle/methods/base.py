@@ -62,7 +62,8 @@ class Method(Protocol):
 
     ``check(config, paintings)`` refuses a request it cannot run with a one-line
     :class:`~restyle.errors.ConfigError`; ``files(config)`` lists (role, path) of the files its
-    own options name; ``describe(config)`` is what the run record says it ran.
+    own options name. The run record names the method by the config it ran (``method``, its own
+    options in ``method_options``) and hashes those files.
 
     Contract of ``run(content, styles, config, *, on_event, on_iteration, start, terms)``:
 
@@ -91,8 +92,6 @@ class Method(Protocol):
     def check(self, config: Config, paintings: int) -> None: ...
 
     def files(self, config: Config) -> list[tuple[str, str]]: ...
-
-    def describe(self, config: Config) -> dict[str, Any]: ...
 
     def run(self, content: Any, styles: Sequence[Any], config: Config, *, on_event: EventHandler | None = None,
             on_iteration: IterationHandler | None = None, start: torch.Tensor | None = None,
@@ -129,6 +128,3 @@ class MethodBase:
             if opt.file and isinstance(value, (str, os.PathLike)) and os.path.isfile(value):
                 out.append((opt.name.replace("_", " "), os.fspath(value)))
         return out
-
-    def describe(self, config: Config) -> dict[str, Any]:
-        return {"method": self.name, **{o.name: config.method_options.get(o.name, o.default) for o in self.options}}

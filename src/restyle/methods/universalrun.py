@@ -33,7 +33,7 @@ from restyle.methods.onepass import colour_controls, content_image, describe, on
 from restyle.nn import controls, wct
 from restyle.nn.decoder import Decoder, DecoderShape
 
-#: The bundled decoder (restyle/models/); ``RESTYLE_DECODER`` or the ``decoder`` option names another.
+#: The bundled decoder (restyle/models/); the ``decoder`` option names another.
 DECODER_FILE = "universal.pt"
 #: A strength of None (not given) is the full transfer.
 FULL = 1.0

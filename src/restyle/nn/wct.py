@@ -68,15 +68,11 @@ TRANSFORMS = {"wct": whiten_colour, "adain": adain}
 
 
 def transfer(content: torch.Tensor, styles: Sequence[Moments], weights: Sequence[float], strength: float = 1.0,
-             transform: str = "wct", mask: torch.Tensor | None = None) -> torch.Tensor:
+             transform: str = "wct") -> torch.Tensor:
     """The transformed features: each style's transform weighted by ``weights`` (summing to 1),
-    mixed with the content's own features by ``strength`` (0: the photo, 1: the full transfer).
-    ``mask`` (``h x w`` in [0, 1], at the features' size) limits the transfer to where it is 1."""
+    mixed with the content's own features by ``strength`` (0: the photo, 1: the full transfer)."""
     fn = TRANSFORMS[transform]
     c = content.float()
     mixed = sum(w * fn(c, s) for s, w in zip(styles, weights) if w > 0)
     assert isinstance(mixed, torch.Tensor)
-    out = strength * mixed + (1 - strength) * c
-    if mask is not None:
-        out = mask * out + (1 - mask) * c
-    return out
+    return strength * mixed + (1 - strength) * c
