@@ -16,7 +16,7 @@ from server_helpers import TINY, app_client
 from restyle import api, config
 from restyle.cli import main
 from restyle.server.job_options import SERVER_SET, options_model
-from restyle.server.jobs import _display_name
+from restyle.server.submit import _display_name
 from restyle.server.settings import Settings
 
 

@@ -221,6 +221,8 @@ class Config:
             raise ConfigError(f"--size {self.size} is too small; use at least 16 (pixels, longest side)")
         if self.max_pixels is not None and self.max_pixels < 1:
             raise ConfigError(f"--max-pixels must be >= 1 (or none: no cap), got {self.max_pixels}")
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError(f"--seed must be a whole number from 0 to 2**63 - 1, got {self.seed}")
         if self.iterations is not None and self.iterations < 0:
             raise ConfigError("--iterations must be >= 0 (or auto)")
         if not (0 < self.stop_tolerance < 1):

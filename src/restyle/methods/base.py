@@ -38,6 +38,8 @@ class MethodOption:
     type: type = str
     file: bool = False
     metavar: str | None = None
+    choices: tuple[str, ...] | None = None  # the values it takes (the HTTP schema lists them)
+    minimum: int | None = None  # the least value of a number option (the HTTP schema states it)
 
     @property
     def flag(self) -> str:

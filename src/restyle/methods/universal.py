@@ -33,11 +33,12 @@ class UniversalTransfer(MethodBase):
     summary = "any painting in about a second: the photo's features given the painting's statistics, decoded"
     options: tuple[MethodOption, ...] = (
         MethodOption("transform", "the feature transform: wct (whitening and colouring, Li et al.) or adain "
-                     "(channel means and deviations, Huang & Belongie)", default="wct", metavar="wct|adain"),
+                     "(channel means and deviations, Huang & Belongie)", default="wct", metavar="wct|adain",
+                     choices=TRANSFORMS),
         MethodOption("decoder", "a decoder file (python -m restyle.train.decoder) instead of the bundled one",
                      file=True, metavar="PATH"),
         MethodOption("levels", "how many of the decoder file's levels to run, deepest first (default: all; "
-                     "fewer: faster, coarser strokes)", type=int, metavar="N"),
+                     "fewer: faster, coarser strokes)", type=int, metavar="N", minimum=1),
     )
 
     def check(self, config: Config, paintings: int) -> None:

@@ -7,20 +7,21 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from restyle._version import __version__
 from restyle.server import job_options
 from restyle.server.deps import StateDep, authorised
+from restyle.server.errors import answers, install
 from restyle.server.hub import Hub
 from restyle.server.jobs import router as jobs_router
 from restyle.server.limits import UploadCap
 from restyle.server.models import Example, FastModelListing, JobCounts, JobLimits, RunOptions, ServerInfo, WorkerInfo
+from restyle.server.schema import openapi
 from restyle.server.settings import Settings
 from restyle.server.state import ServerState
 
@@ -49,11 +50,13 @@ def create_app(settings: Settings, on_ready: Callable[[list[str]], None] | None 
     app = FastAPI(title="restyle", version=__version__, lifespan=lifespan,
                   description="Neural style transfer jobs: submit a content image and style images (or a fast "
                               "model), follow the progress live, download the PNG. Errors carry a one-line `error`.")
+    app.state.settings = settings
+    app.openapi = lambda: openapi(app)  # type: ignore[method-assign]
     app.add_middleware(UploadCap, limit=settings.max_upload_bytes * (settings.max_styles + 1) + (1 << 20))
-    _error_handlers(app)
+    install(app)
     app.include_router(jobs_router, prefix="/api", dependencies=[Depends(authorised)])
 
-    @app.get("/api/server", dependencies=[Depends(authorised)], tags=["server"])
+    @app.get("/api/server", dependencies=[Depends(authorised)], tags=["server"], responses=answers(503))
     def server_info(state: StateDep) -> ServerInfo:
         """The server's version, limits, workers and job counts."""
         limits = state.settings
@@ -61,7 +64,7 @@ def create_app(settings: Settings, on_ready: Callable[[list[str]], None] | None 
                           counts=JobCounts(**state.store.counts()), max_queue=limits.max_queue,
                           max_upload_mb=limits.max_upload_mb, max_styles=limits.max_styles)
 
-    @app.get("/api/options", dependencies=[Depends(authorised)], tags=["server"])
+    @app.get("/api/options", dependencies=[Depends(authorised)], tags=["server"], responses=answers())
     def option_fields(state: StateDep) -> RunOptions:
         """The run options a job takes (restyle run's), with their kinds, defaults, choices and help, and
         this server's caps on them."""
@@ -70,21 +73,22 @@ def create_app(settings: Settings, on_ready: Callable[[list[str]], None] | None 
                            max_queued_per_client=s.max_queued_per_client)
         return RunOptions.model_validate({**job_options.describe(), "limits": limits})
 
-    @app.get("/api/examples", dependencies=[Depends(authorised)], tags=["examples"])
+    @app.get("/api/examples", dependencies=[Depends(authorised)], tags=["examples"], responses=answers())
     def examples(state: StateDep) -> list[Example]:
         """The bundled example images, which a job may name instead of uploading."""
         return [Example(name=name, thumbnail=f"/api/examples/{name}/thumbnail") for name in state.examples]
 
     @app.get("/api/examples/{name}/thumbnail", dependencies=[Depends(authorised)], tags=["examples"],
-             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
-    def example_thumbnail(name: str, state: StateDep) -> Response:
+             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}} | answers(
+                 404, 422, 503, s404="no bundled example of that name"))
+    def example_thumbnail(state: StateDep, name: str = PathParam(max_length=200)) -> Response:
         """A small JPEG of a bundled example."""
         if name not in state.examples:
             raise HTTPException(404, f"no bundled example '{name}'")
         return Response(state.thumbnail(state.examples[name]), media_type="image/jpeg",
                         headers={"Cache-Control": "max-age=86400"})
 
-    @app.get("/api/models", dependencies=[Depends(authorised)], tags=["models"])
+    @app.get("/api/models", dependencies=[Depends(authorised)], tags=["models"], responses=answers())
     def fast_models(state: StateDep) -> list[FastModelListing]:
         """The fast models a job may name instead of giving style images: the bundled ones, then those
         in ``restyle serve --models DIR`` (found when the server started), each with its styles."""
@@ -100,26 +104,4 @@ def create_app(settings: Settings, on_ready: Callable[[list[str]], None] | None 
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
-
-
-def _error_handlers(app: FastAPI) -> None:
-    """Every error response carries ``error``: one line a person can read (``detail`` stays FastAPI's)."""
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        detail = exc.detail
-        line = detail if isinstance(detail, str) else "; ".join(_item_line(i) for i in detail)
-        return JSONResponse({"detail": detail, "error": line}, exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        items = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-        return JSONResponse({"detail": items, "error": "; ".join(_item_line(i) for i in items)}, 422)
-
-
-def _item_line(item: dict[str, Any]) -> str:
-    if item.get("type") == "image":  # the loader's message names the image already, as the CLI's does
-        return str(item.get("msg", ""))
-    where = ".".join(str(p) for p in item.get("loc", [])[1:]) or "request"
-    return f"{where}: {item.get('msg', '')}"
 

@@ -15,16 +15,17 @@ import functools
 import json
 import typing
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
 from restyle import api
 from restyle import config as config_module
 from restyle.blend import blend_weights
 from restyle.config import Config, check_style_blend, parse_field
+from restyle.config.model import MIN_TILE
 from restyle.errors import ConfigError
-from restyle.spec import DEFAULT_MAX_PIXELS, PRESETS
+from restyle.spec import DEFAULT_MAX_PIXELS, PRESETS, layer_names
 
 #: Fields a client may not set, and why.
 SERVER_SET = {"device": "set by the server: each worker runs on one device (restyle serve --device)"}
@@ -34,6 +35,25 @@ WORDS_ONLY: dict[str, tuple[str, ...]] = {
     "weights": ("embedded", "download"),
     "masks": (), "style_masks": (), "label_image": (),
 }
+
+#: The layer names a list or mapping of layers takes (VGG19's; VGG16 lacks the blocks' fourth convs).
+LAYERS = [*layer_names("vgg19"), *(f"block{b}_pool" for b in range(1, 6))]
+#: The bounds Config.validate (and the server) puts on single fields, as JSON Schema keywords: the
+#: schema states them (a test holds each against the checks); rules between fields are in the text.
+RANGES: dict[str, dict[str, Any]] = {
+    "size": {"minimum": 16}, "max_pixels": {"minimum": 1, "maximum": DEFAULT_MAX_PIXELS},
+    "iterations": {"minimum": 0}, "refine": {"minimum": 0}, "seed": {"minimum": 0, "maximum": 2**63 - 1},
+    "stop_tolerance": {"exclusiveMinimum": 0, "exclusiveMaximum": 1}, "time_limit": {"exclusiveMinimum": 0},
+    "style_scale": {"exclusiveMinimum": 0}, "content_weight": {"minimum": 0}, "style_weight": {"minimum": 0},
+    "tv_weight": {"minimum": 0}, "photo_weight": {"minimum": 0}, "strength": {"minimum": 0, "maximum": 1},
+    "ema": {"minimum": 0, "exclusiveMaximum": 1}, "tile": {"minimum": MIN_TILE}, "lr": {"exclusiveMinimum": 0},
+    "max_memory": {"exclusiveMinimum": 0},
+    "style_blend": {"items": {"minimum": 0}, "minItems": 1, "contains": {"exclusiveMinimum": 0}},
+    "scales": {"items": {"minimum": 16}, "minItems": 1},
+    **{f"{kind}_layers": {"minItems": 1, "minProperties": 1, "items": {"enum": LAYERS}, "propertyNames": {"enum": LAYERS}}
+       for kind in ("content", "style")},
+}
+
 
 def listed() -> dict[str, str]:
     """Fields that take the name of a model the server offers (never a path), and where it is listed."""
@@ -104,15 +124,21 @@ def options_model() -> type[BaseModel]:
             hint = Literal[opt.choices]
         elif kind == "layers":
             hint = Union[dict[str, float], list[str]]
+        elif any(isinstance(v, str) for _, v in opt.words):  # a word that is a value of its own ("auto")
+            hint = Union[base, Literal[tuple(v for _, v in opt.words if isinstance(v, str))]]
         else:
             hint = base
+        hint = _numbers_only(hint)
         if nullable:
             hint = Optional[hint]
         description = opt.help + (f" (command line: {opt.flags[0]})" if opt.flags else "")
-        fields[name] = (hint, Field(description=description, **_default(dc_fields[name])))
+        fields[name] = (hint, Field(description=description, json_schema_extra=RANGES.get(name),
+                                    **_default(dc_fields[name])))
     for name, (method, own) in api.method_options().items():  # a method's own options, by name
-        fields[name] = (Optional[own.type] if not own.file else None.__class__, Field(  # a file: only null over HTTP
-            default=None, description=f"with method {method.name}: {own.help}"))
+        own_hint: Any = None.__class__ if own.file else Literal[own.choices] if own.choices else _numbers_only(own.type)
+        fields[name] = (Optional[own_hint], Field(  # a file: only null over HTTP
+            default=None, description=f"with method {method.name}: {own.help}",
+            json_schema_extra=None if own.minimum is None else {"minimum": own.minimum}))
     fields["preset"] = (Optional[Literal[tuple(PRESETS)]], Field(
         default=None, description=config_module.options()["preset"].help + "; the other options apply over it"))
     model = create_model("Options", __config__=ConfigDict(extra="forbid"), **fields)
@@ -120,19 +146,32 @@ def options_model() -> type[BaseModel]:
     return model
 
 
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("a number, not true or false")
+    return value
+
+
+def _numbers_only(hint: Any) -> Any:
+    """``hint`` with its int and float parts refusing true and false (Pydantic's lax mode takes them as 1 and 0)."""
+    if hint in (int, float):
+        return Annotated[hint, BeforeValidator(_not_bool)]
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is list and args and args[0] in (int, float):
+        return list[Annotated[args[0], BeforeValidator(_not_bool)]]  # type: ignore[valid-type]
+    if origin is Union:
+        return Union[tuple(_numbers_only(a) for a in args)]
+    return hint
+
+
 def _loc(name: str) -> list[Any]:
     return ["body", "options", name]
 
 
-def parse_options(raw: str | dict[str, Any] | None, styles: int,
-                  models: Mapping[str, Sequence[str]] | None = None) -> tuple[dict[str, Any], str | None, Config]:
-    """Check a job's options (JSON text or a dict) for ``styles`` style images: the values the client
-    gave, the preset, and the Config the job runs with. Raises :class:`OptionError` naming each bad field.
-    ``models``: the models on offer, by name, with the names of the styles each holds; a
-    listed field's value must be one of them, and a ``style_blend`` then gives one weight per style it holds.
-
-    Text values of typed fields go through :func:`restyle.config.parse_field` (the CLI's one text
-    parser): ``{"size": "none"}``, ``{"style_layers": "seed"}`` and ``{"style_blend": "0.7,0.3"}`` work."""
+def check_fields(raw: str | dict[str, Any] | None, models: Mapping[str, Sequence[str]] | None = None,
+                 caps: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """Each option alone: its name, its type, a name the server offers, its bounds (:data:`RANGES`, and
+    ``caps``: {field: most}). Returns the values given (text parsed); raises :class:`OptionError`."""
     if raw is None or raw == "":
         raw = {}
     if isinstance(raw, str):
@@ -154,7 +193,7 @@ def parse_options(raw: str | dict[str, Any] | None, styles: int,
                 errors.append({"loc": _loc(name), "type": "unknown_name", "msg": f"no {name.replace('_', ' ')} "
                                f"'{str(value)[:80]}' on this server; choose one of: {offered} ({listed()[name]})"})
         elif name == "method":
-            if value is not None and value not in api.methods():
+            if value is not None and (not isinstance(value, str) or value not in api.methods()):
                 errors.append({"loc": _loc(name), "type": "unknown_name", "msg": f"unknown method "
                                f"'{str(value)[:80]}'; choose one of: {', '.join(api.methods())}"})
         elif name in api_fields() and _free_text_cached(name) and value is not None \
@@ -170,12 +209,72 @@ def parse_options(raw: str | dict[str, Any] | None, styles: int,
     if errors:
         raise OptionError(errors)
     try:
-        given = options_model().model_validate(values).model_dump(exclude_unset=True)
+        given: dict[str, Any] = options_model().model_validate(values).model_dump(exclude_unset=True)
     except ValidationError as err:
         raise OptionError([{"loc": ["body", "options", *e["loc"]], "msg": e["msg"], "type": e["type"]}
                            for e in err.errors(include_url=False)]) from None
+    errors = [{"loc": _loc(name), "msg": msg, "type": "value_error"} for name, msg in _bound_errors(given, caps or {})]
+    if errors:
+        raise OptionError(errors)
+    return given
+
+
+def _bound_errors(values: Mapping[str, Any], caps: Mapping[str, int]) -> list[tuple[str, str]]:
+    """(field, why) for each value outside its bounds in :data:`RANGES` or over its cap."""
+    out = []
+    for name, value in values.items():
+        rule = dict(RANGES.get(name, {}))
+        if name in caps:
+            (rule.setdefault("items", {}) if name == "scales" else rule)["maximum"] = caps[name]
+        if value is None or not rule:
+            continue
+        if isinstance(value, dict):
+            if len(value) < rule.get("minProperties", 0):
+                out.append((name, f"give at least {rule['minProperties']} name(s)"))
+            value = list(value)  # its names, checked as a list's items
+            rule["items"], rule["minItems"] = rule.get("propertyNames", {}), 0
+        if isinstance(value, list):
+            if len(value) < rule.get("minItems", 0):
+                out.append((name, f"give at least {rule['minItems']} value(s)"))
+            elif "contains" in rule and not any(_outside(v, rule["contains"]) is None for v in value):
+                out.append((name, f"at least one value must be > {rule['contains']['exclusiveMinimum']}"))
+            why = next((w for w in (_outside(v, rule.get("items", {})) for v in value) if w), None)
+        else:
+            why = _outside(value, rule)
+        if why:
+            out.append((name, why))
+    return out
+
+
+def _outside(value: Any, rule: Mapping[str, Any]) -> str | None:
+    """Why a number breaks a JSON Schema bound in ``rule`` (None: it keeps them, or is no number)."""
+    if "enum" in rule and value not in rule["enum"]:
+        return f"'{str(value)[:40]}' is not one of: {', '.join(map(str, rule['enum']))}"
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    for key, broken, word in (("minimum", value < rule.get("minimum", value), ">="),
+                              ("exclusiveMinimum", value <= rule.get("exclusiveMinimum", value - 1), ">"),
+                              ("maximum", value > rule.get("maximum", value), "<="),
+                              ("exclusiveMaximum", value >= rule.get("exclusiveMaximum", value + 1), "<")):
+        if key in rule and broken:
+            return f"must be {word} {rule[key]}, got {value}"
+    return None
+
+
+def parse_options(raw: str | dict[str, Any] | None, styles: int,
+                  models: Mapping[str, Sequence[str]] | None = None) -> tuple[dict[str, Any], str | None, Config]:
+    """Check a job's options (JSON text or a dict) for ``styles`` style images: the values the client
+    gave, the preset, and the Config the job runs with. Raises :class:`OptionError` naming each bad field.
+    ``models``: the models on offer, by name, with the names of the styles each holds; a
+    listed field's value must be one of them, and a ``style_blend`` then gives one weight per style it holds.
+
+    Text values of typed fields go through :func:`restyle.config.parse_field` (the CLI's one text
+    parser): ``{"size": "none"}``, ``{"style_layers": "seed"}`` and ``{"style_blend": "0.7,0.3"}`` work."""
+    given = check_fields(raw, models)
+    errors: list[dict[str, Any]] = []
     preset = given.pop("preset", None)
-    own = {k: given.pop(k) for k in list(given) if k in api.method_options() and given[k] is not None}
+    own = {k: given.pop(k) for k in list(given) if k in api.method_options()}  # null: the method's default
+    own = {k: v for k, v in own.items() if v is not None}
     if own:
         given["method_options"] = own
     if given.get("max_pixels", DEFAULT_MAX_PIXELS) is None or given.get("max_pixels", 0) > DEFAULT_MAX_PIXELS:
@@ -192,6 +291,7 @@ def parse_options(raw: str | dict[str, Any] | None, styles: int,
         raise OptionError(errors)
     try:
         config = Config.from_values(given, preset=preset)
+        api.method_for(config)  # the options name one method
     except ConfigError as err:
         raise OptionError([{"loc": ["body", "options"], "msg": str(err), "type": "value_error"}]) from None
     try:
