@@ -30,7 +30,12 @@ class ConfigError(RestyleError):
 
 
 class OutputError(RestyleError):
-    """The output path cannot be written."""
+    """The output path cannot be written; ``errno`` is the system's error number when it gave one
+    (a server tells a full disk apart by it)."""
+
+    def __init__(self, message: str, errno: int | None = None):
+        super().__init__(message)
+        self.errno = errno
 
 
 def out_of_memory(err: BaseException, *, flags: bool = True) -> str | None:

@@ -56,6 +56,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--threads", type=int, metavar="N", help="torch threads per CPU worker (default: the CPUs shared)")
     p.add_argument("--checkpoint-every", type=int, default=20, metavar="N",
                    help="save each running job's image every N iterations, to resume from (default 20)")
+    p.add_argument("--rebuild-queue", action="store_true",
+                   help="move the job database aside and rebuild it from the job folders (finished jobs keep their "
+                        "results; the others queue again), then serve: for a database that is lost or unreadable")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
                    help="server log detail (default info: one line per request)")
     p.set_defaults(handler=cmd_serve)
@@ -74,5 +77,5 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         max_size=args.max_size, max_iterations=args.max_iterations,
                         max_job_seconds=args.max_job_seconds, max_queued_per_client=args.max_queued_per_client,
                         models=args.models)
-    serve(settings, log_level=args.log_level)
+    serve(settings, log_level=args.log_level, rebuild_queue=args.rebuild_queue)
     return 0

@@ -125,7 +125,7 @@ def _atomic_file(target: Path) -> Iterator[IO[bytes]]:
         tmp = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.",
                                           suffix=f"{target.suffix}.tmp", delete=False)
     except OSError as exc:
-        raise OutputError(f"cannot write '{target}': {exc.strerror or exc}") from None
+        raise OutputError(f"cannot write '{target}': {exc.strerror or exc}", exc.errno) from None
     try:
         with tmp:
             yield tmp
@@ -137,7 +137,7 @@ def _atomic_file(target: Path) -> Iterator[IO[bytes]]:
         with suppress(OSError):
             os.unlink(tmp.name)
         if isinstance(exc, OSError):
-            raise OutputError(f"cannot write '{target}': {exc.strerror or _describe(exc)}") from None
+            raise OutputError(f"cannot write '{target}': {exc.strerror or _describe(exc)}", exc.errno) from None
         raise
 
 

@@ -7,7 +7,6 @@ line a client can act on; the path and the system's words go to the server's log
 
 from __future__ import annotations
 
-import errno
 import logging
 import sqlite3
 from typing import Any
@@ -19,6 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from restyle.errors import ConfigError
+from restyle.server.faults import storage_fault
 
 log = logging.getLogger("restyle.server")
 
@@ -68,19 +68,6 @@ def answers(*codes: int, **described: str) -> dict[Any, Any]:
             entry["headers"] = HEADERS[code]
         out[code] = entry
     return out
-
-
-def storage_fault(err: BaseException) -> str | None:
-    """The line a client gets for a failure of the server's own storage, or None if ``err`` is not one."""
-    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return "the server's disk is full: it cannot store this now; try again later or tell its operator"
-    if isinstance(err, OSError) and err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return "the server cannot write its data folder; tell its operator"
-    if isinstance(err, sqlite3.OperationalError) and "full" in str(err):
-        return "the server's disk is full: it cannot store this now; try again later or tell its operator"
-    if isinstance(err, sqlite3.DatabaseError):
-        return "the server's job database is unreadable; tell its operator (docs/server.md: rebuilding the queue)"
-    return None
 
 
 def install(app: FastAPI) -> None:

@@ -17,7 +17,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError, create_model
 
 from restyle import api
 from restyle import config as config_module
@@ -153,7 +153,10 @@ def _not_bool(value: Any) -> Any:
 
 
 def _numbers_only(hint: Any) -> Any:
-    """``hint`` with its int and float parts refusing true and false (Pydantic's lax mode takes them as 1 and 0)."""
+    """``hint`` with its int and float parts refusing true and false, and its bool refusing 0 and 1 (Pydantic's
+    lax mode takes each for the other; the schema does not)."""
+    if hint is bool:
+        return StrictBool  # and true or false only, not 0 and 1
     if hint in (int, float):
         return Annotated[hint, BeforeValidator(_not_bool)]
     origin, args = typing.get_origin(hint), typing.get_args(hint)

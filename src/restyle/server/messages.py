@@ -147,8 +147,12 @@ class JobDone:
 
 @dataclass(frozen=True)
 class JobFailed:
+    """The job failed: ``error`` is what its client is told; ``detail``, when given, what the server's
+    log keeps besides (the path a full disk refused, say)."""
+
     job_id: str
     error: str
+    detail: str | None = None
 
 
 @dataclass(frozen=True)

@@ -265,7 +265,9 @@ class WorkerPool:
                     final = {**final, "stop_reason": summary.stop_reason}
                 self.store.update(job_id, resumed_from=summary.resumed_from)
                 self._finished(w, job_id, "done", None, final)
-            case JobFailed(error=error):
+            case JobFailed(error=error, detail=detail):
+                if detail:
+                    log.error("job %s failed: %s (its client is told: %s)", job_id, detail, error)
                 self._finished(w, job_id, "failed", error, w.progress)
             case JobCancelled():
                 self._finished(w, job_id, "cancelled", None, w.progress)

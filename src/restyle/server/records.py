@@ -83,6 +83,12 @@ class JobRecord:
     def final(self) -> bool:
         return self.status in FINAL
 
+    def submission(self) -> dict[str, Any]:
+        """What a job's folder keeps of it (``job.json``): the columns a rebuilt queue needs."""
+        return {"id": self.id, "created": self.created, "options": self.options, "preset": self.preset,
+                "config": self.config, "inputs": self.inputs.model_dump(mode="json"), "parent": self.parent,
+                "idempotency_key": self.idempotency_key}
+
     @classmethod
     def from_row(cls, row: sqlite3.Row, position: int | None = None) -> JobRecord:
         def decoded(key: str) -> Any:

@@ -27,9 +27,10 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(settings: Settings, *, log_level: str = "info",
+def serve(settings: Settings, *, log_level: str = "info", rebuild_queue: bool = False,
           announce: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)) -> None:
-    """Serve until interrupted (Ctrl-C or SIGTERM; jobs left running resume at the next start)."""
+    """Serve until interrupted (Ctrl-C or SIGTERM; jobs left running resume at the next start); with
+    ``rebuild_queue``, first make a new job database from the job folders (:mod:`restyle.server.rebuild`)."""
     import uvicorn
 
     from restyle.server.app import create_app
@@ -39,6 +40,12 @@ def serve(settings: Settings, *, log_level: str = "info",
     settings.check()
     resolve_devices(settings)  # one-line errors before anything listens
     Store.check_free(settings.data)
+    if rebuild_queue:
+        from restyle import api
+        from restyle.server.rebuild import rebuild
+
+        announce(rebuild(settings.data, api.example_images()).line())
+    Store.check_readable(settings.data)
     sock = bind(settings.host, settings.port)
     port = sock.getsockname()[1]
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host

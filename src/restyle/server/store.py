@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -27,6 +27,9 @@ from restyle.errors import ConfigError
 from restyle.server.records import FINAL, STATUSES, ImageInput, JobInputs, JobRecord, JobStatus
 
 SCHEMA_VERSION = 1
+DATABASE = "jobs.sqlite3"
+#: What a job's folder keeps of its submission, so that ``restyle serve --rebuild-queue`` can queue it again.
+JOB_FILE = "job.json"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -68,6 +71,12 @@ def _lock(handle: IO[str], root: Path) -> None:
                           "stop it or give another --data") from None
 
 
+def unreadable(root: Path, err: BaseException) -> str:
+    """The one line ``restyle serve`` stops with when the job database cannot be read."""
+    return (f"the job database '{Path(root) / DATABASE}' cannot be read ({' '.join(str(err).split())}); "
+            "restyle serve --rebuild-queue moves it aside and rebuilds the queue from the job folders (docs/server.md)")
+
+
 class QueueFull(Exception):
     """The queue holds ``--max-queue`` jobs already."""
 
@@ -81,8 +90,14 @@ class Store:
         for sub in ("uploads/tmp", "jobs", "cache"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self._lock_file = self._take_lock()
-        self._db = sqlite3.connect(self.root / "jobs.sqlite3", check_same_thread=False, isolation_level=None,
-                                   timeout=30)
+        try:
+            self._open()
+        except sqlite3.DatabaseError as err:
+            self._lock_file.close()
+            raise ConfigError(unreadable(self.root, err)) from None
+
+    def _open(self) -> None:
+        self._db = sqlite3.connect(self.root / DATABASE, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -104,6 +119,20 @@ class Store:
             with open(Path(root) / "server.lock", "a+") as handle:
                 _lock(handle, Path(root))
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @staticmethod
+    def check_readable(root: Path) -> None:
+        """A one-line error now if the job database under ``root`` exists and cannot be read."""
+        database = Path(root) / DATABASE
+        if not database.exists():
+            return
+        try:
+            with closing(sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)) as db:
+                verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+        except sqlite3.DatabaseError as err:
+            raise ConfigError(unreadable(root, err)) from None
+        if verdict != "ok":
+            raise ConfigError(unreadable(root, verdict))
 
     def _take_lock(self) -> IO[str]:
         handle = open(self.root / "server.lock", "a+")
@@ -157,8 +186,18 @@ class Store:
                        "parent, client) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
                        (job_id, time.time(), json.dumps(options), preset, json.dumps(config), inputs.to_json(),
                         idempotency_key, parent, client))
-            (self.job_dir(job_id)).mkdir(parents=True, exist_ok=True)
-            return JobRecord.from_row(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()), True
+            record = JobRecord.from_row(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+            self.job_dir(job_id).mkdir(parents=True, exist_ok=True)
+            _write_atomic(self.job_dir(job_id) / JOB_FILE, json.dumps(record.submission()))
+            return record, True
+
+    def restore(self, values: dict[str, Any]) -> None:
+        """Insert a job rebuilt from its folder (:mod:`restyle.server.rebuild`): the columns given."""
+        values = {**values, "progress": json.dumps(values["progress"]) if values.get("progress") else None}
+        names = ", ".join(values)
+        with self.transaction() as db:
+            db.execute(f"INSERT INTO jobs ({names}) VALUES ({', '.join('?' * len(values))})",  # noqa: S608
+                       tuple(values.values()))
 
     def get(self, job_id: str) -> JobRecord | None:
         """The job ``job_id`` (None: no such job); a queued one with its place in the queue."""
@@ -328,3 +367,8 @@ class Store:
             os.replace(staged, target)
         return target
 
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -33,6 +33,7 @@ from typing import Any
 
 from restyle.config import Config
 from restyle.errors import RestyleError, out_of_memory
+from restyle.server.faults import storage_fault
 from restyle.server.messages import (
     CancelJob,
     FinishJob,
@@ -143,10 +144,12 @@ class JobRunner:
             message = str(err)
             for option, file in job.files.items():  # the model's name, not the server's file
                 message = message.replace(file, str(job.config.get(option)))
-            self.send(JobFailed(job_id, message))
+            fault = storage_fault(err, "the result")
+            self.send(JobFailed(job_id, fault, message) if fault else JobFailed(job_id, message))
         except Exception as err:  # noqa: BLE001 - reported as the job's error (MemoryError too); the worker goes on
+            fault = storage_fault(err, "the result")
             message = out_of_memory(err, flags=False) or f"internal error: {type(err).__name__}: {' '.join(str(err).split())}"
-            self.send(JobFailed(job_id, message))
+            self.send(JobFailed(job_id, fault, message) if fault else JobFailed(job_id, message))
         finally:
             self.notes.stop()
             self.cancelled.discard(job_id)
