@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from restyle.errors import ConfigError
 from restyle.server.faults import storage_fault
@@ -106,12 +107,9 @@ def install(app: FastAPI) -> None:
 
 def _allowed(request: Request) -> list[str]:
     """The methods some route takes at the request's path (every route, not only the first that matched)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        regex = getattr(route, "path_regex", None)
-        if regex is not None and regex.match(request.url.path):
-            methods |= set(getattr(route, "methods", None) or ())
-    return sorted(methods)
+    scope = {k: v for k, v in request.scope.items() if k not in ("route", "endpoint", "path_params")}
+    return [m for m in ("DELETE", "GET", "PATCH", "POST", "PUT")
+            if any(route.matches({**scope, "method": m})[0] == Match.FULL for route in request.app.router.routes)]
 
 
 def _item_line(item: dict[str, Any]) -> str:
