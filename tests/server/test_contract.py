@@ -56,7 +56,7 @@ def test_the_schema_states_this_servers_caps_and_names(client):
     names = form["schema"]["properties"]["content"]["anyOf"][1]["enum"]
     assert "chelsea" in names and "starry_night.jpg" in names
     links = schema["paths"]["/api/jobs"]["post"]["responses"]["201"]["links"]
-    assert {"GetJob", "Result", "Rerun", "CancelJob"} <= set(links)
+    assert {"GetJob", "Result", "Rerun", "Cancel", "Delete"} <= set(links)
     assert client.post("/api/jobs", data={"content": form["example"]["content"], "style": form["example"]["style"],
                                           "options": json.dumps(form["example"]["options"])}).status_code == 201
 

@@ -16,8 +16,8 @@ from server_helpers import TINY, app_client
 from restyle import api, config
 from restyle.cli import main
 from restyle.server.job_options import SERVER_SET, options_model
-from restyle.server.submit import _display_name
 from restyle.server.settings import Settings
+from restyle.server.submit import _display_name
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def test_openapi_names_the_response_models(client):
     assert model("/api/options") == "RunOptions" and model("/api/server") == "ServerInfo"
     assert model("/api/examples") == "Example"
     assert model("/api/jobs", "post", "201") == "Job" and model("/api/jobs/{job_id}/rerun", "post", "201") == "Job"
-    assert model("/api/jobs/{job_id}", "delete") == "Job"
+    assert model("/api/jobs/{job_id}/cancel", "post") == "Job"
     job = models["Job"]["properties"]
     assert {"id", "status", "progress", "inputs", "links", "cancel_requested"} <= set(job)
     assert set(models["JobLinks"]["properties"]) == {"self", "events", "result", "losses", "thumbnail"}
@@ -237,7 +237,7 @@ def test_the_queue_cap_refuses_more_jobs_with_429(tmp_path, photo, painting):
         r = submit(client, photo, painting)
         assert r.status_code == 429 and r.headers["retry-after"] and "queue is full" in r.json()["error"]
         assert job_count(client) == 2
-        client.delete(f"/api/jobs/{client.get('/api/jobs').json()['jobs'][0]['id']}")
+        client.post(f"/api/jobs/{client.get('/api/jobs').json()['jobs'][0]['id']}/cancel")
         assert submit(client, photo, painting).status_code == 201  # room again
 
 
@@ -285,23 +285,27 @@ def test_listening_beyond_this_machine_needs_a_token(capsys, monkeypatch):
 # ---- the life of a job ------------------------------------------------------------------------
 
 
-def test_a_queued_job_is_cancelled_at_once_and_a_finished_one_can_be_purged(client, tmp_path, photo, painting):
+def test_a_queued_job_is_cancelled_at_once_and_a_finished_one_can_be_deleted(client, tmp_path, photo, painting):
     job = submit(client, photo, painting).json()
-    r = client.delete(f"/api/jobs/{job['id']}")
+    r = client.post(f"/api/jobs/{job['id']}/cancel")
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
-    assert client.delete(f"/api/jobs/{job['id']}").status_code == 409
+    assert client.post(f"/api/jobs/{job['id']}/cancel").status_code == 409
     for tail in ("result", "losses.csv", "thumbnail"):
         assert client.get(f"/api/jobs/{job['id']}/{tail}").status_code == 409
     events = client.get(f"/api/jobs/{job['id']}/events")  # a finished job: its snapshot, then the end
     assert events.text.startswith("event: snapshot\n") and events.text.count("event:") == 1
-    assert client.delete(f"/api/jobs/{job['id']}?purge=true").status_code == 204
+    assert client.delete(f"/api/jobs/{job['id']}").status_code == 204
     assert client.get(f"/api/jobs/{job['id']}").status_code == 404
     assert uploads(tmp_path / "data") == [] and not (tmp_path / "data" / "jobs" / job["id"]).exists()
+    queued = submit(client, photo, painting).json()  # a queued job is cancelled, then forgotten
+    assert client.delete(f"/api/jobs/{queued['id']}").status_code == 204
+    assert client.get(f"/api/jobs/{queued['id']}").status_code == 404
 
 
 def test_an_unknown_job_is_404_on_every_job_endpoint(client):
     for method, tail in [("GET", ""), ("GET", "/events"), ("GET", "/result"), ("GET", "/losses.csv"),
-                         ("GET", "/thumbnail"), ("GET", "/inputs/0"), ("DELETE", ""), ("POST", "/rerun")]:
+                         ("GET", "/thumbnail"), ("GET", "/inputs/0"), ("DELETE", ""), ("POST", "/cancel"),
+                         ("POST", "/rerun")]:
         r = client.request(method, f"/api/jobs/0123456789ab{tail}")
         assert r.status_code == 404 and r.json()["error"] == "no job '0123456789ab'", (method, tail)
     assert client.get("/api/jobs/..%2F..%2Fetc").status_code == 404

@@ -64,7 +64,8 @@ def test_a_job_runs_to_a_png_with_its_run_record_and_loss_history(client, photo,
 def test_a_running_job_is_cancelled(client, photo, painting):
     running = submit(client, photo, painting, iterations=2000)
     wait_for(lambda: (job(client, running["id"])["progress"] or {}).get("iteration", 0) >= 1, 60, "it to run")
-    r = client.delete(f"/api/jobs/{running['id']}")
+    assert client.delete(f"/api/jobs/{running['id']}").status_code == 409  # running: cancel it first
+    r = client.post(f"/api/jobs/{running['id']}/cancel")
     assert r.status_code == 202 and r.json()["cancel_requested"] is True
     cancelled = over(client, running["id"], 30)
     assert cancelled["status"] == "cancelled" and cancelled["progress"]["iteration"] < 2000
@@ -98,7 +99,7 @@ def test_a_job_that_cannot_run_fails_with_one_line_and_the_worker_goes_on(client
     doomed = submit(client, png_bytes("coffee.jpg"), painting)
     data = Path(client.app.state.restyle.settings.data)
     (data / "uploads" / doomed["inputs"]["content"]["sha256"][:2] / doomed["inputs"]["content"]["sha256"]).unlink()
-    client.delete(f"/api/jobs/{blocker['id']}")
+    client.post(f"/api/jobs/{blocker['id']}/cancel")
     failed = over(client, doomed["id"], 60)
     assert failed["status"] == "failed" and failed["error"].startswith("content image '") and "not found" in failed["error"]
     assert "\n" not in failed["error"] and client.get(f"/api/jobs/{doomed['id']}/result").status_code == 409

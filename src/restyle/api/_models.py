@@ -54,7 +54,8 @@ def fast_models(folder: str | Path | None = None, *,
         try:
             model = fastmodel.read_model(path)
         except ConfigError as err:
-            skip(f"{err}; left out")
+            if not bundled:  # the bundled folder also holds the universal method's decoder
+                skip(f"{err}; left out")
             continue
         record = model.record
         info = FastModelInfo(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from restyle.server.app import create_app
@@ -45,7 +46,7 @@ def render(schema: dict[str, Any]) -> str:
 
 def main() -> int:
     with tempfile.TemporaryDirectory() as data:
-        app = create_app(Settings(data=data, devices=[]))
+        app = create_app(Settings(data=Path(data), devices=[]))
         sys.stdout.write(render(app.openapi()))
     return 0
 

@@ -155,19 +155,12 @@ def job_input(job_id: JobId, state: StateDep, index: int = PathParam(ge=0, le=10
                     headers={"Cache-Control": "max-age=86400"})
 
 
-@router.delete("/jobs/{job_id}", response_model=Job,
-               responses={202: {"description": "cancelling: the running job stops shortly", "model": Job},
-                          204: {"description": "forgotten (purge)"}}
-               | answers(404, 409, 422, 503, s409="the job is over (cancel) or not over (purge)"))
-def cancel_job(job_id: JobId, state: StateDep,
-               purge: bool = Query(False, description="forget a finished job and delete its files")) -> Response:
-    """Cancel a queued or running job; with ``purge=true``, delete a job that is over."""
+@router.post("/jobs/{job_id}/cancel", response_model=Job,
+             responses={202: {"description": "cancelling: the running job stops within an iteration", "model": Job}}
+             | answers(404, 409, 413, 422, 503, s409="the job is over already; nothing to cancel"))
+def cancel_job(job_id: JobId, state: StateDep) -> JSONResponse:
+    """Cancel a queued job (200, at once) or a running one (202; it ends ``cancelled`` within an iteration)."""
     job = find_job(state, job_id)
-    if purge:
-        if job.status not in FINAL:
-            raise HTTPException(409, f"job {job_id} is {job.status}; cancel it first")
-        state.store.delete(job_id)
-        return Response(status_code=204)
     if job.status in FINAL:
         raise HTTPException(409, f"job {job_id} is {job.status} already; nothing to cancel")
     status = state.store.request_cancel(job_id)
@@ -176,6 +169,21 @@ def cancel_job(job_id: JobId, state: StateDep,
     else:
         state.hub.publish(job_id, "status", {"status": status, "job": _json(state.job(job_id))})
     return JSONResponse(_json(state.job(job_id)), 202 if status == "running" else 200)
+
+
+@router.delete("/jobs/{job_id}", status_code=204, response_class=Response,
+               responses=answers(404, 409, 422, 503, s409="the job is running: cancel it first (POST .../cancel)"))
+def delete_job(job_id: JobId, state: StateDep) -> Response:
+    """Forget a job and delete its files (uploads no other job uses go too): a queued one is cancelled
+    first; a running one must be cancelled first (409). Afterwards the job is 404 on every route."""
+    job = find_job(state, job_id)
+    if job.status == "queued" and state.store.request_cancel(job_id) == "cancelled":
+        state.hub.publish(job_id, "status", {"status": "cancelled", "job": _json(state.job(job_id))})
+    job = find_job(state, job_id)
+    if job.status not in FINAL:
+        raise HTTPException(409, f"job {job_id} is {job.status}: cancel it first (POST /api/jobs/{job_id}/cancel)")
+    state.store.delete(job_id)
+    return Response(status_code=204)
 
 
 @router.post("/jobs/{job_id}/finish", status_code=202, response_model=Job,

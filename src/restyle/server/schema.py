@@ -17,7 +17,7 @@ from restyle.server.job_options import options_model
 #: The longest ``Idempotency-Key`` taken (422 beyond).
 MAX_KEY = 200
 #: The routes a new job's links lead to; its event stream is left out (it lasts as long as the job).
-LINKED = {"GetJob": ("get", ""), "CancelJob": ("delete", ""), "Result": ("get", "/result"),
+LINKED = {"GetJob": ("get", ""), "Cancel": ("post", "/cancel"), "Delete": ("delete", ""), "Result": ("get", "/result"),
           "Losses": ("get", "/losses.csv"), "Thumbnail": ("get", "/thumbnail"), "Input": ("get", "/inputs/{index}"),
           "Finish": ("post", "/finish"), "Rerun": ("post", "/rerun")}
 

@@ -542,7 +542,7 @@ async function start() {
     $("strength").dataset.touched = "1";
     $("strength-out").textContent = Number($("strength").value).toFixed(2);
   });
-  $("cancel").onclick = () => state.job && api(`/api/jobs/${state.job.id}`, { method: "DELETE" });
+  $("cancel").onclick = () => state.job && api(`/api/jobs/${state.job.id}/cancel`, { method: "POST" });
   $("finish").onclick = async () => {  // the picture shown becomes the result
     if (!state.job) return;
     $("finish").hidden = true;
