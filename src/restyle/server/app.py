@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from restyle._version import __version__
 from restyle.server import job_options
 from restyle.server.deps import StateDep, authorised
-from restyle.server.errors import answers, install
+from restyle.server.errors import BINARY, answers, install
 from restyle.server.hub import Hub
 from restyle.server.jobs import router as jobs_router
 from restyle.server.limits import UploadCap
@@ -79,7 +79,7 @@ def create_app(settings: Settings, on_ready: Callable[[list[str]], None] | None 
         return [Example(name=name, thumbnail=f"/api/examples/{name}/thumbnail") for name in state.examples]
 
     @app.get("/api/examples/{name}/thumbnail", dependencies=[Depends(authorised)], tags=["examples"],
-             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}} | answers(
+             response_class=Response, responses={200: {"content": {"image/jpeg": BINARY}}} | answers(
                  404, 422, 503, s404="no bundled example of that name"))
     def example_thumbnail(state: StateDep, name: str = PathParam(max_length=200)) -> Response:
         """A small JPEG of a bundled example."""

@@ -52,6 +52,8 @@ MEANING = {
          "retry after the Retry-After header's seconds",
     503: "the server cannot use its data folder now (its disk is full, or its job database is unreadable)",
 }
+#: The content of an image answer (a generated client reads it as bytes).
+BINARY = {"schema": {"type": "string", "format": "binary"}}
 HEADERS = {
     401: {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
     429: {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
@@ -91,7 +93,7 @@ def install(app: FastAPI) -> None:
         return JSONResponse({"detail": items, "error": "; ".join(_item_line(i) for i in items)}, 422)
 
     async def storage(request: Request, exc: Exception) -> JSONResponse:
-        line = storage_fault(exc)
+        line = storage_fault(exc, "the job" if request.method == "POST" else "this request")
         if line is None:
             raise exc
         log.error("%s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)

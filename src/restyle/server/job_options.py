@@ -10,6 +10,7 @@ in :data:`WORDS_ONLY`; a new free-text field is refused until it is listed there
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import json
@@ -223,10 +224,26 @@ def check_fields(raw: str | dict[str, Any] | None, models: Mapping[str, Sequence
 
 
 def _bound_errors(values: Mapping[str, Any], caps: Mapping[str, int]) -> list[tuple[str, str]]:
-    """(field, why) for each value outside its bounds in :data:`RANGES` or over its cap."""
+    """(field, why) for each value outside its bounds in :data:`RANGES` or over its cap, in Config's
+    words where Config refuses the value alone, else in the schema's."""
+    out = []
+    for name, why in _outside_bounds(values, caps):
+        over = _outside_bounds({name: values[name]}, {name: caps[name]}) if name in caps else []
+        if name in caps and not _outside_bounds({name: values[name]}, {}) and over:
+            why = f"{why}: this server's cap (--max-{'size' if name in ('size', 'scales') else 'iterations'})"
+        else:
+            try:
+                Config.from_values({name: values[name]})
+            except ConfigError as err:
+                why = str(err)
+        out.append((name, why))
+    return out
+
+
+def _outside_bounds(values: Mapping[str, Any], caps: Mapping[str, int]) -> list[tuple[str, str]]:
     out = []
     for name, value in values.items():
-        rule = dict(RANGES.get(name, {}))
+        rule = copy.deepcopy(RANGES.get(name, {}))
         if name in caps:
             (rule.setdefault("items", {}) if name == "scales" else rule)["maximum"] = caps[name]
         if value is None or not rule:

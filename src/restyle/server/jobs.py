@@ -14,7 +14,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
 from restyle.server.deps import StateDep
-from restyle.server.errors import answers
+from restyle.server.errors import BINARY, answers
 from restyle.server.job_options import OptionError, check_fields
 from restyle.server.models import Job, JobCounts, JobList
 from restyle.server.records import FINAL
@@ -121,7 +121,7 @@ def _done_file(state: ServerState, job_id: str, name: str) -> Path:
 
 
 @router.get("/jobs/{job_id}/result", response_class=FileResponse,
-            responses={200: {"content": {"image/png": {}}}} | answers(404, 409, 422, 503, s409=DONE_ONLY))
+            responses={200: {"content": {"image/png": BINARY}}} | answers(404, 409, 422, 503, s409=DONE_ONLY))
 def job_result(job_id: JobId, state: StateDep) -> FileResponse:
     """The PNG, with its run record embedded (``restyle run --from-image`` reads it)."""
     path = _done_file(state, job_id, "result.png")
@@ -129,7 +129,7 @@ def job_result(job_id: JobId, state: StateDep) -> FileResponse:
 
 
 @router.get("/jobs/{job_id}/losses.csv", response_class=FileResponse,
-            responses={200: {"content": {"text/csv": {}}}} | answers(404, 409, 422, 503, s409=DONE_ONLY))
+            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}} | answers(404, 409, 422, 503, s409=DONE_ONLY))
 def job_losses(job_id: JobId, state: StateDep) -> FileResponse:
     """The loss history, one row per iteration (as ``restyle run`` writes beside its output)."""
     path = _done_file(state, job_id, "result.losses.csv")
@@ -137,14 +137,14 @@ def job_losses(job_id: JobId, state: StateDep) -> FileResponse:
 
 
 @router.get("/jobs/{job_id}/thumbnail", response_class=FileResponse,
-            responses={200: {"content": {"image/jpeg": {}}}} | answers(404, 409, 422, 503, s409=DONE_ONLY))
+            responses={200: {"content": {"image/jpeg": BINARY}}} | answers(404, 409, 422, 503, s409=DONE_ONLY))
 def job_thumbnail(job_id: JobId, state: StateDep) -> FileResponse:
     """A small JPEG of the result."""
     return FileResponse(_done_file(state, job_id, "thumb.jpg"), media_type="image/jpeg")
 
 
 @router.get("/jobs/{job_id}/inputs/{index}", response_class=Response,
-            responses={200: {"content": {"image/jpeg": {}}}} | answers(404, 422, 503, s404="no such job, or no input of that index"))
+            responses={200: {"content": {"image/jpeg": BINARY}}} | answers(404, 422, 503, s404="no such job, or no input of that index"))
 def job_input(job_id: JobId, state: StateDep, index: int = PathParam(ge=0, le=1000)) -> Response:
     """A small JPEG of one of the job's inputs: 0 is the content image, 1, 2, ... its style images."""
     job = find_job(state, job_id)
