@@ -12,9 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from server_helpers import TINY, app_client, wait_for
+import httpx
+from server_helpers import TINY, LiveServer, app_client, wait_for
 
 from restyle.server.rebuild import rebuild
+from restyle.server.records import STATUSES
 
 ERROR_BODY = "#/components/schemas/ErrorBody"
 
@@ -152,6 +154,12 @@ def test_a_corrupt_job_database_stops_serve_with_one_line_and_exit_2(tmp_path):
                           "--device", "none"], capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
     assert str(data / "jobs.sqlite3") in run.stderr and "--rebuild-queue" in run.stderr
+    server = LiveServer(data, "--rebuild-queue", "--device", "none")  # the way out the line names
+    try:
+        assert any("rebuilt the queue" in line for line in server.lines)
+        assert httpx.get(f"{server.url}/api/jobs").json()["counts"] == {s: 0 for s in STATUSES}
+    finally:
+        server.stop()
 
 
 def test_the_rebuilt_queue_keeps_a_finished_jobs_result_and_requeues_the_rest(tmp_path):

@@ -23,6 +23,7 @@ from typing import Any
 from restyle import api
 from restyle.errors import killed_hint
 from restyle.server import worker
+from restyle.server.faults import storage_fault
 from restyle.server.hub import Hub
 from restyle.server.messages import (
     CancelJob,
@@ -144,8 +145,11 @@ class WorkerPool:
         while not self._stopping:
             try:
                 self._step()
-            except Exception:  # noqa: BLE001 - the pool must outlive any one bad message
-                log.exception("restyle: worker pool error (continuing)")
+            except Exception as err:  # noqa: BLE001 - the pool must outlive any one bad message
+                if storage_fault(err):  # a full disk: the queue waits for room (jobs stay queued)
+                    log.error("worker pool: cannot update the job database: %s (continuing)", err)
+                else:
+                    log.exception("restyle: worker pool error (continuing)")
                 time.sleep(0.5)
 
     def _step(self) -> None:
