@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import httpx
+import pytest
 from server_helpers import TINY, LiveServer, app_client, wait_for
 
 from restyle.server.rebuild import rebuild
@@ -53,6 +53,10 @@ def test_the_schema_states_this_servers_caps_and_names(client):
     options = schema["components"]["schemas"]["Options"]["properties"]
     assert options["size"]["maximum"] == 256 and options["size"]["default"] == 256 and options["size"]["minimum"] == 16
     assert options["iterations"]["maximum"] == 20 and options["stop_tolerance"]["exclusiveMaximum"] == 1
+    fields = {f["name"]: f for f in client.get("/api/options").json()["fields"]}
+    assert fields["size"]["value"] == 256  # a job without a size gets the cap, as the schema says
+    unsized = client.post("/api/jobs", data={"content": "chelsea", "style": "starry_night"})
+    assert unsized.status_code == 201 and unsized.json()["config"]["size"] == 256
     form = schema["paths"]["/api/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]
     assert form["schema"]["properties"]["style"]["maxItems"] == 8 and form["schema"]["additionalProperties"] is False
     names = form["schema"]["properties"]["content"]["anyOf"][1]["enum"]

@@ -71,7 +71,11 @@ def create_app(settings: Settings, on_ready: Callable[[list[str]], None] | None 
         s = state.settings
         limits = JobLimits(max_size=s.max_size, max_iterations=s.max_iterations, max_job_seconds=s.max_job_seconds,
                            max_queued_per_client=s.max_queued_per_client)
-        return RunOptions.model_validate({**job_options.describe(), "limits": limits})
+        described = job_options.describe()
+        for field in described["fields"]:  # the size a job gets without one, as the server applies it
+            if field["name"] == "size" and isinstance(field["value"], int) and field["value"] > s.max_size:
+                field.update(value=s.max_size, default=str(s.max_size))
+        return RunOptions.model_validate({**described, "limits": limits})
 
     @app.get("/api/examples", dependencies=[Depends(authorised)], tags=["examples"], responses=answers())
     def examples(state: StateDep) -> list[Example]:

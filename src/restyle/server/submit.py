@@ -26,7 +26,10 @@ from restyle.server.store import QueueFull
 
 #: HTTP status of an image the loader refuses, by the kind of problem.
 IMAGE_STATUS = {"unreadable": 400, "too-large": 413, "too-small": 422}
+
+
 def refuse(status: int, message: str, loc: list[Any] | None = None, kind: str = "value_error") -> HTTPException:
+    """An error answer: ``message`` alone, or as the one item of a field (``loc``) at fault."""
     if loc is None:
         return HTTPException(status, message)
     return HTTPException(status, [{"loc": loc, "msg": message, "type": kind}])
