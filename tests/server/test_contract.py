@@ -34,6 +34,11 @@ def job(client, **options):
     return r.json()
 
 
+def test_the_schema_is_valid_openapi(client):
+    validator = pytest.importorskip("openapi_spec_validator", reason="the test extra has openapi-spec-validator")
+    validator.validate(client.get("/openapi.json").json())
+
+
 def test_every_error_answer_is_declared_with_the_one_error_body(client):
     paths = client.get("/openapi.json").json()["paths"]
     for path, ops in paths.items():
