@@ -141,6 +141,27 @@ def test_finish_now_makes_the_picture_shown_the_result(server, browser, tmp_path
     page.close()
 
 
+def test_cancel_stops_the_running_job(server, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url + "/")
+    page.fill("#token-input", TOKEN)
+    page.click("#token-form button[type=submit]")
+    page.wait_for_selector("body[data-ready]")
+    page.set_input_files("#content-file", str(small_copy("chelsea.jpg", 128, tmp_path / "cat.png")))
+    page.set_input_files("#style-file", str(small_copy("starry_night.jpg", 128, tmp_path / "starry.png")))
+    page.eval_on_selector("#size", "s => s.add(new Option('64 px', '64', true, true))")
+    page.uncheck("#auto-stop")
+    page.eval_on_selector("#iterations", "e => { e.value = 1000; e.dispatchEvent(new Event('input')) }")
+    page.click("#submit")
+    sync_api.expect(page.locator("#status-line")).to_contain_text("Iteration", timeout=120_000)
+    page.click("#cancel")  # POST /api/jobs/{id}/cancel
+    sync_api.expect(page.locator("#status-line")).to_have_text("Cancelled.", timeout=30_000)
+    assert page.locator("#cancel").is_hidden() and page.locator("#download").is_hidden() and errors == []
+    page.close()
+
+
 def test_a_new_painting_shows_a_labelled_universal_preview_before_the_optimisers_first(server, browser, tmp_path):
     """Any painting, never seen by the server: the first picture is the universal method's, labelled
     as such, and the optimiser's pictures (labelled with their iteration) follow it."""
