@@ -34,6 +34,9 @@ def openapi(app: FastAPI) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["Options"] = _options(settings, names)
     _submission(schema, settings, examples)
+    for parameter in schema["paths"]["/api/examples/{name}/thumbnail"]["get"]["parameters"]:
+        if parameter["name"] == "name":  # the bundled examples' file names (another name: 404)
+            parameter["schema"] = {**parameter["schema"], "enum": examples}
     _rerun(schema)
     _links(schema)
     app.openapi_schema = schema
@@ -52,6 +55,7 @@ def _options(settings: Any, names: list[str]) -> dict[str, Any]:
     props["scales"]["items"] = {**props["scales"].get("items", {}), "maximum": settings.max_size}
     for field in api.listed_fields():
         props[field]["anyOf"] = [{"type": "string", "enum": names}, {"type": "null"}] if names else [{"type": "null"}]
+    out["allOf"] = _method_rules(props)
     out["description"] = (
         "Run options: the fields of restyle.config.Config (restyle run's options). Besides each field's own "
         "bounds: `scales` increase; `style_blend` gives one weight per style image (per style the fast model "
@@ -59,6 +63,27 @@ def _options(settings: Any, names: list[str]) -> dict[str, Any]:
         "paintings (GET /api/options: methods[].paintings) need style images, a fast model takes none; the "
         "output's pixels stay under `max_pixels`.")
     return out
+
+
+def _set(field: str, props: dict[str, Any]) -> dict[str, Any]:
+    """JSON Schema for "``field`` is given and is not its default (null, or 0 for ``refine``)"."""
+    default = props[field].get("default")
+    return {"required": [field], "properties": {field: {"not": {"type": "null"} if default is None
+                                                        else {"const": default}}}}
+
+
+def _method_rules(props: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rules between options that JSON Schema can state: a method's own option names that method
+    (or none), and two methods' own options never come together."""
+    own = {name: [f for f in (*m.owns, *(o.name for o in m.options)) if f in props and
+                  props[f].get("anyOf") != [{"type": "null"}] and props[f].get("type") != "null"]
+           for name, m in api.methods().items()}
+    rules = [{"if": _set(f, props), "then": {"properties": {"method": {"enum": [name, None]}}}}
+             for name, fields in own.items() for f in fields]
+    rules += [{"not": {"allOf": [_set(a, props), _set(b, props)]}}
+              for i, (m, fields) in enumerate(own.items()) for other in list(own)[i + 1:]
+              for a in fields for b in own[other] if m != other]
+    return rules  # refine's need of fast_model is left to the text: a rerun may take fast_model from its job
 
 
 def _image(settings: Any, examples: list[str]) -> dict[str, Any]:
