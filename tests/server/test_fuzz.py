@@ -28,7 +28,7 @@ def tool(name: str) -> str:
 def test_a_schema_fuzzer_finds_no_fault_in_a_live_server(tmp_path):
     """Examples, fuzzing and the stateful phase (links from a new job to its routes), at a fixed seed,
     in a folder without the project's files, with the one allowance of schemathesis.toml. (The
-    coverage phase takes over a minute here; bench/api/fuzz.sh runs every phase.)"""
+    coverage phase takes about 50 s here; bench/api/fuzz.sh runs every phase.)"""
     schemathesis = tool("schemathesis")
     server = LiveServer(tmp_path / "data", "--max-size", "256", "--max-iterations", "20")
     try:
