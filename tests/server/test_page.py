@@ -58,6 +58,26 @@ def small_copy(name: str, longest: int, path: Path) -> Path:
     return path
 
 
+def start_long_job(server, browser, tmp_path: Path, **page_options):
+    """A page signed in with the token that has started a 64 px job of 1000 iterations; (page, errors)."""
+    page = browser.new_page(viewport={"width": 1280, "height": 860}, **page_options)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url + "/")
+    page.fill("#token-input", TOKEN)
+    page.click("#token-form button[type=submit]")
+    page.wait_for_selector("body[data-ready]")
+    page.set_input_files("#content-file", str(small_copy("chelsea.jpg", 128, tmp_path / "cat.png")))
+    page.set_input_files("#style-file", str(small_copy("starry_night.jpg", 128, tmp_path / "starry.png")))
+    page.eval_on_selector("#size", "s => s.add(new Option('64 px', '64', true, true))")
+    page.uncheck("#auto-stop")
+    page.eval_on_selector("#iterations", "e => { e.value = 1000; e.dispatchEvent(new Event('input')) }")
+    assert page.locator("#finish").is_hidden()  # nothing to finish yet
+    page.click("#submit")
+    sync_api.expect(page.locator("#status-line")).to_contain_text("Iteration", timeout=120_000)
+    return page, errors
+
+
 def test_a_photo_is_uploaded_its_preview_changes_live_and_the_png_downloads(server, browser, tmp_path):
     size, iterations = (256, 60) if UPDATE else (64, 10)
     photo = small_copy("chelsea.jpg", 2 * size, tmp_path / "my cat.png")
@@ -108,23 +128,7 @@ def test_a_photo_is_uploaded_its_preview_changes_live_and_the_png_downloads(serv
 
 
 def test_finish_now_makes_the_picture_shown_the_result(server, browser, tmp_path):
-    photo = small_copy("chelsea.jpg", 128, tmp_path / "cat.png")
-    painting = small_copy("starry_night.jpg", 128, tmp_path / "starry.png")
-    page = browser.new_page(viewport={"width": 1280, "height": 860}, accept_downloads=True)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(server.url + "/")
-    page.fill("#token-input", TOKEN)
-    page.click("#token-form button[type=submit]")
-    page.wait_for_selector("body[data-ready]")
-    page.set_input_files("#content-file", str(photo))
-    page.set_input_files("#style-file", str(painting))
-    page.eval_on_selector("#size", "s => s.add(new Option('64 px', '64', true, true))")
-    page.uncheck("#auto-stop")
-    page.eval_on_selector("#iterations", "e => { e.value = 1000; e.dispatchEvent(new Event('input')) }")
-    assert page.locator("#finish").is_hidden()  # nothing to finish yet
-    page.click("#submit")
-    sync_api.expect(page.locator("#status-line")).to_contain_text("Iteration", timeout=120_000)
+    page, errors = start_long_job(server, browser, tmp_path, accept_downloads=True)
     page.click("#finish")
     page.wait_for_selector("#download:not([hidden])", timeout=60_000)
     sync_api.expect(page.locator("#status-line")).to_contain_text("(finished on request)", timeout=10_000)
@@ -142,20 +146,7 @@ def test_finish_now_makes_the_picture_shown_the_result(server, browser, tmp_path
 
 
 def test_cancel_stops_the_running_job(server, browser, tmp_path):
-    page = browser.new_page(viewport={"width": 1280, "height": 860})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(server.url + "/")
-    page.fill("#token-input", TOKEN)
-    page.click("#token-form button[type=submit]")
-    page.wait_for_selector("body[data-ready]")
-    page.set_input_files("#content-file", str(small_copy("chelsea.jpg", 128, tmp_path / "cat.png")))
-    page.set_input_files("#style-file", str(small_copy("starry_night.jpg", 128, tmp_path / "starry.png")))
-    page.eval_on_selector("#size", "s => s.add(new Option('64 px', '64', true, true))")
-    page.uncheck("#auto-stop")
-    page.eval_on_selector("#iterations", "e => { e.value = 1000; e.dispatchEvent(new Event('input')) }")
-    page.click("#submit")
-    sync_api.expect(page.locator("#status-line")).to_contain_text("Iteration", timeout=120_000)
+    page, errors = start_long_job(server, browser, tmp_path)
     page.click("#cancel")  # POST /api/jobs/{id}/cancel
     sync_api.expect(page.locator("#status-line")).to_have_text("Cancelled.", timeout=30_000)
     assert page.locator("#cancel").is_hidden() and page.locator("#download").is_hidden() and errors == []
