@@ -18,9 +18,9 @@ from restyle.server.errors import BINARY, answers
 from restyle.server.job_options import OptionError, check_fields
 from restyle.server.models import Job, JobCounts, JobList
 from restyle.server.records import FINAL
+from restyle.server.schema import caps
 from restyle.server.state import ServerState
 from restyle.server.submit import (
-    caps,
     check_caps,
     check_styles,
     client_of,
@@ -35,8 +35,8 @@ from restyle.server.submit import (
 
 router = APIRouter(tags=["jobs"])
 KEEPALIVE = 15.0  # seconds between comments on a quiet event stream
-#: A job id in a path (ids are 12 hex digits; anything else is no job).
 DONE_ONLY = "the job has no result yet (or was cancelled); a failed job keeps its last image"
+#: A job id in a path (ids are 12 hex digits; anything else is no job).
 JobId = Annotated[str, PathParam(max_length=64, description="the job's id")]
 
 

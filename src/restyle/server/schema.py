@@ -43,16 +43,23 @@ def openapi(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
+def caps(settings: Any) -> dict[str, int]:
+    """The server's caps on single options, by field (the schema states them; ``scales``: each item)."""
+    return {"size": settings.max_size, "scales": settings.max_size, "iterations": settings.max_iterations,
+            "refine": settings.max_iterations}
+
+
 def _options(settings: Any, names: list[str]) -> dict[str, Any]:
     """The run options' schema with this server's caps and the names of the fast models it offers."""
     model = options_model()
     out = copy.deepcopy(model.model_json_schema())
     props = out["properties"]
-    props["size"]["maximum"] = settings.max_size
+    for name, most in caps(settings).items():
+        if name == "scales":
+            props[name]["items"] = {**props[name].get("items", {}), "maximum": most}
+        else:
+            props[name]["maximum"] = most
     props["size"]["default"] = min(props["size"]["default"], settings.max_size)  # as the server applies it
-    for name in ("iterations", "refine"):
-        props[name]["maximum"] = settings.max_iterations
-    props["scales"]["items"] = {**props["scales"].get("items", {}), "maximum": settings.max_size}
     for field in api.listed_fields():
         props[field]["anyOf"] = [{"type": "string", "enum": names}, {"type": "null"}] if names else [{"type": "null"}]
     out["allOf"] = _method_rules(props)

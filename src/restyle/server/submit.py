@@ -56,12 +56,6 @@ def offered(state: ServerState) -> dict[str, Any]:
     return {name: m.styles for name, m in state.names.items()}
 
 
-def caps(settings: Any) -> dict[str, int]:
-    """The server's caps on single options, by field (the schema states them too)."""
-    return {"size": settings.max_size, "scales": settings.max_size, "iterations": settings.max_iterations,
-            "refine": settings.max_iterations}
-
-
 def check_styles(config: Any, styles: int, status: int = 422) -> None:
     """``status`` (422) unless the job's method gets the style images it takes: some, or none for a method
     whose styles come with its model (a fast model)."""
